@@ -1,0 +1,1 @@
+"""Ray Serve applications and the typed specs they share with the infra code."""

@@ -1,0 +1,41 @@
+"""Default spec of the tile classifier app; importable without Ray or torch."""
+
+from __future__ import annotations
+
+from pydantic import ByteSize, Field
+
+from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
+
+TILE_SIZE = 64
+TILE_CHANNELS = 3
+
+
+class ClassifierSettings(UserConfig):
+    """Which checkpoint to serve and the request limits; a new URI reloads the model live."""
+
+    checkpoint_uri: str = Field(
+        "models://tile-classifier-v1.pt",
+        description="file:///abs/path, models://name (the model store), or a registered scheme.",
+    )
+    max_tiles_per_request: int = Field(64, ge=1, le=4096)
+    threshold: float = Field(0.5, ge=0, le=1)
+
+
+TILE_CLASSIFIER = DeploymentSpec(
+    name="TileClassifier",
+    resources=Resources(num_cpus=1, memory=ByteSize(1024**3)),
+    autoscaling=Autoscaling(
+        min_replicas=1, max_replicas=2, target_ongoing_requests=16, upscale_delay_s=10
+    ),
+    max_ongoing_requests=64,
+    max_queued_requests=512,
+    batching=Batching(max_batch_size=32, batch_wait_timeout_s=0.01),
+    user_config=ClassifierSettings(),
+)
+
+CLASSIFIER = ApplicationSpec(
+    name="classifier",
+    import_path="apps.classifier.app:app",
+    route_prefix="/classify",
+    deployments=(TILE_CLASSIFIER,),
+)

@@ -1,0 +1,36 @@
+"""Default spec of the embeddings app; importable without Ray or torch."""
+
+from __future__ import annotations
+
+from pydantic import ByteSize, Field
+
+from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
+
+EMBEDDING_DIM = 384
+
+
+class EmbedderSettings(UserConfig):
+    """Request limits, tunable live through reconfigure."""
+
+    max_texts_per_request: int = Field(64, ge=1, le=4096)
+    max_text_chars: int = Field(2000, ge=1, le=100_000)
+
+
+EMBEDDER = DeploymentSpec(
+    name="Embedder",
+    resources=Resources(num_cpus=1, memory=ByteSize(1024**3)),
+    autoscaling=Autoscaling(
+        min_replicas=1, max_replicas=2, target_ongoing_requests=16, upscale_delay_s=10
+    ),
+    max_ongoing_requests=64,
+    max_queued_requests=512,
+    batching=Batching(max_batch_size=32, batch_wait_timeout_s=0.01),
+    user_config=EmbedderSettings(),
+)
+
+EMBEDDINGS = ApplicationSpec(
+    name="embeddings",
+    import_path="apps.embeddings.app:app",
+    route_prefix="/embed",
+    deployments=(EMBEDDER,),
+)

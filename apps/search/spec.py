@@ -1,0 +1,45 @@
+"""Default spec of the search app; importable without Ray or torch."""
+
+from __future__ import annotations
+
+from pydantic import ByteSize, Field
+
+from apps.embeddings.spec import EMBEDDER
+from apps.spec import ApplicationSpec, DeploymentSpec, Resources, UserConfig
+
+
+class IndexSettings(UserConfig):
+    """Bounds the in-memory index so one tenant cannot exhaust the replica's memory."""
+
+    max_documents: int = Field(100_000, ge=1)
+
+
+class IngressSettings(UserConfig):
+    max_top_k: int = Field(50, ge=1, le=1000)
+    max_documents_per_request: int = Field(64, ge=1, le=4096)
+    max_text_chars: int = Field(2000, ge=1, le=100_000)
+
+
+VECTOR_INDEX = DeploymentSpec(
+    name="VectorIndex",
+    # One replica: the index lives in this process's memory, so replicas would disagree.
+    num_replicas=1,
+    resources=Resources(num_cpus=0.5, memory=ByteSize(512 * 1024**2)),
+    max_ongoing_requests=32,
+    user_config=IndexSettings(),
+)
+
+SEARCH_INGRESS = DeploymentSpec(
+    name="SearchIngress",
+    num_replicas=1,
+    resources=Resources(num_cpus=0.25, memory=ByteSize(256 * 1024**2)),
+    max_ongoing_requests=64,
+    user_config=IngressSettings(),
+)
+
+SEARCH = ApplicationSpec(
+    name="search",
+    import_path="apps.search.app:app",
+    route_prefix="/search",
+    deployments=(SEARCH_INGRESS, EMBEDDER, VECTOR_INDEX),
+)

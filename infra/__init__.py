@@ -1,0 +1,1 @@
+"""The servestack infrastructure: stack config, Serve config, capacity plan, Pulumi program."""

@@ -1,0 +1,5 @@
+"""Imports every command module so each can register on the shared Typer app."""
+
+from __future__ import annotations
+
+# One import per command module; keep sorted.

@@ -1,0 +1,352 @@
+"""`StackConfig`: one stack file, parsed and validated once, before anything is built.
+
+The same object feeds `servestack serve` (local Ray), the Pulumi program and every
+offline command, so a stack that validates here means the same thing everywhere.
+Pulumi keys live under the `servestack:` namespace in `stacks/Pulumi.<stack>.yaml`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import ByteSize, Field, ValidationError, field_validator, model_validator
+
+from apps.catalog import CATALOG
+from apps.spec import (
+    ApplicationSpec,
+    ProxyLocation,
+    SpecError,
+    SpecModel,
+    check_unique_applications,
+)
+
+PROJECT = "servestack"
+RAY_VERSION = "2.60.0"
+"""The Ray version servestack is pinned to (pyproject); rayVersion and image tags derive from it."""
+KUBERAY_VERSION = "1.7.0"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = REPO_ROOT / "stacks"
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+class StackConfigError(ValueError):
+    """The stack file is invalid; the message names each field path and how to fix it."""
+
+    def __init__(self, stack: str, problems: list[tuple[str, str]]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = "\n".join(f"  {PROJECT}:{path}: {message}" for path, message in problems)
+        super().__init__(f"stack {stack!r} has an invalid configuration:\n{lines}")
+
+
+# --- clusters ---------------------------------------------------------------------------
+
+
+class KindCluster(SpecModel):
+    """A local kind cluster; its worker nodes impersonate the declared pools."""
+
+    backend: Literal["kind"]
+    name: str = Field("servestack", pattern=_DNS_LABEL)
+    node_image: str = "kindest/node:v1.33.1"
+
+
+class GkeCluster(SpecModel):
+    backend: Literal["gke"]
+    project: str
+    location: str = Field(description="Region or zone, e.g. europe-west4.")
+    name: str = Field("servestack", pattern=_DNS_LABEL)
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    gpu_driver_version: Literal["DEFAULT", "LATEST"] = "DEFAULT"
+
+
+class EksCluster(SpecModel):
+    backend: Literal["eks"]
+    region: str
+    name: str = Field("servestack", pattern=_DNS_LABEL)
+    kubernetes_version: str = Field("1.33", pattern=r"^1\.\d+$")
+    install_nvidia_device_plugin: bool = True
+
+
+class StackReferenceKubeconfig(SpecModel):
+    stack: str = Field(description="Fully qualified stack name, e.g. acme/platform/prod.")
+    output: str = "kubeconfig"
+
+
+class ExistingCluster(SpecModel):
+    """A cluster someone else runs; kubeconfig comes from the secret `servestack:kubeconfig`
+    or from another stack's output."""
+
+    backend: Literal["existing"]
+    kubeconfig_from: Literal["secret", "stack_reference"] = "secret"
+    stack_reference: StackReferenceKubeconfig | None = None
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> Self:
+        if self.kubeconfig_from == "stack_reference" and self.stack_reference is None:
+            raise ValueError("kubeconfig_from: stack_reference needs a stack_reference: {stack, output}")
+        return self
+
+
+ClusterConfig = Annotated[
+    KindCluster | GkeCluster | EksCluster | ExistingCluster, Field(discriminator="backend")
+]
+
+
+# --- node pools -------------------------------------------------------------------------
+
+
+class Taint(SpecModel):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _LABEL_KEY.match(value):
+            raise ValueError(f"{value!r} is not a valid taint key")
+        return value
+
+
+class Accelerator(SpecModel):
+    """The GPUs on each node of a pool, as Kubernetes and Ray see them."""
+
+    resource: str = Field("nvidia.com/gpu", description="Extended resource name, or a MIG profile.")
+    count: int = Field(1, ge=1, description="Devices of `resource` per node (MIG: slices per node).")
+    cloud_type: str | None = Field(None, description="GKE accelerator type, e.g. nvidia-l4.")
+    ray_type: str | None = Field(None, description="Ray accelerator_type, e.g. L4 or A100.")
+
+
+class NodePool(SpecModel):
+    """One group of identical nodes; allocatable is what pods may use after system reserve."""
+
+    name: str = Field(pattern=_DNS_LABEL)
+    machine_type: str | None = Field(None, description="Cloud machine/instance type (gke, eks).")
+    cpu: float = Field(gt=0, description="Allocatable CPUs per node.")
+    memory: ByteSize = Field(description="Allocatable memory per node, e.g. 30GiB.")
+    accelerator: Accelerator | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    min_nodes: int = Field(0, ge=0)
+    max_nodes: int = Field(1, ge=1)
+    spot: bool = False
+    disk_gb: int = Field(100, ge=20)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid label key")
+        return dict(sorted(value.items()))
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Self:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"min_nodes ({self.min_nodes}) > max_nodes ({self.max_nodes}); "
+                "raise max_nodes or lower min_nodes"
+            )
+        return self
+
+    @property
+    def gpus(self) -> int:
+        return self.accelerator.count if self.accelerator else 0
+
+
+# --- KubeRay and the RayService -----------------------------------------------------------
+
+
+class PodResources(SpecModel):
+    cpu: float = Field(gt=0)
+    memory: ByteSize
+
+
+class KubeRayConfig(SpecModel):
+    chart_version: Literal["1.7.0"] = KUBERAY_VERSION
+    chart_repository: str = "https://ray-project.github.io/kuberay-helm/"
+    resources: PodResources = PodResources(cpu=0.1, memory=ByteSize(512 * 1024**2))
+
+
+class ImageConfig(SpecModel):
+    """The app image (built FROM rayproject/ray); its tag is derived from the pinned Ray version."""
+
+    repository: str = Field(pattern=r"^[a-z0-9.\-/:]+$")
+    variant: str = Field("py311", pattern=r"^[a-z0-9.\-]+$")
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+
+    def reference(self, gpu: bool) -> str:
+        flavour = "gpu" if gpu else "cpu"
+        return f"{self.repository}:{RAY_VERSION}-{self.variant}-{flavour}"
+
+
+class GcsFaultTolerance(SpecModel):
+    """GCS state in Redis so Serve survives a head restart; the password is a Pulumi secret."""
+
+    enabled: bool = False
+    redis_address: str | None = Field(None, description="host:port of an external Redis.")
+    password_secret_key: str = Field(
+        "redisPassword", description="Name of the secret Pulumi config key holding the password."
+    )
+
+    @model_validator(mode="after")
+    def _address(self) -> Self:
+        if self.enabled and not self.redis_address:
+            raise ValueError("gcs_fault_tolerance.enabled needs redis_address (host:port)")
+        return self
+
+
+class AutoscalerConfig(SpecModel):
+    idle_timeout_s: int = Field(60, ge=0)
+    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = "Default"
+    resources: PodResources = PodResources(cpu=0.5, memory=ByteSize(512 * 1024**2))
+
+
+class RayServiceConfig(SpecModel):
+    """Cluster-level knobs of the one RayService; the worker groups are derived, not declared."""
+
+    name: str = Field("servestack", pattern=_DNS_LABEL)
+    upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade", "None"]
+    head: PodResources = PodResources(cpu=1, memory=ByteSize(4 * 1024**3))
+    worker_overhead: PodResources = Field(
+        PodResources(cpu=0.5, memory=ByteSize(1024**3)),
+        description="Per worker pod on top of its replicas: raylet, agents and object store.",
+    )
+    max_replicas_per_pod: int = Field(
+        4, ge=1, description="Upper bound on replicas packed into one worker pod."
+    )
+    autoscaler: AutoscalerConfig = AutoscalerConfig()
+    gcs_fault_tolerance: GcsFaultTolerance = GcsFaultTolerance()
+
+
+class HttpOptions(SpecModel):
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    request_timeout_s: float | None = Field(None, gt=0)
+    keep_alive_timeout_s: float = Field(5.0, gt=0)
+
+
+class ServeOptions(SpecModel):
+    proxy_location: ProxyLocation = "EveryNode"
+    http: HttpOptions = HttpOptions()
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+AppOverrides = dict[str, Any]
+
+
+class StackConfig(SpecModel):
+    """Everything one stack file says, validated together."""
+
+    stack: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    namespace: str = Field("servestack", pattern=_DNS_LABEL)
+    cluster: ClusterConfig
+    pools: tuple[NodePool, ...] = Field(min_length=1)
+    image: ImageConfig
+    kuberay: KubeRayConfig = KubeRayConfig()
+    rayservice: RayServiceConfig
+    serve: ServeOptions = ServeOptions()
+    apps: dict[str, AppOverrides | None] = Field(
+        min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
+    )
+
+    @field_validator("apps")
+    @classmethod
+    def _known_apps(cls, value: dict[str, AppOverrides | None]) -> dict[str, AppOverrides | None]:
+        unknown = sorted(set(value) - set(CATALOG))
+        if unknown:
+            raise ValueError(
+                f"unknown app(s) {unknown}; servestack ships {sorted(CATALOG)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _pools_unique(self) -> Self:
+        names = [p.name for p in self.pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node pool names must be unique; repeated: {dupes}")
+        return self
+
+    @cached_property
+    def applications(self) -> tuple[ApplicationSpec, ...]:
+        """The stack's effective app specs: catalog defaults with this stack's overrides."""
+        return resolve_applications(self.apps)
+
+    def pool(self, name: str) -> NodePool:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(name)
+
+
+def resolve_applications(apps: Mapping[str, AppOverrides | None]) -> tuple[ApplicationSpec, ...]:
+    """Deep-merge each app's overrides onto its default spec, in a stable (sorted) order."""
+    resolved = []
+    for name in sorted(apps):
+        try:
+            resolved.append(CATALOG[name].with_overrides(apps[name] or {}))
+        except SpecError as error:
+            raise error.prefixed(f"apps.{name}") from None
+    check_unique_applications(resolved)
+    return tuple(resolved)
+
+
+def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+    """Validate a stack's `servestack:` keys (prefix already stripped), specs included.
+
+    Raises StackConfigError listing every problem; nothing is built from a config that fails.
+    """
+    try:
+        config = StackConfig.model_validate({"stack": stack, **raw})
+    except ValidationError as error:
+        raise StackConfigError(stack, list(SpecError.from_validation_error(error).problems)) from None
+    try:
+        _ = config.applications
+    except SpecError as error:
+        raise StackConfigError(stack, list(error.problems)) from None
+    return config
+
+
+def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+                  for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `servestack:` keys of a stack file, prefix stripped; secure values stay opaque."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file at {path}")
+    document = yaml.safe_load(path.read_text()) or {}
+    entries = document.get("config") or {}
+    if not isinstance(entries, Mapping):
+        raise StackConfigError(path.stem, [("config", "expected a mapping of config keys")])
+    prefix = f"{PROJECT}:"
+    return {key.removeprefix(prefix): value for key, value in entries.items()
+            if key.startswith(prefix)}
+
+
+def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    """Read and validate `stacks/Pulumi.<stack>.yaml` without Pulumi (CLI, tests, render)."""
+    path = stack_file(stack, stacks_dir)
+    if not path.is_file():
+        known = ", ".join(available_stacks(stacks_dir)) or "none"
+        raise FileNotFoundError(f"no stack {stack!r}: {path} does not exist (stacks: {known})")
+    raw = read_stack_file(path)
+    secret_keys = {k for k, v in raw.items() if isinstance(v, Mapping) and set(v) == {"secure"}}
+    return parse_stack_config(stack, {k: v for k, v in raw.items() if k not in secret_keys})
