@@ -4,11 +4,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins dependencies that clash with Ray's, so it gets its own venv (tests/render).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+CHECKOV_VERSION := 3.3.30
 export KUBERAY_CRDS_DIR ?= $(abspath ../shared/kuberay/crds)
 export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE := token
 
-.PHONY: serve test lint typecheck pytest model install stop status clean
+.PHONY: serve test lint typecheck pytest model install tools stop status clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +21,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
 
 model: $(STAMP)
 	$(BIN)/servestack model build
@@ -37,7 +49,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(TOOLS_STAMP)
 	# Exit code 5 means "no tests collected": treat it as a failure, never as success.
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -45,4 +57,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
