@@ -224,6 +224,10 @@ class RayServiceConfig(SpecModel):
     max_replicas_per_pod: int = Field(
         4, ge=1, description="Upper bound on replicas packed into one worker pod."
     )
+    cpu_pool: str | None = Field(
+        None, description="Pool for the CPU worker group (may be tainted); default: the first "
+        "pool without accelerator and taints. See docs/capacity.md.",
+    )
     autoscaler: AutoscalerConfig = AutoscalerConfig()
     gcs_fault_tolerance: GcsFaultTolerance = GcsFaultTolerance()
 
