@@ -1,0 +1,114 @@
+"""The GitHub workflows, validated offline: schema, security audit, and what they must run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import available_stacks, read_stack_file, stack_file
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+
+
+def tool(name: str) -> str:
+    """A dev-extra tool from this venv (or PATH); skip with the install hint when missing."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed; run `make install` (it is in the dev extra)")
+    return found
+
+
+def load(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the `on:` key as True.
+    document["on"] = document.pop(True, document.get("on"))
+    return document
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_workflows_exist() -> None:
+    assert {p.name for p in FILES} == {"ci.yml", "preview.yml"}
+
+
+def test_workflows_match_the_github_workflow_schema() -> None:
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, FILES)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing_even_as_auditor() -> None:
+    """The strictest persona, offline; no zizmor.yml ignores exist, so nothing is hidden."""
+    assert not (REPO / "zizmor.yml").exists() and not (REPO / ".github" / "zizmor.yml").exists()
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--persona", "auditor", *map(str, FILES)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "preview.yml"])
+def test_every_action_is_pinned_to_a_commit_sha(name: str) -> None:
+    for step in steps(load(name)):
+        if "uses" in step:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "preview.yml"])
+def test_read_only_token_and_no_persisted_credentials(name: str) -> None:
+    workflow = load(name)
+    assert workflow["permissions"] == {"contents": "read"}
+    for step in steps(workflow):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+
+
+def test_ci_runs_make_test_on_python_311_for_pushes_and_prs() -> None:
+    workflow = load("ci.yml")
+    assert set(workflow["on"]) == {"push", "pull_request"}
+    all_steps = steps(workflow)
+    assert any(s.get("run", "").startswith("make test") for s in all_steps)
+    python = [s for s in all_steps if s.get("uses", "").startswith("actions/setup-python@")]
+    assert python and python[0]["with"]["python-version"] == "3.11"
+
+
+def test_preview_posts_the_offline_diff_without_template_injection() -> None:
+    workflow = load("preview.yml")
+    assert set(workflow["on"]) == {"pull_request"}
+    job = workflow["jobs"]["offline-diff"]
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'servestack diff --base "origin/$BASE_REF"' in runs
+    assert "servestack check" in runs
+    # GitHub context reaches shell scripts only through env vars.
+    assert "${{" not in runs
+
+
+def test_pulumi_preview_covers_every_cloud_stack_with_the_policy_pack() -> None:
+    job = load("preview.yml")["jobs"]["pulumi-preview"]
+    cloud_stacks = sorted(
+        s for s in available_stacks()
+        if (read_stack_file(stack_file(s)).get("cluster") or {}).get("backend") != "kind"
+    )
+    assert sorted(job["strategy"]["matrix"]["stack"]) == cloud_stacks
+    action = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert action["with"]["command"] == "preview"
+    assert action["with"]["policyPacks"] == "policies"
+    assert action["with"]["comment-on-pr"] is True
+    # Only runs where credentials exist.
+    assert action["if"] == "env.HAS_PULUMI_TOKEN == 'true'"
+    assert "secrets.PULUMI_ACCESS_TOKEN" in job["env"]["HAS_PULUMI_TOKEN"]
