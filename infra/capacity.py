@@ -151,10 +151,11 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
     rs = stack.rayservice
     overhead = _Need.of_pod(rs.worker_overhead)
 
-    head_pool = _head_pool_for(stack, problems)
+    by_shape = _groups_by_shape(stack.applications)
+    _check_plain_pool(stack, by_shape.get(_GroupKey(None, None), []), problems)
     groups: list[WorkerGroupPlan] = []
-    for key, members in _groups_by_shape(stack.applications).items():
-        pool = _pool_for_group(stack, key, members, problems)
+    for key, members in by_shape.items():
+        pool = _pool_for_group(stack, key, members, overhead, problems)
         if pool is None:
             continue
         if key.is_cpu and pool.accelerator is not None:
@@ -167,6 +168,8 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
             groups.append(group)
 
     head_pod = _head_pod(rs.head, rs.autoscaler.resources)
+    cpu_group = next((g.pool for g in groups if g.name == CPU_GROUP), rs.cpu_pool)
+    head_pool = _head_pool_for(stack, _pod_need(head_pod), cpu_group)
     pools = [_plan_pool(stack, pool, groups, head_pool, head_pod, problems, warnings)
              for pool in stack.pools]
     _check_idle_taints(stack, pools, problems, warnings)
@@ -243,94 +246,87 @@ def _plain_cpu_pools(stack: StackConfig) -> list[NodePool]:
     return [p for p in stack.pools if p.accelerator is None and not p.taints]
 
 
-def _head_pool_for(stack: StackConfig, problems: list[tuple[str, str]]) -> NodePool | None:
-    """The head goes where CPU replicas go when that pool is plain, else the first plain pool."""
-    plain = _plain_cpu_pools(stack)
-    for pool in plain:
-        if pool.name == stack.rayservice.cpu_pool:
+def _first_holding(pools: Sequence[NodePool], pods: Iterable[_Need]) -> NodePool | None:
+    """The first pool (stack order) whose nodes hold each pod; else the first pool, whose
+    too-small nodes the caller then reports."""
+    pods = list(pods)
+    for pool in pools:
+        if all(pod.fits(_Need.of_node(pool)) for pod in pods):
             return pool
-    if plain:
-        return plain[0]
+    return pools[0] if pools else None
+
+
+def _check_plain_pool(stack: StackConfig, cpu_members: Sequence[_Member],
+                      problems: list[tuple[str, str]]) -> None:
+    if _plain_cpu_pools(stack):
+        return
+    needs = ["the Ray head pod"]
+    if cpu_members and stack.rayservice.cpu_pool is None:
+        needs.append("the CPU deployments (" + ", ".join(
+            f"apps.{app.name}.deployments.{dep.name}" for app, dep in cpu_members) + ")")
     problems.append((
         "pools",
-        "the Ray head pod needs a pool without accelerator and without taints, and there is "
-        "none; add one (for example `- {name: cpu, cpu: 4, memory: 16GiB, max_nodes: 2}`)",
+        f"{' and '.join(needs)} need a pool without accelerator and without taints, and there "
+        "is none; add one (for example `- {name: cpu, cpu: 4, memory: 16GiB, max_nodes: 2}`)"
+        + ("; CPU replicas may also use a tainted pool named in rayservice.cpu_pool"
+           if len(needs) > 1 else ""),
     ))
-    return None
+
+
+def _head_pool_for(stack: StackConfig, head_pod: _Need, cpu_pool: str | None) -> NodePool | None:
+    """Beside the CPU workers when their pool is plain, else the first plain pool that holds it."""
+    plain = sorted(_plain_cpu_pools(stack), key=lambda p: p.name != cpu_pool)
+    return _first_holding(plain, [head_pod])
 
 
 def _pool_for_group(
-    stack: StackConfig, key: _GroupKey, members: Sequence[_Member],
+    stack: StackConfig, key: _GroupKey, members: Sequence[_Member], overhead: _Need,
     problems: list[tuple[str, str]],
 ) -> NodePool | None:
-    if key.is_cpu:
-        return _cpu_pool_for(stack, members, problems)
-    return gpu_pool_for(stack, key.accelerator_resource or "", key.accelerator_type,
-                        members, problems)
-
-
-def _cpu_pool_for(stack: StackConfig, members: Sequence[_Member],
-                  problems: list[tuple[str, str]]) -> NodePool | None:
+    pods = [_replica_pod(_Need.of_replica(dep), overhead) for _, dep in members]
+    if not key.is_cpu:
+        return gpu_pool_for(stack, key, members, pods, problems)
     explicit = stack.rayservice.cpu_pool
-    if explicit is not None:
-        for pool in stack.pools:
-            if pool.name == explicit:
-                return pool
-        known = ", ".join(p.name for p in stack.pools)
-        problems.append(("rayservice.cpu_pool",
-                         f"no pool named {explicit!r}; choose one of: {known}"))
-        return None
-    plain = _plain_cpu_pools(stack)
-    if plain:
-        return plain[0]
-    if any(p.accelerator is None and p.taints for p in stack.pools):
-        hint = "set rayservice.cpu_pool to the tainted CPU pool meant for Ray, or add "
-    else:
-        hint = "add "
-    for app, dep in members:
-        problems.append((
-            f"apps.{app.name}.deployments.{dep.name}.resources",
-            "this CPU deployment needs a pool without accelerator and without taints, and "
-            f"there is none; {hint}a pool without accelerator and taints",
-        ))
+    if explicit is None:
+        return _first_holding(_plain_cpu_pools(stack), pods)
+    for pool in stack.pools:
+        if pool.name == explicit:
+            return pool
+    known = ", ".join(p.name for p in stack.pools)
+    problems.append(("rayservice.cpu_pool", f"no pool named {explicit!r}; choose one of: {known}"))
     return None
 
 
 def gpu_pool_for(
-    stack: StackConfig, resource: str, accelerator_type: str | None,
-    members: Sequence[_Member] = (), problems: list[tuple[str, str]] | None = None,
+    stack: StackConfig, key: _GroupKey, members: Sequence[_Member], pods: Sequence[_Need],
+    problems: list[tuple[str, str]],
 ) -> NodePool | None:
-    """The first pool (stack order) that provides `resource` (and `accelerator_type`) and whose
-    nodes hold every member's replica; else the first that provides it at all."""
+    """The first pool that provides the group's accelerator resource (and Ray accelerator type)
+    and whose nodes hold each replica's pod."""
+    resource, accelerator_type = key
     matching = [
         p for p in stack.pools
         if p.accelerator is not None and p.accelerator.resource == resource
         and (accelerator_type is None or p.accelerator.ray_type == accelerator_type)
     ]
-    overhead = _Need.of_pod(stack.rayservice.worker_overhead)
-    for pool in matching:
-        node = _Need.of_node(pool)
-        if all(_replica_pod(_Need.of_replica(dep), overhead).fits(node) for _, dep in members):
-            return pool
     if matching:
-        return matching[0]
-    if problems is not None:
-        offered = sorted(
-            f"{p.name} ({p.accelerator.resource}"
-            + (f", ray_type {p.accelerator.ray_type}" if p.accelerator.ray_type else "") + ")"
-            for p in stack.pools if p.accelerator is not None
-        )
-        wanted = f"resource: {resource}" + (
-            f", ray_type: {accelerator_type}" if accelerator_type else "")
-        for app, dep in members:
-            kind = f" with accelerator_type {accelerator_type}" if accelerator_type else ""
-            problems.append((
-                f"apps.{app.name}.deployments.{dep.name}.resources",
-                f"deployment apps.{app.name}.deployments.{dep.name} requests "
-                f"{dep.resources.num_gpus:g} {resource}{kind} but no pool provides it "
-                f"(accelerator pools: {', '.join(offered) or 'none'}); "
-                f"add a pool with accelerator: {{{wanted}}}",
-            ))
+        return _first_holding(matching, pods)
+    offered = sorted(
+        f"{p.name} ({p.accelerator.resource}"
+        + (f", ray_type {p.accelerator.ray_type}" if p.accelerator.ray_type else "") + ")"
+        for p in stack.pools if p.accelerator is not None
+    )
+    wanted = f"resource: {resource}" + (f", ray_type: {accelerator_type}" if accelerator_type
+                                        else "")
+    kind = f" with accelerator_type {accelerator_type}" if accelerator_type else ""
+    for app, dep in members:
+        problems.append((
+            f"apps.{app.name}.deployments.{dep.name}.resources",
+            f"deployment apps.{app.name}.deployments.{dep.name} requests "
+            f"{dep.resources.num_gpus:g} {resource}{kind} but no pool provides it "
+            f"(accelerator pools: {', '.join(offered) or 'none'}); "
+            f"add a pool with accelerator: {{{wanted}}}",
+        ))
     return None
 
 
@@ -537,15 +533,18 @@ def _plan_group(
     overhead: _Need, problems: list[tuple[str, str]],
 ) -> WorkerGroupPlan | None:
     node = _Need.of_node(pool)
-    too_large = False
+    fitting = []
     for app, dep in members:
         replica = _Need.of_replica(dep)
-        if not _replica_pod(replica, overhead).fits(node):
-            too_large = True
+        if _replica_pod(replica, overhead).fits(node):
+            fitting.append((app, dep))
+        else:
             problems.append((f"apps.{app.name}.deployments.{dep.name}.resources",
                              _too_large(replica, overhead, pool, key)))
-    if too_large:
+    if not fitting:
         return None
+    # The rest are still sized, so the pool checks report their problems in the same run.
+    members = fitting
     sizing = _size_group(members, overhead, node, stack.rayservice.max_replicas_per_pod)
     capacity = sizing.capacity
     pod = capacity.pod(overhead)
@@ -687,7 +686,7 @@ def _check_idle_taints(stack: StackConfig, pools: Sequence[PoolPlan],
             problems.append((
                 f"pools[{pool.name}].taints",
                 f"no worker group lands on this pool, so nothing tolerates its taints ({taints}) "
-                f"and its min_nodes: {pool.min_nodes} nodes would sit idle; set min_nodes: 0, "
+                f"and its min_nodes ({pool.min_nodes}) would sit idle; set min_nodes: 0, "
                 "remove the pool, or point deployments at it (matching accelerator, or "
                 "rayservice.cpu_pool for CPU replicas)",
             ))
