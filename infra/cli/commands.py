@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 # One import per command module; keep sorted.
+from infra.cli import plan  # noqa: F401
