@@ -65,6 +65,9 @@ class GkeCluster(SpecModel):
     name: str = Field("servestack", pattern=_DNS_LABEL)
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
     gpu_driver_version: Literal["DEFAULT", "LATEST"] = "DEFAULT"
+    deletion_protection: bool = Field(
+        True, description="GKE refuses to delete the cluster (pulumi destroy fails) while true."
+    )
 
 
 class EksCluster(SpecModel):
