@@ -9,8 +9,7 @@ own (probes, ports, Ray env vars) are not reproduced, and docs/policies.md says 
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -70,7 +69,19 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 
 
 def as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
+    """Lists, tuples and CrossGuard's read-only list proxies alike; anything else is empty."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return []
+
+
+def plain(value: Any) -> Any:
+    """A deep, mutable copy made of dicts and lists (CrossGuard hands out read-only proxies)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [plain(v) for v in value]
+    return value
 
 
 def ray_cluster_spec(
@@ -113,7 +124,7 @@ def autoscaler_sidecar(cluster: Mapping[str, Any], head: RayGroup) -> dict[str, 
     sidecar: dict[str, Any] = {
         "name": AUTOSCALER_CONTAINER,
         "image": options.get("image") or head_image,
-        "resources": copy.deepcopy(dict(options.get("resources") or AUTOSCALER_DEFAULT_RESOURCES)),
+        "resources": plain(options.get("resources") or AUTOSCALER_DEFAULT_RESOURCES),
     }
     for source, target in (
         ("imagePullPolicy", "imagePullPolicy"),
@@ -123,7 +134,7 @@ def autoscaler_sidecar(cluster: Mapping[str, Any], head: RayGroup) -> dict[str, 
         ("volumeMounts", "volumeMounts"),
     ):
         if options.get(source) is not None:
-            sidecar[target] = copy.deepcopy(options[source])
+            sidecar[target] = plain(options[source])
     return sidecar
 
 
@@ -167,7 +178,7 @@ def preview_pods(
     pods = []
     for group in ray_groups(cluster_path, cluster):
         template_meta = as_mapping(group.template.get("metadata"))
-        spec = copy.deepcopy(dict(group.pod_spec))
+        spec = plain(group.pod_spec)
         if group.kind == "head":
             sidecar = autoscaler_sidecar(cluster, group)
             if sidecar is not None:
