@@ -40,7 +40,7 @@ def plan(
     try:
         capacity = plan_capacity(load_stack_config(stack, stacks_dir))
     except (FileNotFoundError, StackConfigError, CapacityError) as error:
-        errors.print(Text(str(error), style="red"))
+        errors.print(Text(str(error), style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         typer.echo(json.dumps(capacity.to_output(), indent=2, sort_keys=True))
@@ -50,56 +50,71 @@ def plan(
     out.print(worker_groups_table(capacity))
     out.print(pools_table(capacity))
     for warning in capacity.warnings:
-        out.print(Text(f"warning: {warning}", style="yellow"))
+        out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
 
 def _gib(size: int) -> str:
     return f"{size / 1024**3:.3g}Gi"
 
 
+def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) -> str:
+    return f"{cpu:g} CPU, {_gib(memory)}" + (f", {gpus} {resource}" if gpus else "")
+
+
+def _table(title: str, *columns: str, names: int = 2, whole: tuple[str, ...] = ()) -> Table:
+    """A table whose first `names` columns hold identifiers; those and the `whole` columns
+    stay unwrapped on narrow terminals."""
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=i < names or column in whole,
+                         justify="left" if i < names else "right")
+    return table
+
+
 def deployments_table(capacity: CapacityPlan) -> Table:
-    table = Table(title=f"Deployments of stack {capacity.stack!r} (per replica)")
-    for column in ("deployment", "worker group", "CPU", "memory", "GPU", "min", "initial",
-                   "max", "per pod"):
-        table.add_column(column, justify="left" if column in ("deployment", "worker group")
-                         else "right")
+    table = _table(f"Deployments of stack {capacity.stack!r} (replicas: min/initial/max)",
+                   "app", "deployment", "group", "per replica", "replicas", "per pod", names=3,
+                   whole=("per replica",))
     for group in capacity.worker_groups:
         for dep in group.deployments:
-            table.add_row(Text(dep.path), Text(group.name), f"{dep.num_cpus:g}", _gib(dep.memory),
-                          f"{dep.num_gpus:g}", str(dep.min_replicas), str(dep.initial_replicas),
-                          str(dep.max_replicas), str(dep.replicas_per_pod))
+            gpus = f", {dep.num_gpus:g} GPU" if dep.num_gpus else ""
+            table.add_row(Text(dep.app), Text(dep.deployment), Text(group.name),
+                          _shape(dep.num_cpus, dep.memory) + gpus,
+                          f"{dep.min_replicas}/{dep.initial_replicas}/{dep.max_replicas}",
+                          str(dep.replicas_per_pod))
     return table
 
 
 def worker_groups_table(capacity: CapacityPlan) -> Table:
-    table = Table(title="Worker groups (per pod: requests = limits; Ray: what replicas may use)")
-    for column in ("group", "pool", "pod CPU", "pod memory", "pod GPUs", "Ray CPUs",
-                   "Ray memory", "min pods", "initial pods", "max pods", "tolerations"):
-        table.add_column(column, justify="left" if column in ("group", "pool", "tolerations")
-                         else "right")
-    table.add_row("head", capacity.head_pool, f"{capacity.head_pod.cpu:g}",
-                  _gib(capacity.head_pod.memory), "0", "-", "-", "1", "1", "1", "")
+    table = _table("Worker groups (pod = limits; Ray = what replicas may use; "
+                   "pods: min/initial/max)",
+                   "group", "pool", "pod", "Ray", "pods", "tolerations",
+                   whole=("pod", "Ray"))
+    head = capacity.head_pod
+    table.add_row("head", Text(capacity.head_pool), _shape(head.cpu, head.memory), "-",
+                  "1/1/1", "")
     for group in capacity.worker_groups:
-        gpus = f"{group.pod.gpus} {group.pod.accelerator_resource}" if group.pod.gpus else "0"
-        tolerations = ", ".join(f"{t.key}:{t.effect}" for t in group.tolerations)
-        table.add_row(Text(group.name), Text(group.pool), f"{group.pod.cpu:g}",
-                      _gib(group.pod.memory), Text(gpus), str(group.ray_num_cpus),
-                      _gib(group.ray_memory), str(group.min_pods), str(group.initial_pods),
-                      str(group.max_pods), Text(tolerations))
+        pod = group.pod
+        table.add_row(
+            Text(group.name), Text(group.pool),
+            _shape(pod.cpu, pod.memory, pod.gpus, pod.accelerator_resource),
+            _shape(group.ray_num_cpus, group.ray_memory, group.ray_num_gpus, "GPU"),
+            f"{group.min_pods}/{group.initial_pods}/{group.max_pods}",
+            Text(", ".join(f"{t.key}:{t.effect}" for t in group.tolerations)),
+        )
     return table
 
 
 def pools_table(capacity: CapacityPlan) -> Table:
-    table = Table(title=f"Node pools (upgrade strategy {capacity.upgrade_strategy})")
-    for column in ("pool", "runs", "min nodes", "max nodes", "nodes at min", "nodes at max",
-                   "nodes in upgrade", "upgrade headroom", "GPUs at max"):
-        table.add_column(column, justify="left" if column in ("pool", "runs") else "right")
+    table = _table(f"Node pools (upgrade strategy {capacity.upgrade_strategy})", "pool", "runs",
+                   "nodes min-max", "at min", "at max", "in upgrade", "upgrade headroom",
+                   "GPUs at max")
     for pool in capacity.pools:
         runs = (["head"] if pool.hosts_head else []) + list(pool.worker_groups)
         headroom = pool.max_nodes - pool.nodes_needed_during_upgrade
         table.add_row(
-            Text(pool.pool), Text(", ".join(runs) or "-"), str(pool.min_nodes),
-            str(pool.max_nodes), str(pool.nodes_needed_at_min), str(pool.nodes_needed),
+            Text(pool.pool), Text(", ".join(runs) or "-"), f"{pool.min_nodes}-{pool.max_nodes}",
+            str(pool.nodes_needed_at_min), str(pool.nodes_needed),
             str(pool.nodes_needed_during_upgrade),
             Text(f"{headroom:+d}", style="yellow" if headroom < 0 else "green"),
             str(pool.gpus_needed),
