@@ -10,7 +10,6 @@ docs/capacity.md states the rules.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -205,12 +204,6 @@ class _GroupKey(NamedTuple):
     def sort_key(self) -> tuple[bool, str, str]:
         return (not self.is_cpu, self.accelerator_resource or "", self.accelerator_type or "")
 
-    def describe(self) -> str:
-        if self.accelerator_resource is None:
-            return "CPU"
-        kind = f" ({self.accelerator_type})" if self.accelerator_type else ""
-        return f"{self.accelerator_resource}{kind}"
-
 
 _Member = tuple[ApplicationSpec, DeploymentSpec]
 
@@ -352,7 +345,7 @@ class _Need(NamedTuple):
 
     @classmethod
     def of_node(cls, pool: NodePool) -> _Need:
-        milli = math.floor(round(pool.cpu * UNIT) / UNITS_PER_MILLI)
+        milli = _units(pool.cpu) // UNITS_PER_MILLI  # allocatable rounds down
         return cls(milli * UNITS_PER_MILLI, int(pool.memory), pool.gpus * UNIT)
 
     def fits(self, room: _Need) -> bool:
@@ -371,17 +364,21 @@ def _units(quantity: float) -> int:
 
 def _milli_up(cpus: float) -> int:
     """Kubernetes expresses CPU in millicores; round a request up to the next one."""
-    return math.ceil(_units(cpus) / UNITS_PER_MILLI)
+    return _ceil_div(_units(cpus), UNITS_PER_MILLI)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _devices(gpu_units: int) -> int:
     """Whole devices one replica occupies: a fraction shares one device, never spans two."""
-    return math.ceil(gpu_units / UNIT)
+    return _ceil_div(gpu_units, UNIT)
 
 
 def _replica_pod(replica: _Need, overhead: _Need) -> _Need:
     """The smallest pod holding one replica: Ray's num-cpus is a whole number."""
-    return _Need(math.ceil(replica.cpu / UNIT) * UNIT + overhead.cpu,
+    return _Need(_ceil_div(replica.cpu, UNIT) * UNIT + overhead.cpu,
                  replica.memory + overhead.memory, _devices(replica.gpu) * UNIT)
 
 
@@ -430,7 +427,7 @@ def _largest_first(item: _Need) -> tuple[int, int, int]:
     return (item.gpu, item.cpu, item.memory)
 
 
-def pods_needed(replicas: Iterable[_Need], capacity: _Capacity) -> int:
+def _pods_needed(replicas: Iterable[_Need], capacity: _Capacity) -> int:
     """First-fit decreasing: a placement of `replicas` into this many pods exists."""
     pods: list[_OpenPod] = []
     for replica in sorted(replicas, key=_largest_first, reverse=True):
@@ -442,7 +439,7 @@ def pods_needed(replicas: Iterable[_Need], capacity: _Capacity) -> int:
     return len(pods)
 
 
-def nodes_needed(pods: Iterable[_Need], node: _Need) -> int:
+def _nodes_needed(pods: Iterable[_Need], node: _Need) -> int:
     """First-fit decreasing of pods onto identical nodes."""
     free: list[_Need] = []
     for pod in sorted(pods, key=_largest_first, reverse=True):
@@ -481,9 +478,9 @@ def _capacity_for(k: int, unit: _Need, overhead: _Need, node: _Need) -> _Capacit
     elif unit.gpu >= UNIT:
         devices = k * _devices(unit.gpu)
     else:
-        devices = math.ceil(k / (UNIT // unit.gpu))  # a device holds UNIT // gpu fractions
+        devices = _ceil_div(k, UNIT // unit.gpu)  # a device holds UNIT // gpu fractions
     return _Capacity(
-        cpus=min(math.ceil(k * unit.cpu / UNIT), room.cpu // UNIT),
+        cpus=min(_ceil_div(k * unit.cpu, UNIT), room.cpu // UNIT),
         memory=min(k * unit.memory, room.memory),
         gpus=min(devices, room.gpu // UNIT),
     )
@@ -513,9 +510,9 @@ def _size_group(members: Sequence[_Member], overhead: _Need, node: _Need,
         seen.add(capacity)
         pod = capacity.pod(overhead)
         per_node = _pods_per_node(pod, node)
-        max_pods = pods_needed(at_max, capacity)
-        min_pods = pods_needed(at_min, capacity)
-        score = (math.ceil(max_pods / per_node), math.ceil(min_pods / per_node), max_pods, k)
+        max_pods = _pods_needed(at_max, capacity)
+        min_pods = _pods_needed(at_min, capacity)
+        score = (_ceil_div(max_pods, per_node), _ceil_div(min_pods, per_node), max_pods, k)
         if best is None or score < best[0]:
             best = (score, _Sizing(k, capacity, max_pods))
     assert best is not None
@@ -544,8 +541,7 @@ def _plan_group(
     if not fitting:
         return None
     # The rest are still sized, so the pool checks report their problems in the same run.
-    members = fitting
-    sizing = _size_group(members, overhead, node, stack.rayservice.max_replicas_per_pod)
+    sizing = _size_group(fitting, overhead, node, stack.rayservice.max_replicas_per_pod)
     capacity = sizing.capacity
     pod = capacity.pod(overhead)
     name = group_name(key.accelerator_resource, key.accelerator_type)
@@ -557,7 +553,7 @@ def _plan_group(
             memory=int(dep.resources.memory), initial_replicas=_initial(dep),
             replicas_per_pod=_fit_count(_Need.of_replica(dep), capacity, sizing.replicas_per_pod),
         )
-        for app, dep in members
+        for app, dep in fitting
     )
     return WorkerGroupPlan(
         name=name,
@@ -567,13 +563,13 @@ def _plan_group(
                      gpus=capacity.gpus),
         ray_num_cpus=capacity.cpus,
         ray_num_gpus=capacity.gpus,
-        min_pods=pods_needed(_replicas(members, "min"), capacity),
+        min_pods=_pods_needed(_replicas(fitting, "min"), capacity),
         max_pods=sizing.max_pods,
         node_selector=dict(pool.labels),
         tolerations=tuple(pool.taints),
         deployments=placements,
         ray_memory=capacity.memory,
-        initial_pods=pods_needed(_replicas(members, "initial"), capacity),
+        initial_pods=_pods_needed(_replicas(fitting, "initial"), capacity),
         replicas_per_pod=sizing.replicas_per_pod,
     )
 
@@ -630,14 +626,14 @@ def _plan_pool(
             out.extend([_pod_need(g.pod)] * n)
         return out
 
-    worst = nodes_needed([*system, *shared, *pods("max")], node)
-    at_min = nodes_needed([*system, *shared, *pods("min")], node)
+    worst = _nodes_needed([*system, *shared, *pods("max")], node)
+    at_min = _nodes_needed([*system, *shared, *pods("min")], node)
     surge = {
         "None": [],
         "NewCluster": [*system, *pods("initial")],
         "NewClusterWithIncrementalUpgrade": [*system, *pods("max")],
     }[stack.rayservice.upgrade_strategy]
-    during_upgrade = nodes_needed([*system, *shared, *pods("max"), *surge], node)
+    during_upgrade = _nodes_needed([*system, *shared, *pods("max"), *surge], node)
     plan = PoolPlan(
         pool=pool.name, min_nodes=pool.min_nodes, max_nodes=pool.max_nodes,
         nodes_needed=worst, nodes_needed_during_upgrade=during_upgrade,
@@ -726,7 +722,7 @@ def _too_large(replica: _Need, overhead: _Need, pool: NodePool, key: _GroupKey) 
     node = _Need.of_node(pool)
     resource = key.accelerator_resource
     whole = "" if replica.cpu % UNIT == 0 else (
-        f" (Ray counts a pod's CPUs in whole numbers: {math.ceil(replica.cpu / UNIT)})")
+        f" (Ray counts a pod's CPUs in whole numbers: {_ceil_div(replica.cpu, UNIT)})")
     return (
         f"one replica needs {_describe(replica, resource)}{whole}; with "
         f"rayservice.worker_overhead ({_describe(overhead)}) its pod needs "
