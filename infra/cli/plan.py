@@ -66,7 +66,7 @@ def _table(title: str, *columns: str, names: int = 2, whole: tuple[str, ...] = (
     stay unwrapped on narrow terminals."""
     table = Table(title=title)
     for i, column in enumerate(columns):
-        table.add_column(column, no_wrap=i < names or column in whole,
+        table.add_column(column, no_wrap=i < names or column in whole, overflow="fold",
                          justify="left" if i < names else "right")
     return table
 
@@ -88,11 +88,11 @@ def deployments_table(capacity: CapacityPlan) -> Table:
 def worker_groups_table(capacity: CapacityPlan) -> Table:
     table = _table("Worker groups (pod = limits; Ray = what replicas may use; "
                    "pods: min/initial/max)",
-                   "group", "pool", "pod", "Ray", "pods", "tolerations",
-                   whole=("pod", "Ray"))
+                   "group", "pool", "pod", "Ray", "pods", "tolerates",
+                   whole=("pod", "Ray", "tolerates"))
     head = capacity.head_pod
     table.add_row("head", Text(capacity.head_pool), _shape(head.cpu, head.memory), "-",
-                  "1/1/1", "")
+                  "1/1/1", "-")
     for group in capacity.worker_groups:
         pod = group.pod
         table.add_row(
@@ -100,7 +100,7 @@ def worker_groups_table(capacity: CapacityPlan) -> Table:
             _shape(pod.cpu, pod.memory, pod.gpus, pod.accelerator_resource),
             _shape(group.ray_num_cpus, group.ray_memory, group.ray_num_gpus, "GPU"),
             f"{group.min_pods}/{group.initial_pods}/{group.max_pods}",
-            Text(", ".join(f"{t.key}:{t.effect}" for t in group.tolerations)),
+            Text(", ".join(t.key for t in group.tolerations) or "-"),
         )
     return table
 
