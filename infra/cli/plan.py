@@ -61,20 +61,18 @@ def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) 
     return f"{cpu:g} CPU, {_gib(memory)}" + (f", {gpus} {resource}" if gpus else "")
 
 
-def _table(title: str, *columns: str, names: int = 2, whole: tuple[str, ...] = ()) -> Table:
-    """A table whose first `names` columns hold identifiers; those and the `whole` columns
-    stay unwrapped on narrow terminals."""
+def _table(title: str, *columns: str, names: int = 2) -> Table:
+    """Identifiers (the first `names` columns) left, figures right; narrow terminals wrap
+    cells rather than cut them."""
     table = Table(title=title)
     for i, column in enumerate(columns):
-        table.add_column(column, no_wrap=i < names or column in whole, overflow="fold",
-                         justify="left" if i < names else "right")
+        table.add_column(column, overflow="fold", justify="left" if i < names else "right")
     return table
 
 
 def deployments_table(capacity: CapacityPlan) -> Table:
     table = _table(f"Deployments of stack {capacity.stack!r} (replicas: min/initial/max)",
-                   "app", "deployment", "group", "per replica", "replicas", "per pod", names=3,
-                   whole=("per replica",))
+                   "app", "deployment", "group", "per replica", "replicas", "per pod", names=3)
     for group in capacity.worker_groups:
         for dep in group.deployments:
             gpus = f", {dep.num_gpus:g} GPU" if dep.num_gpus else ""
@@ -88,8 +86,7 @@ def deployments_table(capacity: CapacityPlan) -> Table:
 def worker_groups_table(capacity: CapacityPlan) -> Table:
     table = _table("Worker groups (pod = limits; Ray = what replicas may use; "
                    "pods: min/initial/max)",
-                   "group", "pool", "pod", "Ray", "pods", "tolerates",
-                   whole=("pod", "Ray", "tolerates"))
+                   "group", "pool", "pod", "Ray", "pods", "tolerates")
     head = capacity.head_pod
     table.add_row("head", Text(capacity.head_pool), _shape(head.cpu, head.memory), "-",
                   "1/1/1", "-")
@@ -97,7 +94,7 @@ def worker_groups_table(capacity: CapacityPlan) -> Table:
         pod = group.pod
         table.add_row(
             Text(group.name), Text(group.pool),
-            _shape(pod.cpu, pod.memory, pod.gpus, pod.accelerator_resource),
+            _shape(pod.cpu, pod.memory, pod.gpus, "GPU"),
             _shape(group.ray_num_cpus, group.ray_memory, group.ray_num_gpus, "GPU"),
             f"{group.min_pods}/{group.initial_pods}/{group.max_pods}",
             Text(", ".join(t.key for t in group.tolerations) or "-"),
