@@ -278,7 +278,7 @@ def _pool_for_group(
 ) -> NodePool | None:
     pods = [_replica_pod(_Need.of_replica(dep), overhead) for _, dep in members]
     if not key.is_cpu:
-        return gpu_pool_for(stack, key, members, pods, problems)
+        return _gpu_pool_for(stack, key, members, pods, problems)
     explicit = stack.rayservice.cpu_pool
     if explicit is None:
         return _first_holding(_plain_cpu_pools(stack), pods)
@@ -290,7 +290,7 @@ def _pool_for_group(
     return None
 
 
-def gpu_pool_for(
+def _gpu_pool_for(
     stack: StackConfig, key: _GroupKey, members: Sequence[_Member], pods: Sequence[_Need],
     problems: list[tuple[str, str]],
 ) -> NodePool | None:
