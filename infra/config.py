@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 import yaml
 from pydantic import ByteSize, Field, ValidationError, field_validator, model_validator
@@ -28,7 +28,7 @@ from apps.spec import (
 PROJECT = "servestack"
 RAY_VERSION = "2.60.0"
 """The Ray version servestack is pinned to (pyproject); rayVersion and image tags derive from it."""
-KUBERAY_VERSION = "1.7.0"
+KUBERAY_VERSION: Final = "1.7.0"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = REPO_ROOT / "stacks"

@@ -13,6 +13,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Typed Ray Serve on Kubernetes: run stacks locally, plan, render, diff and check them."""
+
+
 def main() -> None:
     # Command modules register themselves on `app` when imported.
     from infra.cli import commands  # noqa: F401
