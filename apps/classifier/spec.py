@@ -19,6 +19,11 @@ class ClassifierSettings(UserConfig):
     )
     max_tiles_per_request: int = Field(64, ge=1, le=4096)
     threshold: float = Field(0.5, ge=0, le=1)
+    max_request_bytes: ByteSize = Field(
+        ByteSize(8 * 1024**2),
+        ge=1024,
+        description="Larger HTTP bodies get 413 before parsing; a 64x64 array tile is ~60 KB.",
+    )
 
 
 TILE_CLASSIFIER = DeploymentSpec(

@@ -14,6 +14,9 @@ class EmbedderSettings(UserConfig):
 
     max_texts_per_request: int = Field(64, ge=1, le=4096)
     max_text_chars: int = Field(2000, ge=1, le=100_000)
+    max_request_bytes: ByteSize = Field(
+        ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
+    )
 
 
 EMBEDDER = DeploymentSpec(

@@ -18,6 +18,9 @@ class IngressSettings(UserConfig):
     max_top_k: int = Field(50, ge=1, le=1000)
     max_documents_per_request: int = Field(64, ge=1, le=4096)
     max_text_chars: int = Field(2000, ge=1, le=100_000)
+    max_request_bytes: ByteSize = Field(
+        ByteSize(2 * 1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
+    )
 
 
 VECTOR_INDEX = DeploymentSpec(

@@ -1,0 +1,117 @@
+"""The tile classifier application: `POST /classify {"tiles": [...]}` → probabilities + labels.
+
+Every tile of every request joins one `@serve.batch` queue, so concurrent requests share a
+forward pass. The checkpoint comes from `settings.checkpoint_uri` in the live user_config:
+reconfigure loads and verifies a new one *before* swapping it in, so a bad URI fails the
+update (CheckpointError) and the replica keeps serving the model it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Deployment
+
+from apps.batching import BatchRecorder, batch_options, spec_batching
+from apps.classifier.checkpoint import LoadedCheckpoint, load_checkpoint
+from apps.classifier.model import LABELS, TileArray, predict_probabilities
+from apps.classifier.spec import TILE_CHANNELS, TILE_CLASSIFIER, TILE_SIZE, ClassifierSettings
+from apps.classifier.tile_input import TileInput, decode_tile
+from apps.http_errors import ApiError, install_error_contract, require_at_most
+from apps.spec import ReplicaUserConfig
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tiles: list[TileInput] = Field(min_length=1)
+
+
+class ClassifyResponse(BaseModel):
+    probabilities: list[float] = Field(description="P(positive) per tile, in request order.")
+    labels: list[str] = Field(description=f"{LABELS[1]!r} where probability >= threshold.")
+    threshold: float
+    checkpoint: dict[str, Any]
+
+
+api = install_error_contract(
+    FastAPI(title="servestack tile classifier", description=__doc__, docs_url=None, redoc_url=None)
+)
+
+
+class TileClassifierReplica:
+    """One TileClassifier replica; decorated below (a call, so mypy sees the Deployment)."""
+
+    def __init__(self) -> None:
+        self._settings = ClassifierSettings()
+        self._checkpoint: LoadedCheckpoint | None = None
+        self._batches = BatchRecorder(spec_batching(TILE_CLASSIFIER))
+
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        """Parse, then load the checkpoint if its URI changed, then swap: all or nothing."""
+        batching, settings = ReplicaUserConfig.parse(user_config, ClassifierSettings)
+        checkpoint = self._checkpoint
+        if checkpoint is None or checkpoint.uri != settings.checkpoint_uri:
+            checkpoint = load_checkpoint(settings.checkpoint_uri)
+        self._batches.apply(self._classify_batch, batching)
+        self._checkpoint = checkpoint
+        self._settings = settings
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self._settings.max_request_bytes)
+
+    def _loaded(self) -> LoadedCheckpoint:
+        if self._checkpoint is None:
+            raise ApiError(503, "not_ready", "no checkpoint loaded yet; the replica is starting")
+        return self._checkpoint
+
+    @serve.batch(**batch_options(TILE_CLASSIFIER))
+    async def _classify_batch(self, tiles: list[TileArray]) -> list[float]:
+        self._batches.record(len(tiles))
+        model = self._loaded().model
+        return await asyncio.to_thread(predict_probabilities, model, tiles)
+
+    async def classify(self, tiles: list[TileArray]) -> list[float]:
+        """Handle entry point: P(positive) per HxWxC uint8 tile, through the batch queue."""
+        return list(await asyncio.gather(*(self._classify_batch(tile) for tile in tiles)))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tile": {"height": TILE_SIZE, "width": TILE_SIZE, "channels": TILE_CHANNELS},
+            "labels": list(LABELS),
+            "checkpoint": self._checkpoint.describe() if self._checkpoint else None,
+            "settings": self._settings.model_dump(mode="json"),
+            "batching": self._batches.snapshot(),
+        }
+
+    @api.get("/")
+    def info(self) -> dict[str, Any]:
+        return self.describe()
+
+    @api.post("/")
+    async def classify_tiles(self, request: ClassifyRequest) -> ClassifyResponse:
+        settings = self._settings
+        require_at_most(
+            len(request.tiles), settings.max_tiles_per_request,
+            field="tiles", setting="max_tiles_per_request", what="tiles",
+        )
+        checkpoint = self._loaded()
+        arrays = [decode_tile(tile, f"tiles.{index}") for index, tile in enumerate(request.tiles)]
+        probabilities = await self.classify(arrays)
+        return ClassifyResponse(
+            probabilities=probabilities,
+            labels=[LABELS[int(p >= settings.threshold)] for p in probabilities],
+            threshold=settings.threshold,
+            checkpoint=checkpoint.describe(),
+        )
+
+
+TileClassifier: Deployment = serve.deployment(**TILE_CLASSIFIER.serve_options())(
+    serve.ingress(api)(TileClassifierReplica)
+)
+app = TileClassifier.bind()

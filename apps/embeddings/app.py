@@ -1,0 +1,101 @@
+"""The embeddings application: `POST /embed {"texts": [...]}` → L2-normalised 384-d vectors.
+
+Every text of every request goes through one `@serve.batch` queue, so concurrent requests
+share forward passes; the search app calls `Embedder.embed` over a DeploymentHandle and
+joins the same queue. Deployment options, batching and limits all come from `EMBEDDER`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Deployment
+
+from apps.batching import BatchRecorder, batch_options, spec_batching
+from apps.embeddings.encoder import MODEL_NAME, encode, load_encoder
+from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EmbedderSettings
+from apps.http_errors import install_error_contract, require_at_most, require_texts_within
+from apps.spec import ReplicaUserConfig
+
+
+class EmbedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] = Field(min_length=1, description="Texts to embed, in order.")
+
+
+class EmbedResponse(BaseModel):
+    embeddings: list[list[float]]
+    dim: int
+    model: str
+
+
+api = install_error_contract(
+    FastAPI(title="servestack embeddings", description=__doc__, docs_url=None, redoc_url=None)
+)
+
+
+class EmbedderReplica:
+    """One Embedder replica; decorated below (a function call, so mypy sees the Deployment)."""
+
+    def __init__(self) -> None:
+        self._model = load_encoder()
+        self._settings = EmbedderSettings()
+        self._batches = BatchRecorder(spec_batching(EMBEDDER))
+
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        """Validate the whole user_config first, then apply it: never half-applied."""
+        batching, settings = ReplicaUserConfig.parse(user_config, EmbedderSettings)
+        self._batches.apply(self._encode_batch, batching)
+        self._settings = settings
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self._settings.max_request_bytes)
+
+    @serve.batch(**batch_options(EMBEDDER))
+    async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
+        self._batches.record(len(texts))
+        # Off the event loop: health checks and new requests keep flowing during a pass.
+        return await asyncio.to_thread(encode, self._model, texts)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Handle entry point for other deployments; each text joins the shared batch queue."""
+        return list(await asyncio.gather(*(self._encode_batch(text) for text in texts)))
+
+    def describe(self) -> dict[str, Any]:
+        """Model, live limits and batching, including the batch sizes actually run."""
+        return {
+            "model": MODEL_NAME,
+            "dim": EMBEDDING_DIM,
+            "settings": self._settings.model_dump(mode="json"),
+            "batching": self._batches.snapshot(),
+        }
+
+    @api.get("/")
+    def info(self) -> dict[str, Any]:
+        return self.describe()
+
+    @api.post("/")
+    async def embed_texts(self, request: EmbedRequest) -> EmbedResponse:
+        settings = self._settings
+        require_at_most(
+            len(request.texts), settings.max_texts_per_request,
+            field="texts", setting="max_texts_per_request", what="texts",
+        )
+        require_texts_within(
+            request.texts, settings.max_text_chars,
+            field_template="texts.{index}", setting="max_text_chars",
+        )
+        vectors = await self.embed(request.texts)
+        return EmbedResponse(embeddings=vectors, dim=EMBEDDING_DIM, model=MODEL_NAME)
+
+
+Embedder: Deployment = serve.deployment(**EMBEDDER.serve_options())(
+    serve.ingress(api)(EmbedderReplica)
+)
+app = Embedder.bind()

@@ -1,0 +1,226 @@
+"""The HTTP error contract every servestack app shares: malformed requests get 4xx JSON.
+
+Body shape, always: `{"error": {"status", "code", "message", "details": [{"field",
+"message"}]}}`. Codes: `bad_json` 400, `not_found` 404, `method_not_allowed` 405,
+`conflict`/`index_full` 409, `payload_too_large` 413, `invalid_request` 422,
+`not_ready` 503, `internal` 500 (a bug, never the client's input).
+
+The request-size limit is read from the running replica (`max_request_bytes`, a live
+user_config setting), and the body is refused before it is parsed: by its Content-Length
+when declared, else while it streams in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+MAX_DETAILS = 20
+"""A 64-tile array request can carry 786k bad numbers; nobody needs all of them echoed."""
+
+
+class ApiError(Exception):
+    """An error the client can fix; rendered as the contract's JSON body."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class RequestTooLarge(StarletteHTTPException):
+    """Raised from `receive` so FastAPI re-raises it untouched instead of calling it a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=_too_large_message(limit))
+
+
+class RequestLimited(Protocol):
+    """What the body-size middleware needs from the replica it runs in."""
+
+    @property
+    def max_request_bytes(self) -> int: ...
+
+
+def _too_large_message(limit: int) -> str:
+    return (
+        f"request body exceeds {limit} bytes (user_config settings.max_request_bytes); "
+        "send fewer items per request"
+    )
+
+
+def error_body(
+    status: int, code: str, message: str, details: Iterable[Mapping[str, str]] = ()
+) -> dict[str, Any]:
+    details = list(details)
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    body["details"] = details[:MAX_DETAILS]
+    if len(details) > MAX_DETAILS:
+        body["details_truncated"] = len(details) - MAX_DETAILS
+    return {"error": body}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Iterable[Mapping[str, str]] = ()
+) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, details), status_code=status)
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """Pydantic's location without FastAPI's leading `body`: `texts.3`, `tiles.0.png`."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "<body>"
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "not_ready",
+}
+
+
+async def _api_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    details = [{"field": error.field, "message": error.message}] if error.field else []
+    return error_response(error.status, error.code, error.message, details)
+
+
+async def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = list(error.errors())
+    bad_json = [p for p in problems if p.get("type") == "json_invalid"]
+    if bad_json:
+        reason = (bad_json[0].get("ctx") or {}).get("error", "JSON decode error")
+        position = bad_json[0]["loc"][-1]
+        return error_response(
+            400, "bad_json", f"request body is not valid JSON: {reason} at position {position}"
+        )
+    details = []
+    for problem in problems:
+        path = field_path(problem.get("loc", ()))
+        message = str(problem.get("msg", "invalid value")).removeprefix("Value error, ")
+        if problem.get("type") == "missing" and path == "<body>":
+            message = "a JSON request body is required"
+        details.append({"field": path, "message": message})
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+    more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
+    return error_response(422, "invalid_request", f"invalid request: {summary}{more}", details)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    status = error.status_code
+    code = _STATUS_CODES.get(status, "bad_request" if status < 500 else "internal")
+    if status == 404:
+        message = f"no endpoint {request.method} {request.url.path}"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(error.detail)
+    response = error_response(status, code, message)
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+async def _unexpected_error(_: Request, error: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=error)
+    message = f"internal error ({type(error).__name__}); see the replica logs"
+    return error_response(500, "internal", message)
+
+
+def replica_request_limit() -> int:
+    """`max_request_bytes` of the replica serving this request (its live user_config)."""
+    from ray import serve
+
+    servable: RequestLimited = serve.get_replica_context().servable_object  # type: ignore[assignment]
+    return int(servable.max_request_bytes)
+
+
+class RequestBodyLimit:
+    """ASGI middleware refusing bodies above a live limit with a 413 JSON error."""
+
+    def __init__(self, app: ASGIApp, max_request_bytes: Callable[[], int]) -> None:
+        self.app = app
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_request_bytes()
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                response = error_response(400, "bad_request", "Content-Length is not a number")
+                await response(scope, receive, send)
+                return
+            if int(declared) > limit:
+                response = error_response(413, "payload_too_large", _too_large_message(limit))
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def install_error_contract(
+    app: FastAPI, max_request_bytes: Callable[[], int] = replica_request_limit
+) -> FastAPI:
+    """Wire the contract into a FastAPI app: body limit plus JSON error handlers."""
+    app.add_middleware(RequestBodyLimit, max_request_bytes=max_request_bytes)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+def require_at_most(count: int, limit: int, *, field: str, setting: str, what: str) -> None:
+    """413 naming the field and the setting that bounds it, when a request carries too much."""
+    if count > limit:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"{field}: {count} {what}, at most {limit} accepted (user_config settings.{setting})",
+            field=field,
+        )
+
+
+def require_texts_within(
+    texts: Sequence[str], limit: int, *, field_template: str, setting: str
+) -> None:
+    """413 for the first text longer than `limit`; `field_template` like `texts.{index}`."""
+    for index, text in enumerate(texts):
+        require_at_most(
+            len(text), limit, field=field_template.format(index=index),
+            setting=setting, what="characters",
+        )

@@ -1,0 +1,198 @@
+"""The search application: a FastAPI ingress composing the Embedder and a vector index.
+
+    POST   /search/documents        {"documents": [{"id", "text"}, ...]}  → added/replaced/total
+    POST   /search/query            {"query": str, "top_k": int}          → ranked hits
+    GET    /search/documents/count                                        → count and capacity
+    DELETE /search/documents                                              → deleted count
+    GET    /search                                                        → live limits
+
+SearchIngress holds DeploymentHandles to an Embedder (the embeddings app's class, bound
+with this app's spec) and to VectorIndex, one replica holding the documents in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ray import serve
+from ray.serve import Deployment
+from ray.serve.handle import DeploymentHandle
+
+from apps.embeddings.app import Embedder
+from apps.embeddings.spec import EMBEDDING_DIM
+from apps.http_errors import ApiError, install_error_contract, require_at_most, require_texts_within
+from apps.search.index import AddOutcome, Hit, VectorStore
+from apps.search.spec import SEARCH, SEARCH_INGRESS, VECTOR_INDEX, IndexSettings, IngressSettings
+from apps.spec import ReplicaUserConfig
+
+
+class VectorIndexReplica:
+    """The index deployment. Methods are `async` on purpose: they run one at a time on the
+    replica's event loop, so the store needs no lock (plain `def`s would run in a pool)."""
+
+    def __init__(self) -> None:
+        self._store = VectorStore(EMBEDDING_DIM)
+        self._settings = IndexSettings()
+
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        """A lower max_documents keeps what is stored and refuses new ids until under it."""
+        _, self._settings = ReplicaUserConfig.parse(user_config, IndexSettings)
+
+    async def add(
+        self, ids: list[str], texts: list[str], vectors: list[list[float]]
+    ) -> AddOutcome:
+        return self._store.add(ids, texts, vectors, capacity=self._settings.max_documents)
+
+    async def query(self, vector: list[float], top_k: int) -> list[Hit]:
+        return self._store.search(vector, top_k)
+
+    async def count(self) -> dict[str, int]:
+        return {"count": len(self._store), "max_documents": self._settings.max_documents}
+
+    async def clear(self) -> int:
+        return self._store.clear()
+
+
+VectorIndex: Deployment = serve.deployment(**VECTOR_INDEX.serve_options())(VectorIndexReplica)
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256)
+    text: str
+
+
+class AddDocumentsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        seen: set[str] = set()
+        for document in self.documents:
+            if document.id in seen:
+                raise ValueError(f"document id {document.id!r} appears twice in one request")
+            seen.add(document.id)
+        return self
+
+
+class AddDocumentsResponse(BaseModel):
+    added: int = Field(description="New ids stored.")
+    replaced: int = Field(description="Existing ids whose text and vector were replaced.")
+    total: int
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    top_k: int = Field(5, ge=1, strict=True)
+
+
+class HitOut(BaseModel):
+    id: str
+    text: str
+    score: float = Field(description="Cosine similarity in [-1, 1].")
+
+
+class QueryResponse(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+api = install_error_contract(
+    FastAPI(title="servestack search", description=__doc__, docs_url=None, redoc_url=None)
+)
+
+
+class SearchIngressReplica:
+    """The HTTP face of the app; validates, enforces live limits, fans out over handles."""
+
+    def __init__(self, embedder: DeploymentHandle[Any], index: DeploymentHandle[Any]) -> None:
+        self._embedder = embedder
+        self._index = index
+        self._settings = IngressSettings()
+
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        _, self._settings = ReplicaUserConfig.parse(user_config, IngressSettings)
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self._settings.max_request_bytes)
+
+    @api.get("/")
+    def info(self) -> dict[str, Any]:
+        return {"settings": self._settings.model_dump(mode="json")}
+
+    @api.post("/documents")
+    async def add_documents(self, request: AddDocumentsRequest) -> AddDocumentsResponse:
+        settings = self._settings
+        require_at_most(
+            len(request.documents), settings.max_documents_per_request,
+            field="documents", setting="max_documents_per_request", what="documents",
+        )
+        texts = [document.text for document in request.documents]
+        require_texts_within(
+            texts, settings.max_text_chars,
+            field_template="documents.{index}.text", setting="max_text_chars",
+        )
+        vectors = await self._embedder.embed.remote(texts)
+        ids = [document.id for document in request.documents]
+        outcome: AddOutcome = await self._index.add.remote(ids, texts, vectors)
+        if not outcome.accepted:
+            raise ApiError(
+                409,
+                "index_full",
+                f"the index holds {outcome.total} of at most {outcome.capacity} documents; "
+                "this request would exceed it (VectorIndex user_config settings.max_documents). "
+                "Delete documents or raise the limit",
+                field="documents",
+            )
+        return AddDocumentsResponse(
+            added=outcome.added, replaced=outcome.replaced, total=outcome.total
+        )
+
+    @api.post("/query")
+    async def query(self, request: QueryRequest) -> QueryResponse:
+        settings = self._settings
+        if request.top_k > settings.max_top_k:
+            raise ApiError(
+                422, "invalid_request",
+                f"top_k: {request.top_k} is above the maximum {settings.max_top_k} "
+                "(user_config settings.max_top_k)",
+                field="top_k",
+            )
+        require_at_most(
+            len(request.query), settings.max_text_chars,
+            field="query", setting="max_text_chars", what="characters",
+        )
+        [vector] = await self._embedder.embed.remote([request.query])
+        hits: list[Hit] = await self._index.query.remote(vector, request.top_k)
+        return QueryResponse(
+            query=request.query,
+            hits=[HitOut(id=hit.id, text=hit.text, score=hit.score) for hit in hits],
+        )
+
+    @api.get("/documents/count")
+    async def count(self) -> dict[str, int]:
+        counts: dict[str, int] = await self._index.count.remote()
+        return counts
+
+    @api.delete("/documents")
+    async def clear(self) -> dict[str, int]:
+        deleted: int = await self._index.clear.remote()
+        return {"deleted": deleted}
+
+
+SearchIngress: Deployment = serve.deployment(**SEARCH_INGRESS.serve_options())(
+    serve.ingress(api)(SearchIngressReplica)
+)
+
+app = SearchIngress.bind(
+    Embedder.options(**SEARCH.deployment(Embedder.name).serve_options()).bind(),
+    VectorIndex.bind(),
+)
