@@ -68,7 +68,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    err.print(Text(message, style="red"))
+    err.print(Text(message, style="red"), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -100,8 +100,11 @@ def serve(
         help="Port of Ray's Prometheus metrics (Serve's included).",
     ),
 ) -> None:
-    """Run a stack on a local Ray: start (or reuse) a head, deploy its Serve config through
-    the dashboard REST API, wait until every app is RUNNING, print endpoints and curls."""
+    """Run a stack on a local Ray and print its endpoints with ready-to-paste curls.
+
+    Starts (or reuses) a token-auth Ray head, deploys the stack's Serve config through the
+    dashboard REST API and waits until every app is RUNNING. Exits 1 when an app fails
+    (printing Ray's message) or the timeout passes, 2 when the stack file is invalid."""
     config, serve_config = _load(stack, stacks_dir)
     ports = LocalPorts(http=http_port or config.serve.http.port, gcs=ray_port,
                        dashboard=dashboard_port, metrics=metrics_port)
@@ -236,7 +239,7 @@ def _print_endpoints(config: StackConfig, snapshot: ServeSnapshot, ports: LocalP
 
 @app.command("status")
 def status(dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
-    """Show the local Serve applications and deployments with their replica counts.
+    """Show the local Serve applications, deployments and replica counts.
 
     Exits 1 when no Ray answers on the dashboard port or an application has failed."""
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
@@ -259,10 +262,10 @@ def status(dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
 
 @app.command("stop")
 def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
-    """Shut Serve down (REST DELETE) and stop the local Ray head on --ray-port.
+    """Shut Serve down and stop the local Ray head on --ray-port.
 
-    Only that cluster's processes are stopped; other Ray clusters keep running. Exits 0 when
-    nothing was running."""
+    Serve is shut down through the REST API (replicas drain), then only that cluster's
+    processes are stopped; other Ray clusters keep running. Exits 0 when nothing runs."""
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
     try:
         with err.status("Shutting down Serve (replicas drain first)…"):

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from apps.classifier.spec import TILE_SIZE
 from apps.spec import ApplicationSpec
 
@@ -34,17 +37,45 @@ class ExampleRequest:
         ])
 
 
-def uniform_tile_png(value: int = 200) -> str:
-    """A TILE_SIZE² RGB tile of one grey level as base64 PNG: short enough to paste."""
-    from PIL import Image
+def _tile_colours() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Tissue and stain colours of the classifier's synthetic task, read off its own tiles."""
+    from apps.classifier.synthetic_tiles import synthetic_tiles
 
+    negative, _ = synthetic_tiles(1, seed=0, positive=False)
+    positive, _ = synthetic_tiles(1, seed=0, positive=True)
+    background = np.median(negative[0].reshape(-1, 3), axis=0)
+    pixels = positive[0].reshape(-1, 3).astype(np.float64)
+    stain = np.median(pixels[np.linalg.norm(pixels - background, axis=1) > 60], axis=0)
+    return _rgb(background), _rgb(stain)
+
+
+def _rgb(colour: npt.NDArray[np.float64]) -> tuple[int, int, int]:
+    red, green, blue = (round(float(c)) for c in colour)
+    return red, green, blue
+
+
+def tile_png(stained: bool) -> str:
+    """A clean TILE_SIZE² tile as base64 PNG: plain tissue, or tissue with one stained blob.
+
+    Flat colours compress to a few hundred bytes, short enough to paste into a shell.
+    """
+    from PIL import Image, ImageDraw
+
+    background, stain = _tile_colours()
+    image = Image.new("RGB", (TILE_SIZE, TILE_SIZE), background)
+    if stained:
+        centre, radius = TILE_SIZE // 2, TILE_SIZE // 6
+        ImageDraw.Draw(image).ellipse(
+            (centre - radius, centre - radius, centre + radius, centre + radius), fill=stain
+        )
     buffer = io.BytesIO()
-    Image.new("RGB", (TILE_SIZE, TILE_SIZE), (value, value, value)).save(buffer, format="PNG")
+    image.save(buffer, format="PNG", optimize=True)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _join(base_url: str, prefix: str, path: str) -> str:
-    return base_url + (prefix.rstrip("/") + path if path else prefix)
+    """The app's root is `<prefix>/`: FastAPI ingress redirects the bare prefix (307)."""
+    return base_url + prefix.rstrip("/") + (path or "/")
 
 
 def _embeddings(url: Callable[[str], str]) -> list[ExampleRequest]:
@@ -53,8 +84,10 @@ def _embeddings(url: Callable[[str], str]) -> list[ExampleRequest]:
 
 
 def _classifier(url: Callable[[str], str]) -> list[ExampleRequest]:
-    return [ExampleRequest("classify one 64x64 tile (base64 PNG)", url(""),
-                           {"tiles_png": [uniform_tile_png()]})]
+    return [ExampleRequest(
+        "classify two 64x64 tiles (base64 PNG): plain tissue, then a stained blob",
+        url(""), {"tiles": [{"png": tile_png(stained=False)}, {"png": tile_png(stained=True)}]},
+    )]
 
 
 def _search(url: Callable[[str], str]) -> list[ExampleRequest]:
@@ -63,8 +96,8 @@ def _search(url: Callable[[str], str]) -> list[ExampleRequest]:
             {"id": "ray", "text": "Ray Serve scales model inference"},
             {"id": "pasta", "text": "Boil the pasta for nine minutes"},
         ]}),
-        ExampleRequest("search them", url("/query"), {"query": "serving machine learning models",
-                                                     "top_k": 2}),
+        ExampleRequest("search them", url("/query"),
+                       {"query": "serving machine learning models", "top_k": 2}),
     ]
 
 
