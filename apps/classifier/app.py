@@ -21,7 +21,7 @@ from apps.classifier.checkpoint import LoadedCheckpoint, load_checkpoint
 from apps.classifier.model import LABELS, TileArray, predict_probabilities
 from apps.classifier.spec import TILE_CHANNELS, TILE_CLASSIFIER, TILE_SIZE, ClassifierSettings
 from apps.classifier.tile_input import TileInput, decode_tile
-from apps.http_errors import ApiError, install_error_contract, require_at_most
+from apps.http_contract import ApiError, install_error_contract, require_at_most
 from apps.spec import ReplicaUserConfig
 
 
@@ -44,7 +44,7 @@ api = install_error_contract(
 
 
 class TileClassifierReplica:
-    """One TileClassifier replica; decorated below (a call, so mypy sees the Deployment)."""
+    """One TileClassifier replica: the model, its batch queue and its HTTP routes."""
 
     def __init__(self) -> None:
         self._settings = ClassifierSettings()
@@ -111,6 +111,7 @@ class TileClassifierReplica:
         )
 
 
+# A function call rather than decorators, so mypy sees a Deployment, not the class.
 TileClassifier: Deployment = serve.deployment(**TILE_CLASSIFIER.serve_options())(
     serve.ingress(api)(TileClassifierReplica)
 )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from apps.classifier.model import TileArray
 from apps.classifier.spec import TILE_CHANNELS, TILE_SIZE
-from apps.http_errors import ApiError
+from apps.http_contract import ApiError
 
 TILE_SHAPE = (TILE_SIZE, TILE_SIZE, TILE_CHANNELS)
 
@@ -50,7 +50,7 @@ def decode_tile(tile: TileInput, field: str) -> TileArray:
 
 
 def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "invalid_request", f"{field}: {message}", field=field)
+    return ApiError(422, "invalid_request", message, field=field)
 
 
 def _from_array(values: list[list[list[int]]], field: str) -> TileArray:

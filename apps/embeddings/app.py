@@ -1,8 +1,11 @@
 """The embeddings application: `POST /embed {"texts": [...]}` → L2-normalised 384-d vectors.
 
 Every text of every request goes through one `@serve.batch` queue, so concurrent requests
-share forward passes; the search app calls `Embedder.embed` over a DeploymentHandle and
-joins the same queue. Deployment options, batching and limits all come from `EMBEDDER`.
+share forward passes. Deployment options, batching and limits all come from `EMBEDDER`.
+
+Two layers, because Ray allows one FastAPI deployment per application: `EmbedderReplica`
+is the model (handle methods `embed`, `describe`), which the search app binds as its own
+non-HTTP Embedder; `EmbedderHttpReplica` adds the routes for this app's ingress.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ray.serve import Deployment
 from apps.batching import BatchRecorder, batch_options, spec_batching
 from apps.embeddings.encoder import MODEL_NAME, encode, load_encoder
 from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EmbedderSettings
-from apps.http_errors import install_error_contract, require_at_most, require_texts_within
+from apps.http_contract import install_error_contract, require_at_most, require_texts_within
 from apps.spec import ReplicaUserConfig
 
 
@@ -40,7 +43,7 @@ api = install_error_contract(
 
 
 class EmbedderReplica:
-    """One Embedder replica; decorated below (a function call, so mypy sees the Deployment)."""
+    """The model behind a DeploymentHandle: batching, live settings, no HTTP."""
 
     def __init__(self) -> None:
         self._model = load_encoder()
@@ -52,10 +55,6 @@ class EmbedderReplica:
         batching, settings = ReplicaUserConfig.parse(user_config, EmbedderSettings)
         self._batches.apply(self._encode_batch, batching)
         self._settings = settings
-
-    @property
-    def max_request_bytes(self) -> int:
-        return int(self._settings.max_request_bytes)
 
     @serve.batch(**batch_options(EMBEDDER))
     async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
@@ -76,6 +75,14 @@ class EmbedderReplica:
             "batching": self._batches.snapshot(),
         }
 
+
+class EmbedderHttpReplica(EmbedderReplica):
+    """The embeddings app's ingress: the model plus its HTTP routes and error contract."""
+
+    @property
+    def max_request_bytes(self) -> int:
+        return int(self._settings.max_request_bytes)
+
     @api.get("/")
     def info(self) -> dict[str, Any]:
         return self.describe()
@@ -95,7 +102,8 @@ class EmbedderReplica:
         return EmbedResponse(embeddings=vectors, dim=EMBEDDING_DIM, model=MODEL_NAME)
 
 
+# A function call rather than decorators, so mypy sees a Deployment, not the class.
 Embedder: Deployment = serve.deployment(**EMBEDDER.serve_options())(
-    serve.ingress(api)(EmbedderReplica)
+    serve.ingress(api)(EmbedderHttpReplica)
 )
 app = Embedder.bind()

@@ -12,17 +12,22 @@ with this app's spec) and to VectorIndex, one replica holding the documents in m
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ray import serve
 from ray.serve import Deployment
 from ray.serve.handle import DeploymentHandle
 
-from apps.embeddings.app import Embedder
-from apps.embeddings.spec import EMBEDDING_DIM
-from apps.http_errors import ApiError, install_error_contract, require_at_most, require_texts_within
+from apps.embeddings.app import EmbedderReplica
+from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM
+from apps.http_contract import (
+    ApiError,
+    install_error_contract,
+    require_at_most,
+    require_texts_within,
+)
 from apps.search.index import AddOutcome, Hit, VectorStore
 from apps.search.spec import SEARCH, SEARCH_INGRESS, VECTOR_INDEX, IndexSettings, IngressSettings
 from apps.spec import ReplicaUserConfig
@@ -70,14 +75,15 @@ class AddDocumentsRequest(BaseModel):
 
     documents: list[DocumentIn] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Self:
+    @field_validator("documents")
+    @classmethod
+    def _unique_ids(cls, documents: list[DocumentIn]) -> list[DocumentIn]:
         seen: set[str] = set()
-        for document in self.documents:
+        for document in documents:
             if document.id in seen:
                 raise ValueError(f"document id {document.id!r} appears twice in one request")
             seen.add(document.id)
-        return self
+        return documents
 
 
 class AddDocumentsResponse(BaseModel):
@@ -147,9 +153,9 @@ class SearchIngressReplica:
             raise ApiError(
                 409,
                 "index_full",
-                f"the index holds {outcome.total} of at most {outcome.capacity} documents; "
-                "this request would exceed it (VectorIndex user_config settings.max_documents). "
-                "Delete documents or raise the limit",
+                f"the index holds {outcome.total} of at most {outcome.capacity} documents and "
+                "this request would exceed it (VectorIndex user_config settings.max_documents); "
+                "delete documents or raise the limit",
                 field="documents",
             )
         return AddDocumentsResponse(
@@ -162,7 +168,7 @@ class SearchIngressReplica:
         if request.top_k > settings.max_top_k:
             raise ApiError(
                 422, "invalid_request",
-                f"top_k: {request.top_k} is above the maximum {settings.max_top_k} "
+                f"{request.top_k} is above the maximum {settings.max_top_k} "
                 "(user_config settings.max_top_k)",
                 field="top_k",
             )
@@ -192,7 +198,10 @@ SearchIngress: Deployment = serve.deployment(**SEARCH_INGRESS.serve_options())(
     serve.ingress(api)(SearchIngressReplica)
 )
 
-app = SearchIngress.bind(
-    Embedder.options(**SEARCH.deployment(Embedder.name).serve_options()).bind(),
-    VectorIndex.bind(),
+# The embeddings app's model class, deployed here without its HTTP layer (Ray allows one
+# FastAPI deployment per app) and with this app's spec for it.
+Embedder: Deployment = serve.deployment(**SEARCH.deployment(EMBEDDER.name).serve_options())(
+    EmbedderReplica
 )
+
+app = SearchIngress.bind(Embedder.bind(), VectorIndex.bind())

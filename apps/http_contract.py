@@ -1,4 +1,4 @@
-"""The HTTP error contract every servestack app shares: malformed requests get 4xx JSON.
+"""The HTTP contract every servestack app shares: malformed requests get 4xx JSON.
 
 Body shape, always: `{"error": {"status", "code", "message", "details": [{"field",
 "message"}]}}`. Codes: `bad_json` 400, `not_found` 404, `method_not_allowed` 405,
@@ -7,7 +7,9 @@ Body shape, always: `{"error": {"status", "code", "message", "details": [{"field
 
 The request-size limit is read from the running replica (`max_request_bytes`, a live
 user_config setting), and the body is refused before it is parsed: by its Content-Length
-when declared, else while it streams in.
+when declared, else while it streams in. The bare route prefix (`POST /embed`) is served
+as the app's root instead of being redirected to `/embed/` (a 307 most clients would not
+follow with the body).
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ MAX_DETAILS = 20
 class ApiError(Exception):
     """An error the client can fix; rendered as the contract's JSON body."""
 
-    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, code: str, problem: str, *, field: str | None = None) -> None:
         self.status = status
         self.code = code
-        self.message = message
+        self.problem = problem
         self.field = field
+        self.message = f"{field}: {problem}" if field else problem
+        super().__init__(self.message)
 
 
 class RequestTooLarge(StarletteHTTPException):
@@ -100,7 +103,7 @@ _STATUS_CODES = {
 
 async def _api_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
-    details = [{"field": error.field, "message": error.message}] if error.field else []
+    details = [{"field": error.field, "message": error.problem}] if error.field else []
     return error_response(error.status, error.code, error.message, details)
 
 
@@ -156,6 +159,19 @@ def replica_request_limit() -> int:
     return int(servable.max_request_bytes)
 
 
+class BarePrefixAsRoot:
+    """ASGI middleware: a request for exactly the route prefix is routed as `<prefix>/`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        if scope["type"] == "http" and root and scope["path"] == root:
+            scope = {**scope, "path": root + "/", "raw_path": (root + "/").encode()}
+        await self.app(scope, receive, send)
+
+
 class RequestBodyLimit:
     """ASGI middleware refusing bodies above a live limit with a 413 JSON error."""
 
@@ -195,8 +211,9 @@ class RequestBodyLimit:
 def install_error_contract(
     app: FastAPI, max_request_bytes: Callable[[], int] = replica_request_limit
 ) -> FastAPI:
-    """Wire the contract into a FastAPI app: body limit plus JSON error handlers."""
+    """Wire the contract into a FastAPI app: body limit, bare prefix, JSON error handlers."""
     app.add_middleware(RequestBodyLimit, max_request_bytes=max_request_bytes)
+    app.add_middleware(BarePrefixAsRoot)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -210,7 +227,7 @@ def require_at_most(count: int, limit: int, *, field: str, setting: str, what: s
         raise ApiError(
             413,
             "payload_too_large",
-            f"{field}: {count} {what}, at most {limit} accepted (user_config settings.{setting})",
+            f"{count} {what}, at most {limit} accepted (user_config settings.{setting})",
             field=field,
         )
 
