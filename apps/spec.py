@@ -274,9 +274,12 @@ class ReplicaUserConfig(SpecModel):
         """Validate what `reconfigure` received; raises SpecError naming the bad field."""
         try:
             envelope = cls.model_validate(raw or {})
-            settings = settings_model.model_validate(envelope.settings or {})
         except ValidationError as error:
             raise SpecError.from_validation_error(error, "user_config") from None
+        try:
+            settings = settings_model.model_validate(envelope.settings or {})
+        except ValidationError as error:
+            raise SpecError.from_validation_error(error, "user_config.settings") from None
         return envelope.batching, settings
 
 
