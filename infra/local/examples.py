@@ -74,8 +74,8 @@ def tile_png(stained: bool) -> str:
 
 
 def _join(base_url: str, prefix: str, path: str) -> str:
-    """The app's root is `<prefix>/`: FastAPI ingress redirects the bare prefix (307)."""
-    return base_url + prefix.rstrip("/") + (path or "/")
+    """`path` below the app's route prefix; "" is the app's root, the bare prefix."""
+    return base_url + (prefix.rstrip("/") + path if path else prefix)
 
 
 def _embeddings(url: Callable[[str], str]) -> list[ExampleRequest]:

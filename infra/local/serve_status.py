@@ -51,7 +51,10 @@ class ApplicationState(_Reported):
 
     @property
     def failed(self) -> bool:
-        return self.status in FAILED or any(d.failed for d in self.deployments.values())
+        """Judged by the app's own status, which Ray derives from its deployments and resets to
+        DEPLOYING on every deploy; a deployment's status can still describe the previous
+        config for a moment after a redeploy."""
+        return self.status in FAILED
 
     def failure_messages(self) -> list[str]:
         """What Ray said went wrong: the app's message and each failed deployment's traceback."""

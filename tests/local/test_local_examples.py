@@ -28,8 +28,8 @@ def examples_by_app() -> dict[str, list[ExampleRequest]]:
 
 def test_every_local_app_has_an_example_at_its_route() -> None:
     examples = examples_by_app()
-    assert [e.url for e in examples["embeddings"]] == [f"{BASE}/embed/"]
-    assert [e.url for e in examples["classifier"]] == [f"{BASE}/classify/"]
+    assert [e.url for e in examples["embeddings"]] == [f"{BASE}/embed"]
+    assert [e.url for e in examples["classifier"]] == [f"{BASE}/classify"]
     assert [e.url for e in examples["search"]] == [f"{BASE}/search/documents",
                                                    f"{BASE}/search/query"]
 
@@ -65,4 +65,4 @@ def test_example_tiles_are_pngs_the_classifier_decodes() -> None:
 def test_urls_follow_a_stack_that_moves_a_route() -> None:
     embeddings = next(a for a in load_stack_config("local").applications if a.name == "embeddings")
     moved = embeddings.with_overrides({"route_prefix": "/v2/embed"})
-    assert [e.url for e in example_requests(moved, BASE)] == [f"{BASE}/v2/embed/"]
+    assert [e.url for e in example_requests(moved, BASE)] == [f"{BASE}/v2/embed"]

@@ -59,3 +59,10 @@ def test_rollout_is_done_when_every_expected_app_runs() -> None:
 def test_terminal_colour_codes_are_stripped_from_ray_messages() -> None:
     raw = "\x1b[36mray::ServeReplica:bad:Bad.__init__()\x1b[39m (pid=6705)\n"
     assert clean_message(raw) == "ray::ServeReplica:bad:Bad.__init__() (pid=6705)"
+
+
+def test_a_redeploying_app_is_pending_even_while_its_old_deployment_state_says_failed() -> None:
+    answer = recorded_answer()
+    answer["applications"]["classifier"]["status"] = "DEPLOYING"
+    rollout = ServeSnapshot.model_validate(answer).rollout(["classifier"])
+    assert rollout.pending == ("classifier",) and not rollout.failed
