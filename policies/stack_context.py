@@ -1,24 +1,17 @@
 """The stack config as the pack sees it: Pulumi passes the stack's config to the policy process.
 
 Stack rules recompute the capacity plan from the same `StackConfig` the program validated,
-rather than trusting an exported copy of it.
+read the same way the program reads it, rather than trusting an exported copy.
 """
 
 from __future__ import annotations
 
 import pulumi
 
-from infra.config import PROJECT, StackConfig, parse_stack_config
+from infra.config import PROJECT, StackConfig
 
 
 def stack_config_from_pulumi() -> StackConfig:
-    """Read every StackConfig key from `servestack:` config and validate it once."""
-    config = pulumi.Config(PROJECT)
-    raw = {}
-    for key in StackConfig.model_fields:
-        if key == "stack":
-            continue
-        value = config.get_object(key)
-        if value is not None:
-            raw[key] = value
-    return parse_stack_config(pulumi.get_stack(), raw)
+    from infra.program import read_stack_config  # the program's own reader, imported lazily
+
+    return read_stack_config(pulumi.get_stack(), pulumi.Config(PROJECT))
