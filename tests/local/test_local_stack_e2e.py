@@ -100,10 +100,18 @@ def failed_serve(local_ray: LocalRay) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def serve_run(
+def impatient_serve(
     local_ray: LocalRay, failed_serve: subprocess.CompletedProcess[str]
 ) -> subprocess.CompletedProcess[str]:
-    """`serve` of the real local stack on the head the failed run left behind."""
+    """`serve` of the real local stack with a timeout shorter than a replica's start."""
+    return local_ray.servestack("serve", "--timeout", "1")
+
+
+@pytest.fixture(scope="module")
+def serve_run(
+    local_ray: LocalRay, impatient_serve: subprocess.CompletedProcess[str]
+) -> subprocess.CompletedProcess[str]:
+    """`serve` of the real local stack on the head the earlier runs left behind."""
     result = local_ray.servestack("serve", "--timeout", "300")
     assert result.returncode == 0, result.stderr
     return result
@@ -117,6 +125,14 @@ def test_missing_checkpoint_fails_serve_with_rays_message(
     assert "CheckpointError: no checkpoint at /nonexistent/servestack/tile-classifier.pt" \
         in failed_serve.stderr
     assert "Try it:" not in failed_serve.stdout
+
+
+def test_serve_times_out_naming_the_apps_not_yet_running(
+    impatient_serve: subprocess.CompletedProcess[str],
+) -> None:
+    assert impatient_serve.returncode == 1
+    assert "not RUNNING after 1 s: classifier" in impatient_serve.stderr
+    assert "raise --timeout" in impatient_serve.stderr
 
 
 def printed_curls(output: str) -> list[list[str]]:
