@@ -87,7 +87,7 @@ def check(
     Prints violations the way `pulumi preview --policy-pack policies` does. Exits 1 on a
     mandatory violation, 2 when a stack or the policy config is invalid.
     """
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)
     if environment is not None and environment not in ENVIRONMENTS:
         errors.print(Text(f"--environment {environment!r}: choose one of {', '.join(ENVIRONMENTS)}",
                           style="red"))
@@ -115,7 +115,7 @@ def check(
             with errors.status(f"running stack {label} under mocks and checking policies…"):
                 report = check_stack_file(path, name, env, overrides)
         except (StackConfigError, CapacityError, InvalidStackError) as error:
-            errors.print(Text(f"stack {label}: {error}", style="red"))
+            errors.print(Text(f"{path}: {error}", style="red"))
             invalid = True
             continue
         print_report(report, out)

@@ -37,8 +37,8 @@ def parse_image(reference: str) -> ImageReference:
     """`registry/path[:tag][@sha256:...]`, split the way container runtimes split it."""
     name, _, digest = reference.partition("@")
     slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
+    colon = name.find(":", slash + 1)  # a second colon leaves a malformed tag, not a valid one
+    if colon != -1:
         return ImageReference(name[:colon], name[colon + 1 :], digest or None)
     return ImageReference(name, None, digest or None)
 
@@ -138,8 +138,8 @@ def check_ray_version_matches_image(resource_type: str, props: Mapping[str, Any]
         if not container.runs_ray:
             continue
         image = container.body.get("image")
-        if not isinstance(image, str):
-            continue  # images-pinned reports the missing image
+        if not isinstance(image, str) or image_problem(image):
+            continue  # images-pinned reports missing, moving and malformed images
         found = ray_version_of(image)
         if found is None:
             yield (

@@ -42,6 +42,8 @@ def test_pinned_images_pass(reference: str) -> None:
         ("", "no image"),
         (None, "no image"),
         ("app@sha256:short", "malformed digest"),
+        # `image.repository: .../app:latest` in a stack file: the derived tag is appended.
+        ("registry/app:latest:2.60.0-py311-cpu", "malformed tag"),
     ],
 )
 def test_moving_or_missing_images_are_named(reference: str | None, words: str) -> None:
