@@ -98,7 +98,7 @@ def check(
     except PolicyConfigError as error:
         errors.print(Text(str(error), style="red"))
         raise typer.Exit(EXIT_INVALID) from None
-    targets = [(stack_file(name, stacks_dir), name) for name in stacks]
+    targets: list[tuple[Path, str | None]] = [(stack_file(n, stacks_dir), n) for n in stacks]
     targets += [(path, None) for path in stack_files]
     if not targets:
         targets = [(stack_file(name, stacks_dir), name) for name in available_stacks(stacks_dir)]

@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from infra.check import InvalidStackError, Subject, check_stack, check_stack_file, evaluate, subjects_of
+from infra.check import (
+    InvalidStackError,
+    Subject,
+    check_stack,
+    check_stack_file,
+    evaluate,
+    subjects_of,
+)
 from infra.cli import app
 from infra.config import available_stacks, load_stack_config
 from infra.offline import run_stack
@@ -63,7 +70,9 @@ def test_each_policy_fixture_trips_exactly_its_policy(fixture: Path) -> None:
 # --- mutations of what the program registered -------------------------------------------
 
 
-def _edit(subjects: list[Subject], type_: str, change: Callable[[dict[str, Any]], None]) -> list[Subject]:
+def _edit(
+    subjects: list[Subject], type_: str, change: Callable[[dict[str, Any]], None]
+) -> list[Subject]:
     edited = []
     for subject in subjects:
         if subject.type == type_:
@@ -138,7 +147,8 @@ def implicit_upgrade(props: dict[str, Any]) -> None:
 def privilege_escalation(props: dict[str, Any]) -> None:
     """pods-hardened: the program hardens every Ray container and the autoscaler."""
     for group in _groups(props):
-        del group["template"]["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"]
+        container = group["template"]["spec"]["containers"][0]
+        del container["securityContext"]["allowPrivilegeEscalation"]
 
 
 def unlabelled_namespace(props: dict[str, Any]) -> None:
