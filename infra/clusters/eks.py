@@ -1,0 +1,152 @@
+"""EKS: a pulumi-eks cluster without its default node group, one managed node group per pool.
+
+GPU groups boot the EKS-optimized NVIDIA AMI (driver and container toolkit included); the
+device plugin that advertises `nvidia.com/gpu` to the scheduler is not part of that AMI, so it
+is installed from NVIDIA's chart unless the stack turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from infra.clusters.base import Cluster, kubernetes_provider, pool_path
+from infra.config import EksCluster, NodePool, StackConfig
+
+EKS_TAINT_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
+CPU_AMI = "AL2023_x86_64_STANDARD"
+GPU_AMI = "AL2023_x86_64_NVIDIA"
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+)
+NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
+DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
+DEVICE_PLUGIN_VERSION = "0.17.1"
+
+
+def _eks(stack: StackConfig) -> EksCluster:
+    assert isinstance(stack.cluster, EksCluster)
+    return stack.cluster
+
+
+def check(stack: StackConfig) -> list[tuple[str, str]]:
+    problems = []
+    for pool in stack.pools:
+        if not pool.machine_type:
+            problems.append((pool_path(pool, "machine_type"),
+                             "EKS needs an instance type for every pool, e.g. m6i.2xlarge"))
+        if pool.accelerator is not None and pool.accelerator.resource != "nvidia.com/gpu":
+            problems.append((
+                pool_path(pool, "accelerator.resource"),
+                f"the NVIDIA AMI and device plugin expose nvidia.com/gpu, not "
+                f"{pool.accelerator.resource!r}; MIG on EKS needs the GPU operator (use the "
+                "existing backend for such a cluster)",
+            ))
+    return problems
+
+
+def node_group_name(cluster: EksCluster, pool: NodePool) -> str:
+    return f"{cluster.name}-{pool.name}"
+
+
+def node_group_args(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
+    return {
+        "node_group_name": node_group_name(cluster, pool),
+        "instance_types": [pool.machine_type],
+        "ami_type": GPU_AMI if pool.accelerator else CPU_AMI,
+        "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
+        "disk_size": pool.disk_gb,
+        "labels": dict(pool.labels),
+        "taints": [{"key": t.key, "value": t.value, "effect": EKS_TAINT_EFFECTS[t.effect]}
+                   for t in pool.taints],
+        "scaling_config": {"min_size": pool.min_nodes, "max_size": pool.max_nodes,
+                           "desired_size": pool.min_nodes},
+    }
+
+
+def device_plugin_values(cluster: EksCluster, gpu_pools: list[NodePool]) -> dict[str, Any]:
+    """Run the plugin on the GPU node groups only, tolerating exactly their taints."""
+    taints = {(t.key, t.effect) for pool in gpu_pools for t in pool.taints}
+    tolerations = sorted(taints | {("CriticalAddonsOnly", "")})
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{
+                "key": NODEGROUP_LABEL, "operator": "In",
+                "values": [node_group_name(cluster, pool) for pool in gpu_pools],
+            }]}],
+        }}},
+        "tolerations": [
+            {"key": key, "operator": "Exists", **({"effect": effect} if effect else {})}
+            for key, effect in tolerations
+        ],
+    }
+
+
+def _node_role(name: str, parent: pulumi.Resource) -> aws.iam.Role:
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"Service": "ec2.amazonaws.com"},
+    }]}
+    role = aws.iam.Role(f"{name}-nodes", assume_role_policy=json.dumps(trust, sort_keys=True),
+                        opts=pulumi.ResourceOptions(parent=parent))
+    for arn in NODE_POLICIES:
+        aws.iam.RolePolicyAttachment(
+            f"{name}-nodes-{arn.rsplit('/', 1)[1]}", role=role.name, policy_arn=arn,
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+    return role
+
+
+def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
+    config = _eks(stack)
+    role = _node_role(config.name, parent)
+    cluster = eks.Cluster(
+        config.name,
+        name=config.name,
+        version=config.kubernetes_version,
+        skip_default_node_group=True,
+        authentication_mode=eks.AuthenticationMode.API,
+        instance_roles=[role],
+        create_oidc_provider=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    groups = [
+        eks.ManagedNodeGroup(
+            node_group_name(config, pool),
+            cluster=cluster,
+            node_role=role,
+            **node_group_args(config, pool),
+            # The cluster autoscaler owns the desired size once the group exists.
+            opts=pulumi.ResourceOptions(parent=parent,
+                                        ignore_changes=["scalingConfig.desiredSize"]),
+        )
+        for pool in stack.pools
+    ]
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig_json)
+    provider = kubernetes_provider("kubernetes", kubeconfig, parent, depends_on=[cluster])
+    ready: list[pulumi.Resource] = list(groups)
+    gpu_pools = [pool for pool in stack.pools if pool.accelerator is not None]
+    if gpu_pools and config.install_nvidia_device_plugin:
+        ready.append(k8s.helm.v3.Release(
+            DEVICE_PLUGIN_CHART,
+            name=DEVICE_PLUGIN_CHART,
+            chart=DEVICE_PLUGIN_CHART,
+            version=DEVICE_PLUGIN_VERSION,
+            repository_opts={"repo": DEVICE_PLUGIN_REPO},
+            namespace="kube-system",
+            values=device_plugin_values(config, gpu_pools),
+            opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=groups),
+        ))
+    return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools, ready=tuple(ready))

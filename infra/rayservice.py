@@ -1,0 +1,145 @@
+"""The RayService component: one KubeRay RayService carrying the stack's Serve config.
+
+The manifest is built by a pure function (`rayservice_manifest`) so tests, `render` and the
+policies read exactly what Pulumi applies; the component adds only what needs Pulumi: the
+Redis password Secret, readiness, and leaving worker replica counts to the autoscaler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.capacity import CapacityPlan
+from infra.config import StackConfig
+from infra.serve_config import to_yaml
+from infra.worker_groups import pod_labels, ray_cluster_config
+
+RAYSERVICE_COMPONENT = "servestack:index:RayService"
+API_VERSION = "ray.io/v1"
+KIND = "RayService"
+REDIS_PASSWORD_KEY = "password"
+READY_TIMEOUT = "30m"  # image pulls plus a GPU node scale-up plus model loads
+IGNORED_CHANGES = ["spec.rayClusterConfig.workerGroupSpecs[*].replicas"]
+"""The in-tree autoscaler writes replicas; Pulumi must not reset them on every `up`."""
+
+
+def check(stack: StackConfig) -> list[tuple[str, str]]:
+    if stack.rayservice.upgrade_strategy == "NewClusterWithIncrementalUpgrade":
+        return [(
+            "rayservice.upgrade_strategy",
+            "NewClusterWithIncrementalUpgrade needs upgradeStrategy.clusterUpgradeOptions "
+            "(a Gateway API class, step size and interval), which servestack does not model "
+            "yet; use NewCluster (or None)",
+        )]
+    return []
+
+
+def serve_service_name(stack: StackConfig) -> str:
+    """KubeRay names the Serve Service after the RayService; it follows upgrades."""
+    return f"{stack.rayservice.name}-serve-svc"
+
+
+def serve_endpoint(stack: StackConfig) -> str:
+    host = f"{serve_service_name(stack)}.{stack.namespace}.svc.cluster.local"
+    return f"http://{host}:{stack.serve.http.port}"
+
+
+def redis_secret_name(stack: StackConfig) -> str:
+    return f"{stack.rayservice.name}-redis"
+
+
+def gcs_fault_tolerance_options(stack: StackConfig) -> dict[str, Any] | None:
+    ft = stack.rayservice.gcs_fault_tolerance
+    if not ft.enabled:
+        return None
+    return {
+        "redisAddress": ft.redis_address,
+        "redisPassword": {"valueFrom": {"secretKeyRef": {
+            "key": REDIS_PASSWORD_KEY, "name": redis_secret_name(stack)}}},
+    }
+
+
+def rayservice_manifest(
+    stack: StackConfig, plan: CapacityPlan, serve_config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The RayService object, deterministic (sorted serveConfigV2) so diffs show real change."""
+    cluster = ray_cluster_config(stack, plan)
+    ft = gcs_fault_tolerance_options(stack)
+    if ft is not None:
+        cluster["gcsFaultToleranceOptions"] = ft
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+            "labels": pod_labels(stack),
+            "name": stack.rayservice.name,
+            "namespace": stack.namespace,
+        },
+        "spec": {
+            "rayClusterConfig": cluster,
+            "serveConfigV2": to_yaml(dict(serve_config)),
+            "upgradeStrategy": {"type": stack.rayservice.upgrade_strategy},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class RayServiceArgs:
+    stack: StackConfig
+    plan: CapacityPlan
+    serve_config: Mapping[str, Any]
+    redis_password: pulumi.Output[str] | None = None  # secret; required with GCS fault tolerance
+
+
+class RayService(pulumi.ComponentResource):
+    """A RayService, its Redis password Secret, and where clients reach Serve."""
+
+    name: pulumi.Output[str]
+    serve_service: pulumi.Output[str]
+    serve_endpoint: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RayServiceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(RAYSERVICE_COMPONENT, name, None, opts)
+        stack = args.stack
+        manifest = rayservice_manifest(stack, args.plan, args.serve_config)
+        depends_on: list[pulumi.Resource] = []
+        if stack.rayservice.gcs_fault_tolerance.enabled:
+            if args.redis_password is None:
+                raise ValueError("GCS fault tolerance is enabled but no Redis password was given")
+            depends_on.append(k8s.core.v1.Secret(
+                f"{name}-redis",
+                metadata={"labels": pod_labels(stack), "name": redis_secret_name(stack),
+                          "namespace": stack.namespace},
+                type="Opaque",
+                string_data={REDIS_PASSWORD_KEY: args.redis_password},
+                opts=pulumi.ResourceOptions(parent=self),
+            ))
+        resource = k8s.apiextensions.CustomResource(
+            name,
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends_on,
+                ignore_changes=IGNORED_CHANGES,
+                custom_timeouts=pulumi.CustomTimeouts(create=READY_TIMEOUT, update=READY_TIMEOUT),
+            ),
+        )
+        # Derived from the resource's id so consumers wait until the RayService is Ready.
+        self.name = resource.id.apply(lambda _: stack.rayservice.name)
+        self.serve_service = pulumi.Output.from_input(serve_service_name(stack))
+        self.serve_endpoint = pulumi.Output.from_input(serve_endpoint(stack))
+        self.register_outputs({
+            "name": self.name,
+            "serveEndpoint": self.serve_endpoint,
+            "serveService": self.serve_service,
+        })

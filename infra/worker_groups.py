@@ -1,0 +1,167 @@
+"""The RayCluster inside the RayService: head group, worker groups and autoscaler, from the plan.
+
+Nothing here chooses a size. Every number comes from the capacity plan or the stack, so the
+GPU limit equals the devices the plan reserved, the tolerations equal the pool's taints and
+`rayStartParams` tell Ray exactly what Kubernetes reserved for the pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.capacity import CapacityPlan, PodShape, WorkerGroupPlan
+from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
+from infra.quantities import cpu_quantity, memory_quantity
+
+RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
+RAY_GID = 100
+SHM_VOLUME = "dshm"
+HEAD_CONTAINER = "ray-head"
+WORKER_CONTAINER = "ray-worker"
+RAY_ENV = {"HF_HUB_OFFLINE": "1"}  # weights ship in the image; nothing downloads at runtime
+
+
+def container_security_context() -> dict[str, Any]:
+    """The restricted Pod Security Standard, which the namespace also enforces."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsGroup": RAY_GID,
+        "runAsNonRoot": True,
+        "runAsUser": RAY_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "fsGroup": RAY_GID,
+        "runAsGroup": RAY_GID,
+        "runAsNonRoot": True,
+        "runAsUser": RAY_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_resources(resources: PodResources) -> dict[str, Any]:
+    amounts = {"cpu": cpu_quantity(resources.cpu), "memory": memory_quantity(int(resources.memory))}
+    return {"limits": dict(amounts), "requests": dict(amounts)}
+
+
+def shape_resources(pod: PodShape) -> dict[str, Any]:
+    """Requests equal limits (Guaranteed QoS); GPUs only as limits, as Kubernetes requires."""
+    amounts = {"cpu": cpu_quantity(pod.cpu), "memory": memory_quantity(pod.memory)}
+    limits = dict(amounts)
+    if pod.gpus and pod.accelerator_resource:
+        limits[pod.accelerator_resource] = str(pod.gpus)
+    return {"limits": limits, "requests": amounts}
+
+
+def toleration(taint: Taint) -> dict[str, Any]:
+    return {"effect": taint.effect, "key": taint.key, "operator": "Equal", "value": taint.value}
+
+
+def pod_labels(stack: StackConfig) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/instance": stack.rayservice.name,
+        "app.kubernetes.io/name": "servestack",
+        "servestack.io/stack": stack.stack,
+    }
+
+
+def _env() -> list[dict[str, str]]:
+    return [{"name": key, "value": value} for key, value in sorted(RAY_ENV.items())]
+
+
+def _ports(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
+    ports = [{"containerPort": stack.serve.http.port, "name": "serve"}]
+    if head:
+        ports += [
+            {"containerPort": 6379, "name": "gcs-server"},
+            {"containerPort": 8265, "name": "dashboard"},
+            {"containerPort": 10001, "name": "client"},
+        ]
+    return sorted(ports, key=lambda port: str(port["name"]))
+
+
+def _pod_template(
+    stack: StackConfig, container: dict[str, Any], node_selector: dict[str, str],
+    tolerations: tuple[Taint, ...],
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "securityContext": pod_security_context(),
+        # Ray's object store lives in /dev/shm; the container runtime's 64Mi default is too small.
+        "volumes": [{"emptyDir": {"medium": "Memory"}, "name": SHM_VOLUME}],
+    }
+    if node_selector:
+        spec["nodeSelector"] = dict(sorted(node_selector.items()))
+    if tolerations:
+        spec["tolerations"] = [toleration(taint) for taint in tolerations]
+    return {"metadata": {"labels": pod_labels(stack)}, "spec": spec}
+
+
+def _container(stack: StackConfig, name: str, image: str, resources: dict[str, Any],
+               head: bool) -> dict[str, Any]:
+    return {
+        "env": _env(),
+        "image": image,
+        "imagePullPolicy": stack.image.pull_policy,
+        "name": name,
+        "ports": _ports(stack, head),
+        "resources": resources,
+        "securityContext": container_security_context(),
+        "volumeMounts": [{"mountPath": "/dev/shm", "name": SHM_VOLUME}],
+    }
+
+
+def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
+    """num-cpus 0: no Serve replica ever lands on the head, so losing a replica never
+    takes the GCS and the controller down with it."""
+    container = _container(stack, HEAD_CONTAINER, stack.image.reference(gpu=False),
+                           pod_resources(stack.rayservice.head), head=True)
+    head_pool = stack.pool(plan.head_pool)
+    return {
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        "template": _pod_template(stack, container, plan.head_node_selector, head_pool.taints),
+    }
+
+
+def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, Any]:
+    gpu = group.pod.gpus > 0
+    container = _container(stack, WORKER_CONTAINER, stack.image.reference(gpu=gpu),
+                           shape_resources(group.pod), head=False)
+    return {
+        "groupName": group.name,
+        "maxReplicas": group.max_pods,
+        "minReplicas": group.min_pods,
+        "rayStartParams": {
+            "memory": str(group.ray_memory),
+            "num-cpus": str(group.ray_num_cpus),
+            "num-gpus": str(group.ray_num_gpus),
+        },
+        # Only the first apply uses this; afterwards the autoscaler owns it (ignore_changes).
+        "replicas": group.min_pods,
+        "template": _pod_template(stack, container, group.node_selector, group.tolerations),
+    }
+
+
+def autoscaler_options(stack: StackConfig) -> dict[str, Any]:
+    autoscaler = stack.rayservice.autoscaler
+    return {
+        "idleTimeoutSeconds": autoscaler.idle_timeout_s,
+        "imagePullPolicy": stack.image.pull_policy,
+        "resources": pod_resources(autoscaler.resources),
+        "securityContext": container_security_context(),
+        "upscalingMode": autoscaler.upscaling_mode,
+    }
+
+
+def ray_cluster_config(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
+    return {
+        "autoscalerOptions": autoscaler_options(stack),
+        "enableInTreeAutoscaling": True,
+        "headGroupSpec": head_group_spec(stack, plan),
+        "rayVersion": RAY_VERSION,
+        "workerGroupSpecs": [worker_group_spec(stack, group) for group in plan.worker_groups],
+    }
