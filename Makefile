@@ -17,7 +17,7 @@ export RAY_AUTH_MODE := token
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,gke,eks]'
 	touch $(STAMP)
 
 install: $(STAMP)
