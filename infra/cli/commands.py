@@ -7,3 +7,4 @@ from infra.cli import check  # noqa: F401
 from infra.cli import local  # noqa: F401
 from infra.cli import model  # noqa: F401
 from infra.cli import plan  # noqa: F401
+from infra.cli import render  # noqa: F401
