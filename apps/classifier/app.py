@@ -14,15 +14,21 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
-from ray.serve import Deployment
+from ray.serve import Application, Deployment
 
 from apps.batching import BatchRecorder, batch_options, spec_batching
 from apps.classifier.checkpoint import LoadedCheckpoint, load_checkpoint
 from apps.classifier.model import LABELS, TileArray, predict_probabilities
-from apps.classifier.spec import TILE_CHANNELS, TILE_CLASSIFIER, TILE_SIZE, ClassifierSettings
+from apps.classifier.spec import (
+    CLASSIFIER,
+    TILE_CHANNELS,
+    TILE_CLASSIFIER,
+    TILE_SIZE,
+    ClassifierSettings,
+)
 from apps.classifier.tile_input import TileInput, decode_tile
 from apps.http_contract import ApiError, install_error_contract, require_at_most
-from apps.spec import ReplicaUserConfig
+from apps.spec import ApplicationSpec, ReplicaUserConfig
 
 
 class ClassifyRequest(BaseModel):
@@ -81,7 +87,9 @@ class TileClassifierReplica:
         return list(await asyncio.gather(*(self._classify_batch(tile) for tile in tiles)))
 
     def describe(self) -> dict[str, Any]:
+        """Checkpoint in use, live settings and batching, including batch sizes actually run."""
         return {
+            "replica": serve.get_replica_context().replica_tag,
             "tile": {"height": TILE_SIZE, "width": TILE_SIZE, "channels": TILE_CHANNELS},
             "labels": list(LABELS),
             "checkpoint": self._checkpoint.describe() if self._checkpoint else None,
@@ -115,4 +123,11 @@ class TileClassifierReplica:
 TileClassifier: Deployment = serve.deployment(**TILE_CLASSIFIER.serve_options())(
     serve.ingress(api)(TileClassifierReplica)
 )
-app = TileClassifier.bind()
+
+
+def build_app(spec: ApplicationSpec = CLASSIFIER) -> Application:
+    """The app with every deployment option taken from `spec`, e.g. one with overrides."""
+    return TileClassifier.options(**spec.deployment(TileClassifier.name).serve_options()).bind()
+
+
+app = build_app()

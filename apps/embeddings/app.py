@@ -16,13 +16,13 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
-from ray.serve import Deployment
+from ray.serve import Application, Deployment
 
 from apps.batching import BatchRecorder, batch_options, spec_batching
 from apps.embeddings.encoder import MODEL_NAME, encode, load_encoder
-from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EmbedderSettings
+from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EMBEDDINGS, EmbedderSettings
 from apps.http_contract import install_error_contract, require_at_most, require_texts_within
-from apps.spec import ReplicaUserConfig
+from apps.spec import ApplicationSpec, ReplicaUserConfig
 
 
 class EmbedRequest(BaseModel):
@@ -69,6 +69,7 @@ class EmbedderReplica:
     def describe(self) -> dict[str, Any]:
         """Model, live limits and batching, including the batch sizes actually run."""
         return {
+            "replica": serve.get_replica_context().replica_tag,
             "model": MODEL_NAME,
             "dim": EMBEDDING_DIM,
             "settings": self._settings.model_dump(mode="json"),
@@ -106,4 +107,11 @@ class EmbedderHttpReplica(EmbedderReplica):
 Embedder: Deployment = serve.deployment(**EMBEDDER.serve_options())(
     serve.ingress(api)(EmbedderHttpReplica)
 )
-app = Embedder.bind()
+
+
+def build_app(spec: ApplicationSpec = EMBEDDINGS) -> Application:
+    """The app with every deployment option taken from `spec`, e.g. one with overrides."""
+    return Embedder.options(**spec.deployment(Embedder.name).serve_options()).bind()
+
+
+app = build_app()
