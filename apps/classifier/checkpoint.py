@@ -161,7 +161,9 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         tmp.write(buffer.getvalue())
-    Path(tmp.name).replace(path)
+    staged = Path(tmp.name)
+    staged.chmod(0o644)  # temp files are 0600; a replica may run as another user
+    staged.replace(path)
     return str(document["weights_sha256"])
 
 

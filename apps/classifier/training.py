@@ -83,6 +83,7 @@ def _training_record(seed: int) -> dict[str, int]:
 
 def build_checkpoint(path: Path, *, seed: int = 0, force: bool = False) -> BuildResult:
     """Train and save unless `path` already holds a valid checkpoint from the same recipe."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # fail on an unwritable place before training
     if path.is_file() and not force:
         try:
             existing = load_checkpoint(path.resolve().as_uri())
