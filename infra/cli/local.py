@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -167,10 +168,12 @@ def _watch_rollout(client: DashboardClient, expected: list[str], timeout: float)
 
 def applications_table(snapshot: ServeSnapshot, names: list[str] | None = None) -> Table:
     """One row per deployment: app and deployment status, replicas running / target."""
-    table = Table(title="Serve applications")
-    for column in ("application", "route", "status", "deployment", "deployment status",
-                   "replicas"):
-        table.add_column(column, justify="right" if column == "replicas" else "left")
+    # No rules between columns and short headers: six columns fit 80 characters unfolded.
+    table = Table(title="Serve applications", box=box.SIMPLE_HEAD, show_edge=False,
+                  collapse_padding=True)
+    for column in ("app", "route", "app status", "deployment", "status", "replicas"):
+        table.add_column(column, justify="right" if column == "replicas" else "left",
+                         overflow="fold")
     for name in sorted(names if names is not None else snapshot.applications):
         application = snapshot.applications.get(name)
         if application is None:

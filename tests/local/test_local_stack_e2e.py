@@ -197,8 +197,7 @@ def test_status_shows_every_app_running(
 ) -> None:
     result = local_ray.servestack("status")
     assert result.returncode == 0, result.stderr
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
-            if line.startswith("│") and line.split("│")[1].strip()}
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     for app in ("classifier", "embeddings", "search"):
         assert "RUNNING" in rows[app]
     assert "1/1" in rows["embeddings"]
