@@ -102,9 +102,10 @@ def description(resource: RegisteredResource) -> dict[str, Any]:
         "component": not resource.custom,
     }
     flags = {
-        "depends_on": list(options.depends_on),
-        "ignore_changes": list(options.ignore_changes),
-        "replace_on_changes": list(options.replace_on_changes),
+        # Sorted: their order means nothing to Pulumi and varies between program runs.
+        "depends_on": sorted(options.depends_on),
+        "ignore_changes": sorted(options.ignore_changes),
+        "replace_on_changes": sorted(options.replace_on_changes),
         "custom_timeouts": dict(options.custom_timeouts),
         "protect": options.protect,
         "retain_on_delete": options.retain_on_delete,
