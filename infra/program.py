@@ -17,7 +17,7 @@ from infra.capacity import CapacityError, CapacityPlan, plan_capacity
 from infra.clusters.base import (
     BackendUnavailableError,
     ClusterBackend,
-    check_cluster,
+    backend_for,
     provision_cluster,
 )
 from infra.clusters.existing import KUBECONFIG_KEY
@@ -108,16 +108,28 @@ def check_secrets(stack: StackConfig) -> list[tuple[str, str]]:
 
 
 def validate(stack_name: str) -> tuple[StackConfig, CapacityPlan, dict[str, Any], ClusterBackend]:
-    """Everything that can fail on the stack's content, before any resource is registered."""
+    """Everything that can fail on the stack's content, before any resource is registered.
+
+    Once the config parses, backend, secret and capacity problems are reported together.
+    """
     try:
         stack = read_stack_config(stack_name, pulumi.Config(PROJECT))
-        backend = check_cluster(stack)
-        problems = check_rayservice(stack) + check_secrets(stack)
-        if problems:
-            raise StackConfigError(stack_name, problems)
+        backend = backend_for(stack)
+    except (StackConfigError, BackendUnavailableError) as error:
+        raise pulumi.RunError(str(error)) from None
+    failures: list[str] = []
+    problems = backend.check(stack) + check_rayservice(stack) + check_secrets(stack)
+    if problems:
+        failures.append(str(StackConfigError(stack_name, problems)))
+    try:
         plan = plan_capacity(stack)
+    except CapacityError as error:
+        failures.append(str(error))
+    if failures:
+        raise pulumi.RunError("\n".join(failures))
+    try:
         serve_config = serve_config_for(stack)
-    except (StackConfigError, CapacityError, ServeConfigError, BackendUnavailableError) as error:
+    except ServeConfigError as error:
         raise pulumi.RunError(str(error)) from None
     return stack, plan, serve_config, backend
 

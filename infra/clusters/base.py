@@ -15,7 +15,7 @@ from typing import Protocol, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import NodePool, StackConfig, StackConfigError
+from infra.config import NodePool, StackConfig
 
 CLUSTER_TYPE = "servestack:index:Cluster"
 
@@ -69,15 +69,6 @@ def backend_for(stack: StackConfig) -> ClusterBackend:
             f"install it with `{hint}`"
         ) from None
     return cast(ClusterBackend, module)
-
-
-def check_cluster(stack: StackConfig) -> ClusterBackend:
-    """Raise StackConfigError for what this backend cannot build; before any resource exists."""
-    backend = backend_for(stack)
-    problems = backend.check(stack)
-    if problems:
-        raise StackConfigError(stack.stack, problems)
-    return backend
 
 
 def provision_cluster(stack: StackConfig, backend: ClusterBackend) -> Cluster:

@@ -28,7 +28,8 @@ def crds_dir() -> Path:
 
 @cache
 def rayservice_schema() -> dict[str, Any]:
-    document = yaml.safe_load((crds_dir() / CRD_FILE).read_text())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on 1 MB
+    document = yaml.load((crds_dir() / CRD_FILE).read_text(), Loader=loader)
     version = next(v for v in document["spec"]["versions"] if v["name"] == "v1")
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return schema

@@ -1,0 +1,250 @@
+"""The Pulumi program for every shipped stack, run under mocks and judged by the field's own
+validators: the KubeRay CRD schema, kubernetes-validate, and Ray's ServeDeploySchema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kuberay_crd import from_wire, validate_rayservice
+from ray.serve.schema import ServeDeploySchema
+
+from infra.capacity import plan_capacity
+from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig, load_stack_config
+from infra.offline import ProgramRun, RegisteredResource
+from infra.serve_config import serve_config_for
+from infra.worker_groups import container_security_context
+
+STACKS = ["local", "dev", "staging", "prod"]
+RAYSERVICE = "kubernetes:ray.io/v1:RayService"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+# Resource types that are one core Kubernetes object each (not Helm, YAML bundles or CRs).
+CORE_GROUPS = ("core/v1", "apps/v1", "rbac.authorization.k8s.io/v1", "networking.k8s.io/v1")
+
+Runs = Callable[[str], ProgramRun]
+
+
+def rayservice_of(run: ProgramRun) -> Mapping[str, Any]:
+    return run.one(RAYSERVICE).inputs
+
+
+def cluster_of(run: ProgramRun) -> Mapping[str, Any]:
+    return rayservice_of(run)["spec"]["rayClusterConfig"]
+
+
+def ray_images(cluster: Mapping[str, Any]) -> list[str]:
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    return [c["image"] for g in groups for c in g["template"]["spec"]["containers"]]
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def run(stack: str, stack_run: Runs) -> ProgramRun:
+    result = stack_run(stack)
+    assert result.error is None, f"stack {stack} failed: {result.error}"
+    return result
+
+
+@pytest.fixture
+def config(stack: str) -> StackConfig:
+    return load_stack_config(stack)
+
+
+def test_every_shipped_stack_is_exercised() -> None:
+    from infra.config import available_stacks
+
+    assert sorted(STACKS) == available_stacks()
+
+
+def test_program_builds_namespace_operator_and_rayservice(run: ProgramRun) -> None:
+    types = {r.type for r in run.resources}
+    assert {"servestack:index:Cluster", "servestack:index:KubeRayOperator",
+            "servestack:index:RayService", RAYSERVICE, RELEASE, K8S_PROVIDER,
+            "kubernetes:core/v1:Namespace"} <= types
+    assert len(run.of_type(CONFIG_FILE)) == 3
+
+
+def test_rayservice_is_accepted_by_the_kuberay_v1_7_crd(run: ProgramRun) -> None:
+    admitted = validate_rayservice(dict(rayservice_of(run)))
+    assert admitted["apiVersion"] == "ray.io/v1" and admitted["kind"] == "RayService"
+
+
+def test_core_objects_pass_kubernetes_validate(run: ProgramRun) -> None:
+    core = [r for r in run.resources
+            if r.type.startswith("kubernetes:") and r.type.split(":")[1] in CORE_GROUPS]
+    assert core, "expected at least the Namespace"
+    for resource in core:
+        kubernetes_validate.validate(from_wire(dict(resource.inputs)), "1.33", strict=True)
+
+
+def test_serve_config_v2_is_valid_for_ray_and_equals_the_spec_derived_config(
+    run: ProgramRun, config: StackConfig,
+) -> None:
+    carried = yaml.safe_load(rayservice_of(run)["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(carried)
+    assert carried == serve_config_for(config) == run.outputs["serveConfig"]
+
+
+def test_worker_groups_are_derived_from_the_plan_and_their_pools(
+    run: ProgramRun, config: StackConfig,
+) -> None:
+    plan = plan_capacity(config)
+    specs = {g["groupName"]: g for g in cluster_of(run)["workerGroupSpecs"]}
+    assert set(specs) == {g.name for g in plan.worker_groups}
+    for group in plan.worker_groups:
+        spec, pool = specs[group.name], config.pool(group.pool)
+        pod = spec["template"]["spec"]
+        (container,) = pod["containers"]
+        resources = container["resources"]
+        assert resources["requests"] == {k: resources["limits"][k] for k in ("cpu", "memory")}
+        assert all(isinstance(v, str) for v in resources["limits"].values())
+        if pool.accelerator is not None:
+            assert pool.accelerator.resource in resources["limits"]
+            gpus = int(resources["limits"][pool.accelerator.resource])
+            assert gpus == group.pod.gpus
+            assert 1 <= gpus <= pool.accelerator.count
+            assert spec["rayStartParams"]["num-gpus"] == str(gpus)
+            assert container["image"].endswith("-gpu")
+        else:
+            assert set(resources["limits"]) == {"cpu", "memory"}
+            assert container["image"].endswith("-cpu")
+        assert pod.get("tolerations", []) == [
+            {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+            for t in pool.taints
+        ]
+        assert pod.get("nodeSelector", {}) == dict(pool.labels)
+        assert spec["rayStartParams"]["num-cpus"] == str(group.ray_num_cpus)
+        assert (spec["minReplicas"], spec["maxReplicas"], spec["replicas"]) == (
+            group.min_pods, group.max_pods, group.min_pods)
+
+
+def test_head_takes_no_replicas_and_everything_pins_the_ray_version(run: ProgramRun) -> None:
+    cluster = cluster_of(run)
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    assert cluster["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+    assert cluster["rayVersion"] == RAY_VERSION
+    for image in ray_images(cluster):
+        assert f":{RAY_VERSION}-" in image
+
+
+def test_autoscaling_and_upgrades_follow_the_stack(run: ProgramRun, config: StackConfig) -> None:
+    spec = rayservice_of(run)["spec"]
+    cluster = spec["rayClusterConfig"]
+    autoscaler = config.rayservice.autoscaler
+    assert cluster["enableInTreeAutoscaling"] is True
+    assert cluster["autoscalerOptions"]["idleTimeoutSeconds"] == autoscaler.idle_timeout_s
+    assert cluster["autoscalerOptions"]["upscalingMode"] == autoscaler.upscaling_mode
+    assert spec["upgradeStrategy"] == {"type": config.rayservice.upgrade_strategy}
+    for deprecated in ("serviceUnhealthySecondThreshold", "deploymentUnhealthySecondThreshold"):
+        assert deprecated not in spec
+
+
+def test_pulumi_leaves_worker_replicas_to_the_autoscaler_and_waits_for_ready(
+    run: ProgramRun,
+) -> None:
+    resource = run.one(RAYSERVICE)
+    assert resource.options.ignore_changes == (
+        "spec.rayClusterConfig.workerGroupSpecs[*].replicas",)
+    assert resource.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+    assert resource.options.custom_timeouts["create"] == "30m"
+
+
+def test_ray_containers_run_under_the_restricted_pod_security_standard(run: ProgramRun) -> None:
+    cluster = cluster_of(run)
+    hardened = from_wire(container_security_context())
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        pod = group["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            assert from_wire(container["securityContext"]) == hardened
+    assert from_wire(cluster["autoscalerOptions"]["securityContext"]) == hardened
+    labels = run.one("kubernetes:core/v1:Namespace").inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_kuberay_operator_is_namespaced_with_crds_applied_server_side(
+    run: ProgramRun, config: StackConfig,
+) -> None:
+    release = run.one(RELEASE, "kuberay").inputs
+    assert (release["chart"], release["version"]) == ("kuberay-operator", KUBERAY_VERSION)
+    assert release["repositoryOpts"]["repo"] == config.kuberay.chart_repository
+    assert release["skipCrds"] is True
+    values = release["values"]
+    assert values["singleNamespaceInstall"] is True
+    assert values["watchNamespace"] == [config.namespace]
+    assert values["resources"]["requests"] == values["resources"]["limits"]
+    urls = sorted(r.inputs["file"] for r in run.of_type(CONFIG_FILE))
+    assert all(u.startswith(f"https://raw.githubusercontent.com/ray-project/kuberay/v{KUBERAY_VERSION}/")
+               for u in urls)
+    assert [u.rsplit("/", 1)[1] for u in urls] == [
+        "ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml"]
+    (provider,) = run.of_type(K8S_PROVIDER)
+    assert provider.inputs["enableServerSideApply"] == "true"
+    assert "kubeconfig" in provider.secret_inputs
+
+
+def test_every_kubernetes_resource_goes_through_the_stack_provider(run: ProgramRun) -> None:
+    (provider,) = run.of_type(K8S_PROVIDER)
+    kube = [r for r in run.resources if r.type.startswith("kubernetes:") and r.custom]
+    assert kube
+    for resource in kube:
+        assert resource.provider is not None
+        assert resource.provider.startswith(provider.urn + "::"), resource.name
+
+
+def test_stack_outputs_name_the_service_and_keep_the_kubeconfig_secret(
+    run: ProgramRun, config: StackConfig,
+) -> None:
+    outputs = run.outputs
+    assert outputs["namespace"] == config.namespace
+    assert outputs["rayService"] == config.rayservice.name
+    assert outputs["serveService"] == f"{config.rayservice.name}-serve-svc"
+    assert outputs["serveEndpoint"] == (
+        f"http://{config.rayservice.name}-serve-svc.{config.namespace}.svc.cluster.local:"
+        f"{config.serve.http.port}")
+    assert outputs["capacityPlan"] == plan_capacity(config).to_output()
+    assert "kubeconfig" in outputs and "kubeconfig" in run.secret_outputs
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_cloud_stacks_serve_at_least_one_app_on_a_gpu_pool(stack: str, stack_run: Runs) -> None:
+    groups = cluster_of(stack_run(stack))["workerGroupSpecs"]
+    limits = [c["resources"]["limits"] for g in groups for c in g["template"]["spec"]["containers"]]
+    assert any("nvidia.com/gpu" in limit for limit in limits)
+
+
+def test_prod_survives_head_loss_and_keeps_gpu_replicas_warm(stack_run: Runs) -> None:
+    config = load_stack_config("prod")
+    cluster = cluster_of(stack_run("prod"))
+    ft = cluster["gcsFaultToleranceOptions"]
+    assert ft["redisAddress"] == config.rayservice.gcs_fault_tolerance.redis_address
+    assert ft["redisPassword"] == {"valueFrom": {"secretKeyRef": {
+        "key": "password", "name": "servestack-redis"}}}
+    assert config.rayservice.upgrade_strategy == "NewCluster"
+    gpu_deployments = [d for app in config.applications for d in app.deployments
+                       if d.resources.is_gpu]
+    assert gpu_deployments and all(d.min_replicas >= 1 for d in gpu_deployments)
+
+
+def test_redis_password_reaches_only_a_secret(stack_run: Runs) -> None:
+    from infra.offline import run_stack
+
+    password = "correct-horse-battery-staple"
+    run = run_stack("prod", secrets={"redisPassword": password}).check()
+    secret: RegisteredResource = run.one("kubernetes:core/v1:Secret")
+    assert secret.inputs["stringData"] == {"password": password}
+    assert "stringData" in secret.secret_inputs
+    assert secret.inputs["metadata"]["name"] == "servestack-redis"
+    for resource in run.resources:
+        if resource is not secret:
+            assert password not in yaml.safe_dump(dict(resource.inputs)), resource.name
+    assert run.one(RAYSERVICE).options.depends_on == (secret.urn,)
