@@ -1,0 +1,36 @@
+# The app image every Ray pod runs: Ray's own image plus servestack's apps and model files.
+# The tag is derived, never typed: the stack's ImageConfig.reference() is
+# <repository>:<RAY_VERSION>-<variant>-<cpu|gpu>, and docs/pulumi.md builds it from there:
+#   docker build --build-arg RAY_VERSION=<infra.config.RAY_VERSION> --build-arg FLAVOUR=cpu \
+#     -t <image.reference(gpu=False)> .
+# RAY_VERSION has no default on purpose: the pinned version lives in infra/config.py only.
+ARG RAY_VERSION
+ARG PYTHON_VARIANT=py311
+ARG FLAVOUR=cpu
+FROM rayproject/ray:${RAY_VERSION}-${PYTHON_VARIANT}-${FLAVOUR}
+
+ARG FLAVOUR
+# CPU images take torch's CPU wheels (no CUDA libraries); GPU images the default CUDA build.
+ARG CPU_TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+ENV HF_HUB_OFFLINE=1 \
+    SERVESTACK_MODEL_STORE=/home/ray/models \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Created as the image's user (ray, 1000:100) so pip can build the project in place.
+RUN mkdir -p /home/ray/servestack
+WORKDIR /home/ray/servestack
+COPY --chown=1000:100 pyproject.toml README.md ./
+COPY --chown=1000:100 apps ./apps
+# `make model` writes the classifier checkpoint into models/; pods never download weights.
+COPY --chown=1000:100 models /home/ray/models
+
+# The project's own dependency pins (pyproject.toml) decide torch and the embedding model;
+# ray[serve] is already the base image's version, so pip keeps it.
+RUN if [ "$FLAVOUR" = "cpu" ]; then set -- --extra-index-url "$CPU_TORCH_INDEX"; fi \
+ && pip install "$@" . \
+ && python -c "import apps.classifier.app, apps.embeddings.app, apps.search.app"
+
+# Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
+USER 1000:100

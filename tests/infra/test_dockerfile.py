@@ -1,0 +1,36 @@
+"""The app image: built FROM the Ray image whose tag the stack derives, never a typed version."""
+
+from __future__ import annotations
+
+import re
+
+from infra.config import RAY_VERSION, REPO_ROOT, ImageConfig
+
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+
+
+def build_args() -> dict[str, str | None]:
+    args: dict[str, str | None] = {}
+    for match in re.finditer(r"^ARG (\w+)(?:=(\S+))?$", DOCKERFILE, re.MULTILINE):
+        args.setdefault(match.group(1), match.group(2))
+    return args
+
+
+def test_ray_version_comes_from_the_build_not_the_dockerfile() -> None:
+    assert build_args()["RAY_VERSION"] is None
+    assert RAY_VERSION not in DOCKERFILE
+
+
+def test_base_image_has_the_suffix_of_the_stacks_image_reference() -> None:
+    (base,) = re.findall(r"^FROM (\S+)$", DOCKERFILE, re.MULTILINE)
+    args = {**build_args(), "RAY_VERSION": RAY_VERSION}
+    resolved = re.sub(r"\$\{(\w+)\}", lambda m: str(args[m.group(1)]), base)
+    reference = ImageConfig(repository="localhost/servestack").reference(gpu=False)
+    assert resolved == f"rayproject/ray:{reference.split(':', 1)[1]}"
+
+
+def test_the_image_runs_as_the_numeric_user_the_pods_declare() -> None:
+    from infra.worker_groups import RAY_GID, RAY_UID
+
+    assert DOCKERFILE.rstrip().endswith(f"USER {RAY_UID}:{RAY_GID}")
+    assert "HF_HUB_OFFLINE=1" in DOCKERFILE
