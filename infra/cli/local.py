@@ -1,7 +1,7 @@
 """`servestack serve / status / stop`: a stack on an embedded local Ray.
 
 Exit codes: 0 done; 1 Ray or Serve trouble (not running, failed start, failed or slow
-rollout); 2 the stack is invalid, nothing was started.
+rollout); 2 the stack is invalid, nothing was started; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from infra.serve_config import ServeConfigError, serve_config_for
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
 
 STACK_OPTION = typer.Option(
     "local", "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."
@@ -79,6 +80,11 @@ def _load(stack: str, stacks_dir: Path) -> tuple[StackConfig, dict[str, Any]]:
         return config, serve_config_for(config)
     except (FileNotFoundError, StackConfigError, ServeConfigError) as error:
         raise _fail(str(error), EXIT_INVALID) from None
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] != "ray":
+            raise
+        raise _fail("Ray is not installed in this environment: run `make install` "
+                    "(or `pip install -e .`)") from None
 
 
 @app.command("serve")
@@ -125,6 +131,10 @@ def serve(
     except DeployFailedError as failure:
         _report_failure(failure.rollout)
         raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        raise _fail("Interrupted. Whatever Ray had started keeps running (a deploy finishes "
+                    "on its own): `servestack status` to look, `servestack stop` to end it.",
+                    EXIT_INTERRUPTED) from None
     _print_endpoints(config, snapshot, ports)
 
 

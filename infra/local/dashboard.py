@@ -64,11 +64,16 @@ class DashboardClient:
             raise DashboardError(
                 f"the Ray dashboard at {self.url} did not answer {method} {path} in time"
             ) from None
-        if response.status_code in (401, 403):
+        if response.status_code == 401:
             raise DashboardAuthError(
-                f"the Ray dashboard at {self.url} rejected the auth token "
-                f"({response.status_code}): it belongs to a cluster started with another token. "
-                "Stop that cluster or pick other ports (--dashboard-port/--ray-port)"
+                f"the Ray dashboard at {self.url} wants an auth token and none was found "
+                "(RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token)"
+            )
+        if response.status_code == 403:
+            raise DashboardAuthError(
+                f"the Ray dashboard at {self.url} rejected the auth token (403): it belongs to "
+                "a cluster started with another token. Stop that cluster or pick other ports "
+                "(--dashboard-port/--ray-port)"
             )
         if response.status_code >= 400:
             raise DashboardError(

@@ -54,11 +54,13 @@ class LocalRay:
     http_port: int
     workdir: Path
 
-    def servestack(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def servestack(
+        self, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-c", "from infra.cli import main; main()", *args],
-            env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-            check=False,
+            env={**self.env, **(env or {})}, cwd=REPO_ROOT, capture_output=True, text=True,
+            timeout=timeout, check=False,
         )
 
 
@@ -201,6 +203,14 @@ def test_status_shows_every_app_running(
     for app in ("classifier", "embeddings", "search"):
         assert "RUNNING" in rows[app]
     assert "1/1" in rows["embeddings"]
+
+
+def test_status_with_another_token_is_refused_by_the_dashboard(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    result = local_ray.servestack("status", env={"RAY_AUTH_TOKEN": "0" * 64})
+    assert result.returncode == 1
+    assert "rejected the auth token (403)" in result.stderr
 
 
 def test_serving_again_reuses_the_running_ray(
