@@ -17,6 +17,7 @@ from infra.diffing.rollout import SERVE_CONFIG, RayServiceChange, ServeChange
 
 MARKER = "<!-- servestack-diff -->"
 MAX_FIELDS = 25
+MAX_VALUE = 80
 ROLLOUT_TEXT = {
     "in place": "only `serveConfigV2` and/or worker replica bounds changed: KubeRay applies the "
                 "Serve config to the running cluster; no new Ray cluster.",
@@ -28,17 +29,42 @@ ROLLOUT_TEXT = {
 }
 
 
-def _value(value: Any) -> str:
-    if value is ABSENT:
-        return "—"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if len(text) > 80:
-        text = text[:77] + "..."
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _code(text: str) -> str:
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
 
 
+def _value(value: Any, start: int = 0) -> str:
+    """A value as inline code, cut to MAX_VALUE characters from `start` (… marks the cuts)."""
+    if value is ABSENT:
+        return "—"
+    text = _text(value)
+    if len(text) <= MAX_VALUE:
+        return _code(text)
+    piece = text[start:start + MAX_VALUE]
+    return _code(("…" if start else "") + piece + ("…" if start + MAX_VALUE < len(text) else ""))
+
+
+def _cells(old: Any, new: Any) -> tuple[str, str]:
+    """Old and new; long strings are shown from just before where they start to differ."""
+    start = 0
+    if isinstance(old, str) and isinstance(new, str) and max(len(old), len(new)) > MAX_VALUE:
+        common = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                      min(len(old), len(new)))
+        start = max(0, common - 20)
+    return _value(old, start), _value(new, start)
+
+
+def _pair(old: Any, new: Any) -> str:
+    before, after = _cells(old, new)
+    return f"{before} → {after}"
+
+
 def _field(change: FieldChange) -> str:
-    return f"`{change.path}`: {_value(change.old)} → {_value(change.new)}"
+    return f"`{change.path}`: {_pair(change.old, change.new)}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -108,7 +134,7 @@ def _rayservice_section(change: RayServiceChange) -> list[str]:
 def _serve_row(change: ServeChange) -> list[str]:
     return [f"`{change.app}`" if change.app else "(all)",
             f"`{change.deployment}`" if change.deployment else "—",
-            f"`{change.option}`", _value(change.old), _value(change.new)]
+            f"`{change.option}`", *_cells(change.old, change.new)]
 
 
 def _resource_rows(diff: StackDiff) -> list[list[str]]:

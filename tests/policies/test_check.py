@@ -156,6 +156,12 @@ def unlabelled_namespace(props: dict[str, Any]) -> None:
     del props["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
 
 
+def baseline_namespace(props: dict[str, Any]) -> None:
+    """ray-namespaces-restricted: the program always enforces restricted on its namespace;
+    baseline still satisfies namespaces-enforce-pod-security."""
+    props["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "baseline"
+
+
 def untolerated_taint(props: dict[str, Any]) -> None:
     """gpu-workers-target-their-pool: tolerations derive from the pool's taints; a stack
     whose taint has no toleration fails in the capacity plan before any registration."""
@@ -179,6 +185,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "explicit-upgrade-strategy": (RAYSERVICE_TYPE, implicit_upgrade),
     "pods-hardened": (RAYSERVICE_TYPE, privilege_escalation),
     "namespaces-enforce-pod-security": (NAMESPACE_TYPE, unlabelled_namespace),
+    "ray-namespaces-restricted": (NAMESPACE_TYPE, baseline_namespace),
     "gpu-workers-target-their-pool": (RAYSERVICE_TYPE, untolerated_taint),
     "capacity-plan-fits": (RAYSERVICE_TYPE, more_pods_than_planned),
 }
@@ -205,6 +212,13 @@ def test_violation_messages_name_the_field_and_the_fix(prod_subjects: list[Subje
     assert f"workerGroupSpecs[{GPU_GROUP}].template.spec.tolerations" in violation.message
     assert "nvidia.com/gpu=present:NoSchedule" in violation.message
     assert violation.urn is not None and violation.urn.endswith("::servestack")
+
+
+def test_mig_slices_on_an_existing_cluster_satisfy_the_gpu_policies() -> None:
+    """On-prem pools expose MIG profiles (nvidia.com/mig-2g.20gb): Ray counts each as a GPU."""
+    report = check_stack_file(FIXTURES / "onprem-mig.yaml", environment="staging")
+    assert report.passed
+    assert report.tripped() <= {"gcs-fault-tolerance"}
 
 
 def test_an_invalid_stack_never_reaches_the_policies() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,7 +199,13 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
         f"| `classifier` | `TileClassifier` | `autoscaling_config.max_replicas` | `{old_max}` "
         f"| `{old_max + 2}` |"
     ]
-    assert "| `prod` | 1 changed | **in place** | 1 field(s) |" in report
+    assert re.search(r"^\| `prod` \| \d+ changed \| \*\*in place\*\* \| 1 field\(s\) \|",
+                     report, re.MULTILINE)
+    (rayservice_row,) = [line for line in report.splitlines()
+                         if line.startswith("| changed | `kubernetes:ray.io/v1:RayService`")]
+    assert rayservice_row.endswith(
+        f"`spec.rayClusterConfig.workerGroupSpecs[{GPU_GROUP}].maxReplicas`: `{pods[0]}` → "
+        f"`{pods[1]}`<br>`spec.serveConfigV2` (Serve config above) |")
     assert "**RayService `servestack`: in place**" in report
     assert f"| `{GPU_GROUP}` | `max_pods` | `{pods[0]}` | `{pods[1]}` |" in report
     if nodes[0] != nodes[1]:
