@@ -17,8 +17,10 @@ from tests.apps.harness import LOCAL_SERVE, Checkpoints, ServedApps
 HERE = Path(__file__).resolve().parent
 
 
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Stop Ray when the next test lives outside tests/apps (or there is none)."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After a test's own teardown, stop Ray if the next test lives outside tests/apps."""
+    yield
     if nextitem is None or HERE not in Path(nextitem.path).resolve().parents:
         LOCAL_SERVE.stop()
 
