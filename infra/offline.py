@@ -54,6 +54,7 @@ class RecordedOptions:
     additional_secret_outputs: tuple[str, ...] = ()
     replace_on_changes: tuple[str, ...] = ()
     custom_timeouts: Mapping[str, str] = field(default_factory=dict)
+    providers: Mapping[str, str] = field(default_factory=dict)  # package → provider ref
     protect: bool = False
     retain_on_delete: bool = False
     delete_before_replace: bool = False
@@ -277,6 +278,7 @@ class RecordingMonitor(MockMonitor):
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),
+                providers=dict(sorted(request.providers.items())),
             )
         self.records.append(RegisteredResource(
             type=request.type, name=request.name, urn=urn, parent=request.parent or None,

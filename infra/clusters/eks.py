@@ -94,13 +94,13 @@ def device_plugin_values(cluster: EksCluster, gpu_pools: list[NodePool]) -> dict
     }
 
 
-def _node_role(name: str, parent: pulumi.Resource) -> aws.iam.Role:
+def _node_role(name: str, opts: pulumi.ResourceOptions) -> aws.iam.Role:
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "sts:AssumeRole",
         "Principal": {"Service": "ec2.amazonaws.com"},
     }]}
     role = aws.iam.Role(f"{name}-nodes", assume_role_policy=json.dumps(trust, sort_keys=True),
-                        opts=pulumi.ResourceOptions(parent=parent))
+                        opts=opts)
     for arn in NODE_POLICIES:
         aws.iam.RolePolicyAttachment(
             f"{name}-nodes-{arn.rsplit('/', 1)[1]}", role=role.name, policy_arn=arn,
@@ -111,7 +111,10 @@ def _node_role(name: str, parent: pulumi.Resource) -> aws.iam.Role:
 
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     config = _eks(stack)
-    role = _node_role(config.name, parent)
+    # The stack's region, not whatever `aws:region` the environment happens to carry.
+    region = aws.Provider("aws", region=config.region, opts=pulumi.ResourceOptions(parent=parent))
+    in_region = pulumi.ResourceOptions(parent=parent, providers=[region])
+    role = _node_role(config.name, in_region)
     cluster = eks.Cluster(
         config.name,
         name=config.name,
@@ -120,7 +123,7 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         authentication_mode=eks.AuthenticationMode.API,
         instance_roles=[role],
         create_oidc_provider=True,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=in_region,
     )
     groups = [
         eks.ManagedNodeGroup(
@@ -129,7 +132,7 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
             node_role=role,
             **node_group_args(config, pool),
             # The cluster autoscaler owns the desired size once the group exists.
-            opts=pulumi.ResourceOptions(parent=parent,
+            opts=pulumi.ResourceOptions(parent=parent, providers=[region],
                                         ignore_changes=["scalingConfig.desiredSize"]),
         )
         for pool in stack.pools

@@ -167,7 +167,7 @@ def test_ray_containers_run_under_the_restricted_pod_security_standard(run: Prog
         for container in pod["containers"]:
             assert from_wire(container["securityContext"]) == hardened
     assert from_wire(cluster["autoscalerOptions"]["securityContext"]) == hardened
-    labels = run.one("kubernetes:core/v1:Namespace").inputs["metadata"]["labels"]
+    labels = run.one("kubernetes:core/v1:Namespace", "namespace").inputs["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
@@ -240,11 +240,11 @@ def test_redis_password_reaches_only_a_secret(stack_run: Runs) -> None:
 
     password = "correct-horse-battery-staple"
     run = run_stack("prod", secrets={"redisPassword": password}).check()
-    secret: RegisteredResource = run.one("kubernetes:core/v1:Secret")
+    secret: RegisteredResource = run.one("kubernetes:core/v1:Secret", "servestack-redis")
     assert secret.inputs["stringData"] == {"password": password}
     assert "stringData" in secret.secret_inputs
     assert secret.inputs["metadata"]["name"] == "servestack-redis"
     for resource in run.resources:
         if resource is not secret:
             assert password not in yaml.safe_dump(dict(resource.inputs)), resource.name
-    assert run.one(RAYSERVICE).options.depends_on == (secret.urn,)
+    assert secret.urn in run.one(RAYSERVICE).options.depends_on

@@ -73,7 +73,7 @@ def test_device_plugin_runs_only_on_gpu_groups_and_tolerates_their_taints(
         values["tolerations"])
     groups = {r.urn for r in run.of_type(NODE_GROUP)}
     assert groups <= set(plugin.options.depends_on)
-    namespace = run.one("kubernetes:core/v1:Namespace")
+    namespace = run.one("kubernetes:core/v1:Namespace", "namespace")
     assert plugin.urn in namespace.options.depends_on
 
 
@@ -83,4 +83,17 @@ def test_device_plugin_can_be_left_to_the_platform(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.staging-bottlerocket.yaml"
     path.write_text(yaml.safe_dump(document))
     run = run_stack_file(path).check()
-    assert [r.name for r in run.of_type("kubernetes:helm.sh/v3:Release")] == ["kuberay"]
+    releases = [r.name for r in run.of_type("kubernetes:helm.sh/v3:Release")]
+    assert "kuberay" in releases and "nvidia-device-plugin" not in releases
+
+
+def test_every_aws_resource_uses_the_stacks_region(stack_run: Runs) -> None:
+    run = stack_run("staging")
+    provider = run.one("pulumi:providers:aws")
+    assert provider.inputs["region"] == staging().region
+    reference = f"{provider.urn}::{provider.name}-id"
+    for resource in run.resources:
+        if resource.type.startswith("aws:"):
+            assert resource.provider == reference, resource.name
+        elif resource.type.startswith("eks:"):
+            assert resource.options.providers["aws"] == reference, resource.name

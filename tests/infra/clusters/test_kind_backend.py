@@ -91,5 +91,5 @@ def test_the_app_image_is_loaded_before_workloads(stack_run: Runs) -> None:
     load = run.one(COMMAND, "kind-load-cpu")
     image = load_stack_config("local").image.reference(gpu=False)
     assert load.inputs["create"] == f"kind load docker-image {image} --name servestack-local"
-    namespace = run.one("kubernetes:core/v1:Namespace")
+    namespace = run.one("kubernetes:core/v1:Namespace", "namespace")
     assert load.urn in namespace.options.depends_on
