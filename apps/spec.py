@@ -297,6 +297,17 @@ class RuntimeEnv(SpecModel):
         return dict(sorted(value.items()))
 
 
+class ServiceLevel(SpecModel):
+    """What an app promises its callers; the stack's alerts fire when Serve's metrics break it."""
+
+    p99_latency_ms: float = Field(
+        1000.0, gt=0, description="p99 end-to-end HTTP latency (ms) measured at Serve's proxy."
+    )
+    max_error_ratio: float = Field(
+        0.05, gt=0, le=1, description="Largest share of HTTP responses that may be 5xx."
+    )
+
+
 class ApplicationSpec(SpecModel):
     """One Serve application: where its code lives, its route, and its deployments."""
 
@@ -305,6 +316,7 @@ class ApplicationSpec(SpecModel):
     route_prefix: str = Field(pattern=r"^/[\w\-/]*$")
     deployments: tuple[SerializeAsAny[DeploymentSpec], ...] = Field(min_length=1)
     runtime_env: RuntimeEnv = RuntimeEnv()
+    slo: ServiceLevel = ServiceLevel()
 
     @model_validator(mode="after")
     def _unique_deployments(self) -> Self:
@@ -326,7 +338,7 @@ class ApplicationSpec(SpecModel):
         """Apply a partial override: top-level fields plus `deployments: {name: {...}}`."""
         if not isinstance(patch, Mapping):
             raise SpecError([("<root>", f"expected a mapping, got {patch!r}")])
-        allowed = {"route_prefix", "runtime_env", "deployments"}
+        allowed = {"route_prefix", "runtime_env", "deployments", "slo"}
         unknown = sorted(set(patch) - allowed)
         if unknown:
             raise SpecError(

@@ -7,6 +7,7 @@ Pulumi keys live under the `servestack:` namespace in `stacks/Pulumi.<stack>.yam
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from functools import cached_property
@@ -196,7 +197,9 @@ class GcsFaultTolerance(SpecModel):
     """GCS state in Redis so Serve survives a head restart; the password is a Pulumi secret."""
 
     enabled: bool = False
-    redis_address: str | None = Field(None, description="host:port of an external Redis.")
+    redis_address: str | None = Field(
+        None, pattern=r"^[^\s:/]+:\d{1,5}$", description="host:port of an external Redis."
+    )
     password_secret_key: str = Field(
         "redisPassword", description="Name of the secret Pulumi config key holding the password."
     )
@@ -206,6 +209,10 @@ class GcsFaultTolerance(SpecModel):
         if self.enabled and not self.redis_address:
             raise ValueError("gcs_fault_tolerance.enabled needs redis_address (host:port)")
         return self
+
+    @property
+    def redis_port(self) -> int | None:
+        return int(self.redis_address.rsplit(":", 1)[1]) if self.redis_address else None
 
 
 class AutoscalerConfig(SpecModel):
@@ -247,6 +254,113 @@ class ServeOptions(SpecModel):
     http: HttpOptions = HttpOptions()
 
 
+# --- observability and security ---------------------------------------------------------
+
+KUBE_PROMETHEUS_STACK_VERSION: Final = "81.6.2"
+
+
+class ObservabilityConfig(SpecModel):
+    """How Prometheus finds Ray's metrics, where Grafana's dashboards go, and who alerts.
+
+    With the Prometheus Operator (installed here or already in the cluster) the stack adds
+    PodMonitors, a ServiceMonitor and PrometheusRules; without it, scrape annotations.
+    """
+
+    prometheus_operator: bool = Field(
+        False, description="The cluster runs the Prometheus Operator (monitoring.coreos.com CRDs).",
+    )
+    install_kube_prometheus_stack: bool = Field(
+        False, description="Install the kube-prometheus-stack chart (implies prometheus_operator).",
+    )
+    kube_prometheus_stack_version: str = Field(
+        KUBE_PROMETHEUS_STACK_VERSION, pattern=r"^\d+\.\d+\.\d+$",
+        description="Pinned chart version; bump deliberately.",
+    )
+    kube_prometheus_stack_repository: str = "https://prometheus-community.github.io/helm-charts"
+    monitoring_namespace: str = Field(
+        "monitoring", pattern=_DNS_LABEL,
+        description="Where Prometheus and Grafana run: dashboards go here and only this "
+        "namespace may scrape the metrics ports.",
+    )
+    prometheus_release: str = Field(
+        "kube-prometheus-stack", pattern=_DNS_LABEL,
+        description="The `release` label kube-prometheus-stack's Prometheus selects monitors "
+        "and rules by (its Helm release name).",
+    )
+    metrics_port: int = Field(
+        8080, ge=1, le=65535,
+        description="Ray's metrics export port on every node (Ray itself picks a random one).",
+    )
+    grafana_dashboards: bool = Field(True, description="Provision Ray's Grafana dashboards.")
+
+    @property
+    def uses_prometheus_operator(self) -> bool:
+        return self.prometheus_operator or self.install_kube_prometheus_stack
+
+
+class NetworkPeer(SpecModel):
+    """Pods allowed to call Serve: by namespace labels, pod labels, or both (both must match)."""
+
+    namespace_labels: dict[str, str] = Field(default_factory=dict)
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("namespace_labels", "pod_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid label key")
+        return dict(sorted(value.items()))
+
+    @model_validator(mode="after")
+    def _selective(self) -> Self:
+        if not self.namespace_labels and not self.pod_labels:
+            raise ValueError(
+                "a peer with neither namespace_labels nor pod_labels would admit every pod of "
+                "the namespace; name the ingress controller's labels"
+            )
+        return self
+
+
+class SecurityConfig(SpecModel):
+    """Who may reach the Ray cluster, and how Ray itself authenticates. Safe by default."""
+
+    ray_token_auth: bool = Field(
+        True, description="Ray token auth (KubeRay authOptions); the token is a Pulumi secret.",
+    )
+    network_policies: bool = Field(
+        True, description="Default-deny NetworkPolicies with only the paths Ray and Serve need.",
+    )
+    serve_clients: tuple[NetworkPeer, ...] = Field(
+        (NetworkPeer(namespace_labels={"servestack.io/serve-client": "true"}),),
+        description="Who may call Serve's HTTP port: the ingress path. Default: pods in "
+        "namespaces labelled servestack.io/serve-client=true.",
+    )
+    api_server_cidrs: tuple[str, ...] = Field(
+        ("0.0.0.0/0",), min_length=1,
+        description="Where the Kubernetes API server is, for the head's autoscaler egress.",
+    )
+    api_server_ports: tuple[int, ...] = Field((443, 6443), min_length=1)
+
+    @field_validator("api_server_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR such as 10.0.0.0/8") from None
+        return value
+
+    @field_validator("api_server_ports")
+    @classmethod
+    def _ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [port for port in value if not 1 <= port <= 65535]
+        if bad:
+            raise ValueError(f"{bad} are not TCP ports (1-65535)")
+        return tuple(sorted(set(value)))
+
+
 # --- the stack ---------------------------------------------------------------------------
 
 
@@ -264,6 +378,8 @@ class StackConfig(SpecModel):
     kuberay: KubeRayConfig = KubeRayConfig()
     rayservice: RayServiceConfig
     serve: ServeOptions = ServeOptions()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    security: SecurityConfig = SecurityConfig()
     apps: dict[str, AppOverrides | None] = Field(
         min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
     )

@@ -19,6 +19,8 @@ from infra.worker_groups import pod_resources
 
 KUBERAY_COMPONENT = "servestack:index:KubeRayOperator"
 CHART = "kuberay-operator"
+OPERATOR_METRICS_PORT_NAME = "http"  # the chart's container port 8080: /metrics and probes
+OPERATOR_METRICS_PORT = 8080
 CRD_KINDS = ("rayclusters", "rayjobs", "rayservices")
 CRD_URL = ("https://raw.githubusercontent.com/ray-project/kuberay/v{version}/"
            "ray-operator/config/crd/bases/ray.io_{kind}.yaml")
@@ -28,8 +30,14 @@ def crd_urls(version: str) -> dict[str, str]:
     return {kind: CRD_URL.format(version=version, kind=kind) for kind in CRD_KINDS}
 
 
+def operator_pod_labels() -> dict[str, str]:
+    """The label the chart puts on the operator Pod (its nameOverride, the chart name)."""
+    return {"app.kubernetes.io/name": CHART}
+
+
 def operator_values(config: KubeRayConfig, namespace: str,
-                    node_selector: Mapping[str, str]) -> dict[str, Any]:
+                    node_selector: Mapping[str, str],
+                    pod_annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Namespaced install: the operator gets a Role in our namespace only and watches only it."""
     values: dict[str, Any] = {
         "crNamespacedRbacEnable": True,
@@ -39,6 +47,8 @@ def operator_values(config: KubeRayConfig, namespace: str,
     }
     if node_selector:
         values["nodeSelector"] = dict(sorted(node_selector.items()))
+    if pod_annotations:
+        values["annotations"] = dict(sorted(pod_annotations.items()))  # Pod template annotations
     return values
 
 
@@ -47,6 +57,7 @@ class KubeRayOperatorArgs:
     config: KubeRayConfig
     namespace: str
     node_selector: Mapping[str, str] = field(default_factory=dict)  # the head's pool
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)  # e.g. prometheus.io/*
 
 
 class KubeRayOperator(pulumi.ComponentResource):
@@ -68,7 +79,8 @@ class KubeRayOperator(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=args.config.chart_repository),
             namespace=args.namespace,
             skip_crds=True,
-            values=operator_values(args.config, args.namespace, args.node_selector),
+            values=operator_values(args.config, args.namespace, args.node_selector,
+                                   args.pod_annotations),
             opts=pulumi.ResourceOptions(parent=self, depends_on=crds),
         )
         self.register_outputs({"chartVersion": args.config.chart_version,

@@ -32,6 +32,7 @@ from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, stack_file
 PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
 PROGRAM = REPO_ROOT / "infra" / "__main__.py"
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
+RANDOM_PLACEHOLDER = "offline-random-secret"
 _SIG_KEY = rpc._special_sig_key
 _SECRET_SIG = rpc._special_secret_sig
 _RESOURCE_SIG = rpc._special_resource_sig
@@ -208,6 +209,8 @@ def _fake_outputs(args: MockResourceArgs) -> dict[str, Any]:
     elif args.typ == "aws:iam/role:Role":
         state["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
         state.setdefault("name", args.name)
+    elif args.typ == "random:index/randomPassword:RandomPassword":
+        state["result"] = f"{RANDOM_PLACEHOLDER}-{args.name}"  # secret, as the provider's is
     elif args.typ.startswith("kubernetes:helm.sh/"):
         state["status"] = {"status": "deployed", "version": state.get("version")}
     return state

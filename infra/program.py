@@ -31,6 +31,8 @@ from infra.config import (
 )
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from infra.namespace import workload_namespace
+from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from infra.observability import Observability, ObservabilityArgs, operator_scrape_annotations
 from infra.rayservice import RayService, RayServiceArgs
 from infra.rayservice import check as check_rayservice
 from infra.serve_config import ServeConfigError, serve_config_for
@@ -141,7 +143,8 @@ def deploy(stack: StackConfig, plan: CapacityPlan, serve_config: dict[str, Any],
         provider=cluster.provider, depends_on=list(cluster.ready)))
     operator = KubeRayOperator(
         "kuberay",
-        KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head_node_selector),
+        KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head_node_selector,
+                            operator_scrape_annotations(stack)),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
     )
     ft = stack.rayservice.gcs_fault_tolerance
@@ -151,6 +154,12 @@ def deploy(stack: StackConfig, plan: CapacityPlan, serve_config: dict[str, Any],
         RayServiceArgs(stack=stack, plan=plan, serve_config=serve_config, redis_password=password),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[operator, namespace]),
     )
+    NetworkPolicies("network-policies", NetworkPoliciesArgs(stack), opts=pulumi.ResourceOptions(
+        providers=[cluster.provider], depends_on=[namespace]))
+    observability = Observability(
+        "observability", ObservabilityArgs(stack, plan),
+        opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
+    )
     for warning in plan.warnings:
         pulumi.log.warn(warning)
     pulumi.export("namespace", namespace.metadata.name)
@@ -159,6 +168,8 @@ def deploy(stack: StackConfig, plan: CapacityPlan, serve_config: dict[str, Any],
     pulumi.export("serveEndpoint", service.serve_endpoint)
     if cluster.kubeconfig is not None:
         pulumi.export("kubeconfig", cluster.kubeconfig)
+    if observability.grafana is not None:
+        pulumi.export("grafana", observability.grafana)
     pulumi.export("capacityPlan", plan.to_output())
     pulumi.export("serveConfig", serve_config)
 

@@ -2,7 +2,8 @@
 
 The manifest is built by a pure function (`rayservice_manifest`) so tests, `render` and the
 policies read exactly what Pulumi applies; the component adds only what needs Pulumi: the
-Redis password Secret, readiness, and leaving worker replica counts to the autoscaler.
+Redis password and Ray auth token Secrets, readiness, and leaving worker replica counts to
+the autoscaler.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
@@ -23,6 +25,8 @@ RAYSERVICE_COMPONENT = "servestack:index:RayService"
 API_VERSION = "ray.io/v1"
 KIND = "RayService"
 REDIS_PASSWORD_KEY = "password"
+AUTH_TOKEN_KEY = "auth_token"  # the data key KubeRay's authOptions.secretName must hold
+AUTH_TOKEN_LENGTH = 48
 READY_TIMEOUT = "30m"  # image pulls plus a GPU node scale-up plus model loads
 IGNORED_CHANGES = ["spec.rayClusterConfig.workerGroupSpecs[*].replicas"]
 """The in-tree autoscaler writes replicas; Pulumi must not reset them on every `up`."""
@@ -53,6 +57,19 @@ def redis_secret_name(stack: StackConfig) -> str:
     return f"{stack.rayservice.name}-redis"
 
 
+def auth_secret_name(stack: StackConfig) -> str:
+    return f"{stack.rayservice.name}-ray-auth"
+
+
+def auth_options(stack: StackConfig) -> dict[str, Any] | None:
+    """Ray token auth: KubeRay puts RAY_AUTH_MODE/RAY_AUTH_TOKEN from our Secret into every
+    Ray container and uses the token itself for the dashboard. `enableK8sTokenAuth` stays
+    off: KubeRay 1.7 documents it as unsupported for RayService."""
+    if not stack.security.ray_token_auth:
+        return None
+    return {"mode": "token", "secretName": auth_secret_name(stack)}
+
+
 def gcs_fault_tolerance_options(stack: StackConfig) -> dict[str, Any] | None:
     ft = stack.rayservice.gcs_fault_tolerance
     if not ft.enabled:
@@ -72,6 +89,9 @@ def rayservice_manifest(
     ft = gcs_fault_tolerance_options(stack)
     if ft is not None:
         cluster["gcsFaultToleranceOptions"] = ft
+    auth = auth_options(stack)
+    if auth is not None:
+        cluster["authOptions"] = auth
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -121,6 +141,8 @@ class RayService(pulumi.ComponentResource):
                 string_data={REDIS_PASSWORD_KEY: args.redis_password},
                 opts=pulumi.ResourceOptions(parent=self),
             ))
+        if stack.security.ray_token_auth:
+            depends_on.append(self._auth_secret(name, stack))
         resource = k8s.apiextensions.CustomResource(
             name,
             api_version=manifest["apiVersion"],
@@ -143,3 +165,18 @@ class RayService(pulumi.ComponentResource):
             "serveEndpoint": self.serve_endpoint,
             "serveService": self.serve_service,
         })
+
+    def _auth_secret(self, name: str, stack: StackConfig) -> k8s.core.v1.Secret:
+        """A random token kept only in Pulumi state (encrypted) and this Secret."""
+        token = random.RandomPassword(
+            f"{name}-ray-auth-token", length=AUTH_TOKEN_LENGTH, special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return k8s.core.v1.Secret(
+            f"{name}-ray-auth",
+            metadata={"labels": pod_labels(stack), "name": auth_secret_name(stack),
+                      "namespace": stack.namespace},
+            type="Opaque",
+            string_data={AUTH_TOKEN_KEY: token.result},
+            opts=pulumi.ResourceOptions(parent=self),
+        )

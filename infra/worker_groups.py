@@ -16,16 +16,24 @@ from infra.quantities import cpu_quantity, memory_quantity
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
 SHM_VOLUME = "dshm"
+TMP_VOLUME = "tmp"
+TMP_MOUNT = "/tmp"
+"""Ray's only writable path: session dir, logs, sockets and spilled objects under /tmp/ray."""
+METRICS_PORT_NAME = "metrics"
+AUTOSCALER_METRICS_PORT = 44217  # ray.autoscaler._private.constants.AUTOSCALER_METRIC_PORT
+DASHBOARD_METRICS_PORT = 44227  # ray.dashboard.consts.DASHBOARD_METRIC_PORT
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 RAY_ENV = {"HF_HUB_OFFLINE": "1"}  # weights ship in the image; nothing downloads at runtime
 
 
 def container_security_context() -> dict[str, Any]:
-    """The restricted Pod Security Standard, which the namespace also enforces."""
+    """The restricted Pod Security Standard, which the namespace also enforces, plus a
+    read-only root: Ray writes only under /tmp (an emptyDir) and /dev/shm."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
         "runAsGroup": RAY_GID,
         "runAsNonRoot": True,
         "runAsUser": RAY_UID,
@@ -73,13 +81,29 @@ def _env() -> list[dict[str, str]]:
     return [{"name": key, "value": value} for key, value in sorted(RAY_ENV.items())]
 
 
+def scrape_annotations(stack: StackConfig) -> dict[str, str]:
+    """prometheus.io/* annotations, for a Prometheus without the Operator's PodMonitors."""
+    if stack.observability.uses_prometheus_operator:
+        return {}
+    return {
+        "prometheus.io/path": "/metrics",
+        "prometheus.io/port": str(stack.observability.metrics_port),
+        "prometheus.io/scrape": "true",
+    }
+
+
 def _ports(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
-    ports = [{"containerPort": stack.serve.http.port, "name": "serve"}]
+    ports = [
+        {"containerPort": stack.serve.http.port, "name": "serve"},
+        {"containerPort": stack.observability.metrics_port, "name": METRICS_PORT_NAME},
+    ]
     if head:
         ports += [
             {"containerPort": 6379, "name": "gcs-server"},
             {"containerPort": 8265, "name": "dashboard"},
             {"containerPort": 10001, "name": "client"},
+            {"containerPort": AUTOSCALER_METRICS_PORT, "name": "as-metrics"},
+            {"containerPort": DASHBOARD_METRICS_PORT, "name": "dash-metrics"},
         ]
     return sorted(ports, key=lambda port: str(port["name"]))
 
@@ -92,13 +116,18 @@ def _pod_template(
         "containers": [container],
         "securityContext": pod_security_context(),
         # Ray's object store lives in /dev/shm; the container runtime's 64Mi default is too small.
-        "volumes": [{"emptyDir": {"medium": "Memory"}, "name": SHM_VOLUME}],
+        "volumes": [{"emptyDir": {"medium": "Memory"}, "name": SHM_VOLUME},
+                    {"emptyDir": {}, "name": TMP_VOLUME}],
     }
     if node_selector:
         spec["nodeSelector"] = dict(sorted(node_selector.items()))
     if tolerations:
         spec["tolerations"] = [toleration(taint) for taint in tolerations]
-    return {"metadata": {"labels": pod_labels(stack)}, "spec": spec}
+    metadata: dict[str, Any] = {"labels": pod_labels(stack)}
+    annotations = scrape_annotations(stack)
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"metadata": metadata, "spec": spec}
 
 
 def _container(stack: StackConfig, name: str, image: str, resources: dict[str, Any],
@@ -111,8 +140,13 @@ def _container(stack: StackConfig, name: str, image: str, resources: dict[str, A
         "ports": _ports(stack, head),
         "resources": resources,
         "securityContext": container_security_context(),
-        "volumeMounts": [{"mountPath": "/dev/shm", "name": SHM_VOLUME}],
+        "volumeMounts": _volume_mounts(),
     }
+
+
+def _volume_mounts() -> list[dict[str, str]]:
+    return [{"mountPath": "/dev/shm", "name": SHM_VOLUME},
+            {"mountPath": TMP_MOUNT, "name": TMP_VOLUME}]
 
 
 def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
@@ -122,7 +156,8 @@ def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
                            pod_resources(stack.rayservice.head), head=True)
     head_pool = stack.pool(plan.head_pool)
     return {
-        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "metrics-export-port": _metrics(stack),
+                           "num-cpus": "0"},
         "template": _pod_template(stack, container, plan.head_node_selector, head_pool.taints),
     }
 
@@ -137,6 +172,7 @@ def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, A
         "minReplicas": group.min_pods,
         "rayStartParams": {
             "memory": str(group.ray_memory),
+            "metrics-export-port": _metrics(stack),
             "num-cpus": str(group.ray_num_cpus),
             "num-gpus": str(group.ray_num_gpus),
         },
@@ -154,7 +190,13 @@ def autoscaler_options(stack: StackConfig) -> dict[str, Any]:
         "resources": pod_resources(autoscaler.resources),
         "securityContext": container_security_context(),
         "upscalingMode": autoscaler.upscaling_mode,
+        # The head Pod's /tmp: the sidecar writes Ray's autoscaler logs with a read-only root.
+        "volumeMounts": [{"mountPath": TMP_MOUNT, "name": TMP_VOLUME}],
     }
+
+
+def _metrics(stack: StackConfig) -> str:
+    return str(stack.observability.metrics_port)
 
 
 def ray_cluster_config(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:

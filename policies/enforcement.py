@@ -49,6 +49,11 @@ LEVELS: Mapping[str, Mapping[Environment, EnforcementLevel]] = {
     "explicit-upgrade-strategy": _levels(A, A, M, M),
     "pods-hardened": _levels(A, M, M, M),
     "namespaces-enforce-pod-security": _levels(A, M, M, M),
+    "ray-namespaces-restricted": _levels(A, M, M, M),
+    "ray-token-auth": _levels(A, M, M, M),
+    "network-policies-isolate-ray": _levels(A, M, M, M),
+    # A secret in plain text is leaked the moment it is applied, on a laptop too.
+    "no-plain-secrets": _levels(M, M, M, M),
     # Availability: pointless on a laptop, a warning in dev and staging, a gate in prod.
     "gcs-fault-tolerance": _levels(D, A, A, M),
     "gpu-deployments-stay-warm": _levels(D, A, A, M),

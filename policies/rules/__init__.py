@@ -35,6 +35,12 @@ from policies.rules.resources import (
     check_head_runs_no_replicas,
     check_ray_gpus_match_pod_limits,
 )
+from policies.rules.security import (
+    check_network_policies_isolate_ray,
+    check_no_plain_secrets,
+    check_ray_namespaces_restricted,
+    check_ray_token_auth,
+)
 from policies.rules.serving import check_gpu_deployments_stay_warm, check_serve_config_valid
 
 ResourceCheck = Callable[[str, Mapping[str, Any]], Iterable[str]]
@@ -111,6 +117,17 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         check_namespaces_enforce_pod_security,
     ),
     ResourceRule(
+        "ray-token-auth",
+        "The RayService turns on Ray token authentication (rayClusterConfig.authOptions).",
+        check_ray_token_auth,
+    ),
+    ResourceRule(
+        "no-plain-secrets",
+        "No secret-looking env var, runtime_env variable or Helm value is a literal; secrets "
+        "come from Kubernetes Secrets.",
+        check_no_plain_secrets,
+    ),
+    ResourceRule(
         "gcs-fault-tolerance",
         "The RayService keeps GCS state in external storage so Serve survives a head restart.",
         check_gcs_fault_tolerance,
@@ -127,6 +144,18 @@ STACK_RULES: tuple[StackRule, ...] = (
         "gpu-workers-target-their-pool",
         "GPU worker groups select a pool that has their GPU and tolerate its taints.",
         check_gpu_workers_target_their_pool,
+    ),
+    StackRule(
+        "network-policies-isolate-ray",
+        "Every namespace with a RayService denies ingress by default, and no NetworkPolicy "
+        "admits the whole cluster.",
+        check_network_policies_isolate_ray,
+    ),
+    StackRule(
+        "ray-namespaces-restricted",
+        "Namespaces that run Ray pods are part of the stack and enforce the restricted Pod "
+        "Security Standard.",
+        check_ray_namespaces_restricted,
     ),
     StackRule(
         "capacity-plan-fits",
