@@ -67,6 +67,7 @@ def _free_port() -> int:
 def sleeper_url() -> Iterator[str]:
     ray = pytest.importorskip("ray")
     from ray import serve
+    from ray.serve import Deployment
 
     env = {
         "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": str(METRICS_PUSH_INTERVAL_S),
@@ -81,8 +82,7 @@ def sleeper_url() -> Iterator[str]:
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
 
-        @serve.deployment
-        class Sleeper:
+        class Sleeper:  # defined here so Ray pickles it by value for the replicas
             async def __call__(self, request: Any) -> str:
                 await asyncio.sleep(SERVICE_TIME_S)
                 return "ok"
@@ -91,11 +91,12 @@ def sleeper_url() -> Iterator[str]:
         options["autoscaling_config"].update(
             look_back_period_s=LOOK_BACK_PERIOD_S, metrics_interval_s=METRICS_PUSH_INTERVAL_S
         )
-        serve.run(Sleeper.options(**options).bind(), name="step", route_prefix="/step")
+        deployment: Deployment = serve.deployment(**options)(Sleeper)
+        serve.run(deployment.bind(), name="step", route_prefix="/step")
         try:
             yield f"http://127.0.0.1:{port}/step"
         finally:
-            serve.shutdown()
+            serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
 
 
@@ -103,7 +104,7 @@ def _running_replicas() -> int:
     from ray import serve
 
     deployment = serve.status().applications["step"].deployments[SPEC.name]
-    return int(deployment.replica_states.get("RUNNING", 0))
+    return sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
 
 
 async def _load_step(url: str) -> list[Point]:

@@ -1,0 +1,338 @@
+"""Results JSON → markdown tables (benchmarks/RESULTS.md for a full run).
+
+Everything but the analysis block is generated; the analysis block (between the markers)
+is written by a person after reading the tables and is carried over on regeneration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+BENCH_DIR = Path(__file__).resolve().parent
+ANALYSIS_START = "<!-- analysis:start -->"
+ANALYSIS_END = "<!-- analysis:end -->"
+SATURATION = "closed c=64"
+LATENCY = "closed c=1"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "0"
+    return str(value)
+
+
+def _run(scenario: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for run in scenario["runs"]:
+        if run["kind"] == kind:
+            return run  # type: ignore[no-any-return]
+    return None
+
+
+def _latency(run: Mapping[str, Any] | None, key: str) -> float | None:
+    if run is None or run.get("latency") is None:
+        return None
+    value: float = run["latency"][key]
+    return value
+
+
+def _scenarios(results: Mapping[str, Any], variant: str) -> list[Mapping[str, Any]]:
+    """The variant's scenarios that ran (failed ones are listed in `failures_section`)."""
+    for served in results.get("served", []):
+        if served["variant"] == variant:
+            return [s for s in served["scenarios"] if "error" not in s]
+    return []
+
+
+def _scenario(results: Mapping[str, Any], variant: str, app: str,
+              label: str) -> Mapping[str, Any] | None:
+    for scenario in _scenarios(results, variant):
+        if scenario["app"] == app and scenario["label"] == label:
+            return scenario
+    return None
+
+
+def _raw_row(results: Mapping[str, Any], app: str, threads: int,
+             batch: int) -> Mapping[str, Any] | None:
+    for document in results.get("raw", []):
+        if document["app"] == app and document["threads"] == threads:
+            for row in document["rows"]:
+                if row["batch_size"] == batch:
+                    return row  # type: ignore[no-any-return]
+    return None
+
+
+def _ratio(served: float | None, raw: float | None) -> str:
+    if not served or not raw:
+        return "-"
+    return f"{served / raw:.2f}"
+
+
+def machine_section(results: Mapping[str, Any]) -> str:
+    machine = results["machine"]
+    versions = machine["versions"]
+    rows = [
+        ("date (UTC)", machine["date"]),
+        ("CPU", f"{machine['cores']} cores, {machine['cpu_model']}"),
+        ("memory", f"{machine['memory_gib']} GiB"),
+        ("kernel", machine["kernel"]),
+        ("load average (1/5/15 min) at start", machine["load_average_at_start"]),
+        ("load average at end", machine.get("load_average_at_end")),
+        ("run mode / wall time", f"{results['mode']} / {results.get('wall_time_s')} s"),
+    ] + [(name, version) for name, version in sorted(versions.items())]
+    return _table(("", ""), ((key, ", ".join(map(str, v)) if isinstance(v, list) else v)
+                             for key, v in rows))
+
+
+def summary_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for app in ("embeddings", "classifier", "search"):
+        defaults = _scenario(results, "default", app, "spec defaults")
+        if defaults is None:
+            continue
+        spec = defaults["spec"]
+        batch = spec["max_batch_size"] or 1
+        threads = max(1, int(spec["num_cpus"]))
+        raw_batch = _raw_row(results, app, threads, min(batch, 32))
+        raw_single = _raw_row(results, app, threads, 1)
+        saturation, single = _run(defaults, SATURATION), _run(defaults, LATENCY)
+        served_items = saturation["items_per_s"] if saturation else None
+        raw_items = raw_batch["items_per_s"] if raw_batch else None
+        raw_p50 = raw_single["batch_latency"]["p50_ms"] if raw_single else None
+        served_p50 = _latency(single, "p50_ms")
+        rows.append((
+            app, f"{batch} / {threads}", raw_items, served_items, _ratio(served_items, raw_items),
+            raw_p50, served_p50,
+            None if served_p50 is None or raw_p50 is None else served_p50 - raw_p50,
+        ))
+    return _table(
+        ("app", "max_batch_size / threads", "raw items/s (same batch, threads)",
+         "served items/s (c=64)", "served / raw", "raw p50 ms (batch 1)",
+         "served p50 ms (c=1)", "added p50 ms"),
+        rows,
+    )
+
+
+def raw_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for document in results.get("raw", []):
+        for row in document["rows"]:
+            latency = row["batch_latency"] or {}
+            rows.append((document["app"], document["threads"], row["batch_size"],
+                         row["items_per_s"], latency.get("p50_ms"), latency.get("p99_ms"),
+                         row["batches"]))
+    return _table(("app", "torch threads", "batch", "items/s", "batch p50 ms", "batch p99 ms",
+                   "batches"), rows)
+
+
+def batching_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for scenario in _scenarios(results, "default"):
+        if scenario["app"] == "search" or "num_cpus" in scenario["label"]:
+            continue
+        run = _run(scenario, SATURATION)
+        if run is None:
+            continue
+        spec = scenario["spec"]
+        rows.append((scenario["app"], spec["max_batch_size"], spec["batch_wait_timeout_s"],
+                     run["mean_batch_size"], run["throughput_rps"], _latency(run, "p50_ms"),
+                     _latency(run, "p99_ms"), run["errors"]))
+    rows.sort(key=lambda r: (r[0], r[1] or 0))
+    return _table(("app", "max_batch_size", "batch_wait_timeout_s", "mean batch run",
+                   "req/s (c=64)", "p50 ms", "p99 ms", "errors"), rows)
+
+
+def threads_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for scenario in _scenarios(results, "default"):
+        if scenario["label"] not in ("spec defaults", "num_cpus 2 (2 torch threads)"):
+            continue
+        if scenario["app"] == "search":
+            continue
+        cpus = int(scenario["spec"]["num_cpus"])
+        batch = scenario["spec"]["max_batch_size"] or 1
+        raw = _raw_row(results, scenario["app"], cpus, min(batch, 32))
+        raw_one = _raw_row(results, scenario["app"], cpus, 1)
+        rows.append((scenario["app"], cpus, _latency(_run(scenario, LATENCY), "p50_ms"),
+                     raw_one["batch_latency"]["p50_ms"] if raw_one else None,
+                     (_run(scenario, SATURATION) or {}).get("throughput_rps"),
+                     raw["items_per_s"] if raw else None))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return _table(("app", "num_cpus (= torch threads)", "served p50 ms (c=1)",
+                   "raw p50 ms (batch 1)", "served req/s (c=64)", "raw items/s (same batch)"),
+                  rows)
+
+
+def variants_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for served in results.get("served", []):
+        for scenario in served["scenarios"]:
+            if scenario["label"] != "spec defaults" or "error" in scenario:
+                continue
+            single, saturation = _run(scenario, LATENCY), _run(scenario, SATURATION)
+            rows.append((scenario["app"], served["variant"], served["ray_start_s"],
+                         _latency(single, "p50_ms"), _latency(single, "p99_ms"),
+                         (saturation or {}).get("throughput_rps"),
+                         _latency(saturation, "p50_ms"), _latency(saturation, "p99_ms"),
+                         (saturation or {}).get("client_cpu_share"),
+                         {**(single or {}).get("errors", {}),
+                          **(saturation or {}).get("errors", {})}))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return _table(("app", "variant", "Ray+Serve start s", "p50 ms (c=1)", "p99 ms (c=1)",
+                   "req/s (c=64)", "p50 ms (c=64)", "p99 ms (c=64)", "client CPU share (c=64)",
+                   "errors"), rows)
+
+
+def open_loop_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for scenario in _scenarios(results, "default"):
+        for run in scenario["runs"]:
+            if run["mode"] != "open":
+                continue
+            latency = run["latency"] or {}
+            rows.append((scenario["app"], run["offered_rps"],
+                         round(run["requests"] / run["window_s"], 1), run["throughput_rps"],
+                         latency.get("p50_ms"), latency.get("p95_ms"), latency.get("p99_ms"),
+                         run["send_lag_p99_ms"], run["errors"]))
+    return _table(("app", "target req/s", "sent req/s", "completed req/s", "p50 ms", "p95 ms",
+                   "p99 ms", "client send lag p99 ms", "errors"), rows)
+
+
+def failures_section(results: Mapping[str, Any]) -> str:
+    """Variants that did not start and scenarios that failed, with Ray's last words."""
+    rows = []
+    for served in results.get("served", []):
+        if "error" in served:
+            rows.append((served["variant"], "(Ray/Serve start)", _last_line(served["error"])))
+        for scenario in served["scenarios"]:
+            if "error" in scenario:
+                rows.append((served["variant"], f"{scenario['app']}: {scenario['label']}",
+                             _last_line(scenario["error"])))
+    if not rows:
+        return "None: every variant started and every scenario ran."
+    return _table(("variant", "what", "error (last line)"), rows)
+
+
+def _last_line(error: str) -> str:
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return (lines[-1] if lines else error).replace("|", "\\|")[:300]
+
+
+def infra_section(results: Mapping[str, Any]) -> str:
+    rows = [(r["apps"], r["deployments"], r.get("resolve_overrides_ms"),
+             r["build_serve_config_ms"], r["validate_serve_deploy_schema_ms"],
+             r["render_yaml_ms"], r["plan_capacity_ms"], r.get("offline_program_ms"),
+             round(r["serve_config_bytes"] / 1024, 1))
+            for r in results.get("infra_scale", [])]
+    return _table(("apps", "deployments", "resolve overrides ms", "build Serve config ms",
+                   "ServeDeploySchema ms", "YAML render ms", "plan_capacity ms",
+                   "Pulumi program (mocks) ms", "config KiB"), rows)
+
+
+METHOD = """\
+- **Load generator** (`benchmarks/loadgen.py`): asyncio + aiohttp on uvloop, one process.
+  Closed loop = N workers, each sends its next request when the previous one returns.
+  Open loop = Poisson arrivals at a fixed rate; each request's latency is measured from its
+  *intended* send time, so when the server (or the client) stalls, the stall lands in the
+  tail instead of silently lowering the offered rate (coordinated omission). The client's
+  own lateness is reported as "send lag". Not wrk/locust: wrk's closed loop hides
+  coordinated omission (wrk2 fixes it but is a C build, not on PyPI), locust is a
+  closed-loop, heavyweight (gevent, web UI) client that would take more of the two cores
+  than the 0.1-0.3 ms of CPU per request this client costs; both make JSON bodies per
+  request awkward. The client shares the 2 cores with Ray: its CPU time is measured and
+  shown as "client CPU share" (fraction of both cores), and it runs alone (no Ray driver
+  in its process).
+- **Percentiles**: nearest rank (the smallest sample with at least p% of samples at or
+  below it; numpy's `method="inverted_cdf"`), so every reported latency was observed. With
+  n samples a p99 is only meaningful for n ≥ 100; the JSON keeps `count` per run.
+- **Raw baseline** (`benchmarks/raw.py`): the app's own model code in-process (embedding:
+  `encode`; classifier: PNG decode + `predict_probabilities`; search: `encode` + numpy
+  top-k over the same 500-document corpus), one fresh process per torch thread count,
+  with the same inputs the served runs send. It is the ceiling Serve can approach.
+- **Served**: one Ray head per variant (throughput switches are read at start), apps
+  deployed through the dashboard REST API exactly as `servestack serve` and KubeRay do,
+  every deployment pinned to one replica, one app deployed at a time. "c=64" is the
+  saturation point (64 in flight = twice the largest batch swept). "Batching off" is
+  `max_batch_size: 1`: the app's `@serve.batch` stays, but every forward pass is one item.
+  Throughput counts successful responses whose request started in the measured window.
+"""
+
+
+def render(results: Mapping[str, Any], analysis: str, source: str) -> str:
+    quick = results["mode"] == "quick"
+    command = "python -m benchmarks.run" + (" --quick" if quick else "")
+    parts = [
+        "# Benchmark results",
+        f"<!-- generated by `{command}` from {source}; only the analysis block is hand-written "
+        "and is kept on regeneration -->",
+        "## Machine", machine_section(results),
+        "## Reproduce",
+        "```bash\n. .venv/bin/activate && servestack model build   # the classifier checkpoint\n"
+        "python -m benchmarks.run            # full run (~15-20 min), writes results/full.json"
+        " + this file\npython -m benchmarks.run --quick    # ~6 min, writes results/quick.json"
+        " + results/quick.md\npython -m benchmarks.infra_scale   # infra scale only\n"
+        "python -m benchmarks.raw embeddings --threads 1   # one raw baseline\n"
+        "python -m benchmarks.loadgen http://127.0.0.1:8000 --path /embed "
+        "--body '{\"texts\": [\"hi\"]}' --mode open --rate 20   # against `servestack serve`\n"
+        "```",
+        "## Method", METHOD,
+        "## Served vs raw (default variant, spec defaults, one replica)", summary_section(results),
+        "## Batching sweep", batching_section(results),
+        "## Threads per replica", threads_section(results),
+        "## Ray Serve throughput switches", variants_section(results),
+        "## Open loop (latency from intended send time)", open_loop_section(results),
+        "## Failures", failures_section(results),
+        "## Raw baselines", raw_section(results),
+        "## Infra scale", infra_section(results),
+        "## Analysis and chosen defaults",
+        ANALYSIS_START + "\n" + analysis.strip() + "\n" + ANALYSIS_END,
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def existing_analysis(path: Path) -> str:
+    if not path.is_file():
+        return "_(to be written after reading the tables)_"
+    text = path.read_text()
+    if ANALYSIS_START in text and ANALYSIS_END in text:
+        return text.split(ANALYSIS_START, 1)[1].split(ANALYSIS_END, 1)[0]
+    return "_(to be written after reading the tables)_"
+
+
+def write(results_path: Path) -> Path:
+    """RESULTS.md for a full run, results/<mode>.md otherwise; returns the path written."""
+    results = json.loads(results_path.read_text())
+    target = (BENCH_DIR / "RESULTS.md" if results["mode"] == "full"
+              else results_path.with_suffix(".md"))
+    resolved = results_path.resolve()
+    source = (resolved.relative_to(BENCH_DIR.parent).as_posix()
+              if resolved.is_relative_to(BENCH_DIR.parent) else str(resolved))
+    target.write_text(render(results, existing_analysis(target), source))
+    return target
+
+
+cli = typer.Typer(add_completion=False)
+
+
+@cli.command()
+def main(results_path: Path = typer.Argument(BENCH_DIR / "results" / "full.json")) -> None:
+    """Regenerate the markdown from a results JSON (keeps the analysis block)."""
+    typer.echo(f"wrote {write(results_path)}")
+
+
+if __name__ == "__main__":
+    cli()

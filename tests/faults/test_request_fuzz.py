@@ -1,0 +1,182 @@
+"""Malformed, oversized and adversarial requests never get a 5xx, never hang, never kill.
+
+Hypothesis throws random JSON, wrong types in the right fields, binary garbage under
+assorted content types, deep nesting and huge strings at every POST endpoint of the three
+apps. Every answer must be below 500 and arrive within the timeout; app routes must answer
+4xx with the JSON error contract; and afterwards every replica actor is the one that was
+there before (none crashed and was replaced).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.catalog import CATALOG
+from apps.classifier.spec import TILE_SIZE
+from apps.spec import ApplicationSpec
+from tests.faults.conftest import LocalServe, build_classifier_checkpoint, local_serve
+
+pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(600)]
+
+ONE_REPLICA = {"autoscaling": {"min_replicas": 1, "max_replicas": 1},
+               "resources": {"num_cpus": 0.5}}
+APPS: tuple[ApplicationSpec, ...] = (
+    CATALOG["embeddings"].with_overrides({"deployments": {"Embedder": ONE_REPLICA}}),
+    CATALOG["classifier"].with_overrides({"deployments": {"TileClassifier": ONE_REPLICA}}),
+    CATALOG["search"].with_overrides({"deployments": {"Embedder": ONE_REPLICA}}),
+)
+TIMEOUT_S = 30.0
+STATUSES: Counter[int] = Counter()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    app: ApplicationSpec
+    path: str
+    fields: tuple[str, ...]  # the request model's top-level fields, for field-shaped bodies
+
+    def url(self, served: LocalServe) -> str:
+        return served.url(self.app, self.path)
+
+
+ENDPOINTS = (
+    Endpoint(APPS[0], "", ("texts",)),
+    Endpoint(APPS[1], "", ("tiles",)),
+    Endpoint(APPS[2], "/documents", ("documents",)),
+    Endpoint(APPS[2], "/query", ("query", "top_k")),
+)
+CONTENT_TYPES = (
+    "application/json", "application/json; charset=latin-1", "text/plain",
+    "application/x-www-form-urlencoded", "multipart/form-data; boundary=xyz",
+    "application/octet-stream", "",
+)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[LocalServe]:
+    build_classifier_checkpoint()
+    with local_serve(APPS) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def replicas_before(served: LocalServe) -> dict[str, str]:
+    return served.replica_actors()
+
+
+def _send(served: LocalServe, endpoint: Endpoint, body: bytes, content_type: str) -> None:
+    """POST and check the contract: < 500, in time, JSON error body for a 4xx."""
+    headers = {"content-type": content_type} if content_type else {}
+    try:
+        response = requests.post(endpoint.url(served), data=body, headers=headers,
+                                 timeout=TIMEOUT_S)
+    except requests.Timeout:
+        pytest.fail(f"no answer within {TIMEOUT_S} s to {body[:200]!r}")
+    STATUSES[response.status_code] += 1
+    assert response.status_code < 500, (
+        f"{response.status_code} for {content_type!r} {body[:300]!r}: {response.text[:500]}")
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["status"] == response.status_code and error["message"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=16,
+)
+endpoints = st.sampled_from(ENDPOINTS)
+FUZZ = settings(max_examples=120, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+@FUZZ
+@given(endpoint=endpoints, value=json_values)
+def test_any_json_document_gets_a_4xx_or_an_answer(
+    served: LocalServe, replicas_before: dict[str, str], endpoint: Endpoint, value: Any
+) -> None:
+    _send(served, endpoint, json.dumps(value).encode(), "application/json")
+
+
+@st.composite
+def field_shaped(draw: st.DrawFn) -> tuple[Endpoint, dict[str, Any]]:
+    """The endpoint's own field names holding wrong (or nested wrong) values."""
+    endpoint = draw(endpoints)
+    body = {name: draw(json_values) for name in endpoint.fields}
+    nested = {"tiles": {"png": st.text(max_size=60), "array": json_values},
+              "documents": {"id": json_values, "text": json_values}}
+    for name, members in nested.items():
+        if name in body and draw(st.booleans()):
+            body[name] = [{key: draw(strategy) for key, strategy in members.items()
+                           if draw(st.booleans())} for _ in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        body[draw(st.text(min_size=1, max_size=8))] = draw(json_values)  # unknown field
+    return endpoint, body
+
+
+@settings(FUZZ, max_examples=150)
+@given(case=field_shaped())
+def test_wrong_types_in_the_right_fields_get_a_4xx_or_an_answer(
+    served: LocalServe, replicas_before: dict[str, str], case: tuple[Endpoint, dict[str, Any]]
+) -> None:
+    endpoint, body = case
+    _send(served, endpoint, json.dumps(body).encode(), "application/json")
+
+
+@settings(FUZZ, max_examples=80)
+@given(endpoint=endpoints, body=st.binary(max_size=2048),
+       content_type=st.sampled_from(CONTENT_TYPES))
+def test_binary_garbage_under_any_content_type_gets_a_4xx(
+    served: LocalServe, replicas_before: dict[str, str], endpoint: Endpoint, body: bytes,
+    content_type: str,
+) -> None:
+    _send(served, endpoint, body, content_type)
+
+
+ADVERSARIAL = {
+    "deep array nesting": b"[" * 100_000 + b"]" * 100_000,
+    "deep object nesting": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "deep nesting inside a field": b'{"texts": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    "8 MiB string": json.dumps({"texts": ["x" * (8 * 1024**2)]}).encode(),
+    "65 k short texts": json.dumps({"texts": ["a"] * 65_000}).encode(),
+    "huge number": b'{"top_k": 1' + b"0" * 5000 + b', "query": "q"}',
+    "NaN and Infinity": b'{"query": NaN, "top_k": Infinity}',
+    "lone surrogate": b'{"texts": ["\\ud800"]}',
+    "invalid utf-8": b'{"texts": ["\xff\xfe"]}',
+    "truncated": b'{"texts": ["abc"',
+    "empty body": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.app.name + (e.path or "/"))
+def test_adversarial_body_gets_a_4xx(
+    served: LocalServe, replicas_before: dict[str, str], endpoint: Endpoint, name: str
+) -> None:
+    _send(served, endpoint, ADVERSARIAL[name], "application/json")
+
+
+def test_no_replica_died_and_every_app_still_answers(
+    served: LocalServe, replicas_before: dict[str, str]
+) -> None:
+    print(f"\nstatus codes over the fuzz run: {dict(sorted(STATUSES.items()))}")
+    assert served.replica_actors() == replicas_before
+    valid = [
+        (ENDPOINTS[0], {"texts": ["still alive"]}),
+        (ENDPOINTS[1], {"tiles": [{"array": [[[200, 180, 190]] * TILE_SIZE] * TILE_SIZE}]}),
+        (ENDPOINTS[3], {"query": "still alive", "top_k": 1}),
+    ]
+    for endpoint, body in valid:
+        response = requests.post(endpoint.url(served), json=body, timeout=TIMEOUT_S)
+        assert response.status_code == 200, response.text
