@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ray import serve
-from ray.serve import Deployment
+from ray.serve import Application, Deployment
 from ray.serve.handle import DeploymentHandle
 
 from apps.embeddings.app import EmbedderReplica
@@ -30,7 +30,7 @@ from apps.http_contract import (
 )
 from apps.search.index import AddOutcome, Hit, VectorStore
 from apps.search.spec import SEARCH, SEARCH_INGRESS, VECTOR_INDEX, IndexSettings, IngressSettings
-from apps.spec import ReplicaUserConfig
+from apps.spec import ApplicationSpec, ReplicaUserConfig
 
 
 class VectorIndexReplica:
@@ -204,4 +204,16 @@ Embedder: Deployment = serve.deployment(**SEARCH.deployment(EMBEDDER.name).serve
     EmbedderReplica
 )
 
-app = SearchIngress.bind(Embedder.bind(), VectorIndex.bind())
+
+def build_app(spec: ApplicationSpec = SEARCH) -> Application:
+    """The composed app with every deployment option taken from `spec` (e.g. overridden)."""
+
+    def configured(deployment: Deployment) -> Deployment:
+        return deployment.options(**spec.deployment(deployment.name).serve_options())
+
+    return configured(SearchIngress).bind(
+        configured(Embedder).bind(), configured(VectorIndex).bind()
+    )
+
+
+app = build_app()
