@@ -130,8 +130,9 @@ def start_head(ports: LocalPorts, num_cpus: int, env: Mapping[str, str],
     check_ports_free(ports)
     argv = ray_start_argv(ports, num_cpus)
     try:
+        # A session of its own: the head outlives the terminal `serve` ran in (`stop` ends it).
         result = subprocess.run(argv, env=dict(env), capture_output=True, text=True,
-                                timeout=timeout_s, check=False)
+                                timeout=timeout_s, check=False, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise HeadError(f"`ray start` did not finish within {timeout_s:.0f} s") from None
     if result.returncode != 0:

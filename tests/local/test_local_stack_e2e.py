@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class LocalRay:
     ray_port: int
     dashboard_port: int
     http_port: int
+    metrics_port: int
     workdir: Path
 
     def servestack(
@@ -81,7 +83,7 @@ def local_ray() -> Iterator[LocalRay]:
     }
     env.pop("RAY_AUTH_TOKEN", None)
     env.pop("RAY_ADDRESS", None)
-    ray = LocalRay(env, ray_port, dashboard_port, http_port, workdir)
+    ray = LocalRay(env, ray_port, dashboard_port, http_port, metrics_port, workdir)
     try:
         yield ray
     finally:
@@ -170,13 +172,15 @@ def test_printed_curls_return_correct_results(
     assert [hit["id"] for hit in hits] == ["ray", "pasta"]
 
 
-def test_serve_prints_endpoints_dashboard_and_metrics(
+def test_serve_prints_endpoints_dashboard_and_metrics_that_answer(
     local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
+    metrics = f"http://127.0.0.1:{local_ray.metrics_port}/metrics"
     for url in (f"http://127.0.0.1:{local_ray.http_port}/embed",
-                f"http://127.0.0.1:{local_ray.dashboard_port}",
-                "/metrics"):
+                f"http://127.0.0.1:{local_ray.dashboard_port}", metrics):
         assert url in serve_run.stdout
+    with urllib.request.urlopen(metrics, timeout=30) as response:
+        assert "ray_" in response.read().decode()
 
 
 def test_serve_http_listens_on_loopback_only(
