@@ -59,7 +59,9 @@ def _friendly(item: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-_K8S_RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
+_K8S_RESOURCE_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"
+)
 
 
 class Resources(SpecModel):
@@ -67,14 +69,17 @@ class Resources(SpecModel):
 
     num_cpus: float = Field(1.0, ge=0, description="Ray logical CPUs per replica.")
     num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per replica (fractions share one).")
-    memory: ByteSize = Field(ByteSize(512 * 1024**2), description="Heap memory per replica, e.g. 2GiB.")
+    memory: ByteSize = Field(
+        ByteSize(512 * 1024**2), description="Heap memory per replica, e.g. 2GiB."
+    )
     accelerator_resource: str | None = Field(
         None,
         description="Kubernetes extended resource that provides the GPU: nvidia.com/gpu, "
         "or a MIG profile such as nvidia.com/mig-2g.20gb.",
     )
     accelerator_type: str | None = Field(
-        None, description="Ray accelerator type label (e.g. L4, A100) to pin the replica's GPU model."
+        None,
+        description="Ray accelerator type label (e.g. L4, A100) to pin the replica's GPU model.",
     )
 
     @field_validator("accelerator_resource")
@@ -97,7 +102,9 @@ class Resources(SpecModel):
                 "set num_gpus or remove the accelerator fields"
             )
         if self.num_gpus > 1 and self.num_gpus != int(self.num_gpus):
-            raise ValueError("num_gpus above 1 must be a whole number; Ray cannot split across GPUs")
+            raise ValueError(
+                "num_gpus above 1 must be a whole number; Ray cannot split across GPUs"
+            )
         return self
 
     @property
@@ -150,11 +157,15 @@ class DeploymentSpec(SpecModel):
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     resources: Resources = Resources()
-    num_replicas: int | None = Field(None, ge=1, description="Fixed replica count (no autoscaling).")
+    num_replicas: int | None = Field(
+        None, ge=1, description="Fixed replica count (no autoscaling)."
+    )
     autoscaling: Autoscaling | None = None
     max_ongoing_requests: int = Field(5, ge=1)
     max_queued_requests: int | None = Field(
-        None, ge=1, description="Requests waiting per handle before callers get 503; None = unbounded."
+        None,
+        ge=1,
+        description="Requests waiting per handle before callers get 503; None = unbounded.",
     )
     batching: Batching | None = None
     health_check_period_s: float = Field(10.0, gt=0)
@@ -170,7 +181,8 @@ class DeploymentSpec(SpecModel):
                 "set exactly one of num_replicas or autoscaling; when overriding one with the "
                 "other, set the old one to null (e.g. `autoscaling: null`)"
             )
-        if self.autoscaling and self.autoscaling.target_ongoing_requests > self.max_ongoing_requests:
+        target = self.autoscaling.target_ongoing_requests if self.autoscaling else None
+        if self.autoscaling and target is not None and target > self.max_ongoing_requests:
             raise ValueError(
                 f"autoscaling.target_ongoing_requests ({self.autoscaling.target_ongoing_requests}) "
                 f"> max_ongoing_requests ({self.max_ongoing_requests}); the target could never be "
@@ -270,7 +282,9 @@ class ReplicaUserConfig(SpecModel):
     settings: dict[str, Any] | None = None
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None, settings_model: type[UserConfigT]) -> tuple[Batching | None, UserConfigT]:
+    def parse(
+        cls, raw: Mapping[str, Any] | None, settings_model: type[UserConfigT]
+    ) -> tuple[Batching | None, UserConfigT]:
         """Validate what `reconfigure` received; raises SpecError naming the bad field."""
         try:
             envelope = cls.model_validate(raw or {})
@@ -323,7 +337,9 @@ class ApplicationSpec(SpecModel):
         seen: set[str] = set()
         for dep in self.deployments:
             if dep.name in seen:
-                raise ValueError(f"deployment name {dep.name!r} is used twice; names must be unique")
+                raise ValueError(
+                    f"deployment name {dep.name!r} is used twice; names must be unique"
+                )
             seen.add(dep.name)
         return self
 
@@ -380,7 +396,9 @@ def check_unique_applications(apps: Iterable[ApplicationSpec]) -> None:
     prefixes: dict[str, str] = {}
     for app in apps:
         if app.name in names:
-            problems.append((f"apps.{app.name}.name", f"application name {app.name!r} is used twice"))
+            problems.append(
+                (f"apps.{app.name}.name", f"application name {app.name!r} is used twice")
+            )
         names[app.name] = app.name
         if app.route_prefix in prefixes:
             problems.append((

@@ -35,7 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = REPO_ROOT / "stacks"
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 
 
 class StackConfigError(ValueError):
@@ -96,7 +98,9 @@ class ExistingCluster(SpecModel):
     @model_validator(mode="after")
     def _source(self) -> Self:
         if self.kubeconfig_from == "stack_reference" and self.stack_reference is None:
-            raise ValueError("kubeconfig_from: stack_reference needs a stack_reference: {stack, output}")
+            raise ValueError(
+                "kubeconfig_from: stack_reference needs a stack_reference: {stack, output}"
+            )
         return self
 
 
@@ -125,7 +129,9 @@ class Accelerator(SpecModel):
     """The GPUs on each node of a pool, as Kubernetes and Ray see them."""
 
     resource: str = Field("nvidia.com/gpu", description="Extended resource name, or a MIG profile.")
-    count: int = Field(1, ge=1, description="Devices of `resource` per node (MIG: slices per node).")
+    count: int = Field(
+        1, ge=1, description="Devices of `resource` per node (MIG: slices per node)."
+    )
     cloud_type: str | None = Field(None, description="GKE accelerator type, e.g. nvidia-l4.")
     ray_type: str | None = Field(None, description="Ray accelerator_type, e.g. L4 or A100.")
 
@@ -434,7 +440,8 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
     try:
         config = StackConfig.model_validate({"stack": stack, **raw})
     except ValidationError as error:
-        raise StackConfigError(stack, list(SpecError.from_validation_error(error).problems)) from None
+        problems = list(SpecError.from_validation_error(error).problems)
+        raise StackConfigError(stack, problems) from None
     try:
         _ = config.applications
     except SpecError as error:

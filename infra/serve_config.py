@@ -17,7 +17,7 @@ from infra.config import ServeOptions, StackConfig
 
 
 class ServeConfigError(ValueError):
-    """Ray's schema rejected the generated Serve config (a servestack bug or an unsupported value)."""
+    """Ray's schema rejected the generated Serve config: a servestack bug or unsupported value."""
 
 
 def application_entry(app: ApplicationSpec) -> dict[str, Any]:
@@ -54,7 +54,8 @@ def validate_serve_config(document: dict[str, Any]) -> None:
     try:
         ServeDeploySchema.model_validate(document)
     except ValidationError as error:
-        raise ServeConfigError(f"Ray's ServeDeploySchema rejected the Serve config:\n{error}") from None
+        message = f"Ray's ServeDeploySchema rejected the Serve config:\n{error}"
+        raise ServeConfigError(message) from None
 
 
 def to_yaml(document: dict[str, Any]) -> str:

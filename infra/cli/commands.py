@@ -2,10 +2,5 @@
 
 from __future__ import annotations
 
-# One import per command module; keep sorted.
-from infra.cli import check  # noqa: F401
-from infra.cli import diff  # noqa: F401
-from infra.cli import local  # noqa: F401
-from infra.cli import model  # noqa: F401
-from infra.cli import plan  # noqa: F401
-from infra.cli import render  # noqa: F401
+# One module per command group; each registers itself on `infra.cli.app` when imported.
+from infra.cli import check, diff, local, model, plan, render  # noqa: F401
