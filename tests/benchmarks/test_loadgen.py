@@ -112,6 +112,30 @@ def test_open_loop_counts_a_stall_from_the_intended_send_time(server: StallingSe
     assert document["offered_rps"] == 50
 
 
+def test_open_loop_charges_a_client_stall_to_the_requests_it_delayed(
+    server: StallingServer,
+) -> None:
+    """The client itself freezes for 300 ms (as a starved load generator would): requests
+    meant to go out meanwhile are sent late, and their latency includes the wait. Timing
+    from the actual send would report ~1 ms for all of them (coordinated omission)."""
+    import time
+
+    async def with_frozen_client() -> dict[str, object]:
+        asyncio.get_running_loop().call_later(0.3, time.sleep, 0.3)
+        result = await open_loop(f"http://127.0.0.1:{server.port}", WORKLOAD, rate=100,
+                                 duration_s=1.0, arrivals="constant")
+        return result.to_json()
+
+    document = run(with_frozen_client())
+    latency = document["latency"]
+    assert isinstance(latency, dict)
+    assert document["ok"] == 100
+    assert latency["max_ms"] >= 250  # the request due just as the freeze began
+    assert latency["p95_ms"] >= 100  # ~30 requests were due during the freeze
+    assert latency["p50_ms"] < 100  # the rest went out on time
+    assert float(document["send_lag_p99_ms"]) >= 200  # type: ignore[arg-type]
+
+
 def test_closed_loop_keeps_concurrency_requests_in_flight(server: StallingServer) -> None:
     """With a 100 ms stall, 4 workers can complete at most 4 / 0.1 s = 40 requests per second
     (the upper bound proves no fifth request was in flight; the lower one is loose on purpose)."""
