@@ -30,7 +30,8 @@ from pulumi.runtime.sync_await import _sync_await
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, stack_file
 
 PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
-PROGRAM = REPO_ROOT / "infra" / "__main__.py"
+PROGRAM = REPO_ROOT / "infra"
+"""Pulumi.yaml `main: infra/`: run as a directory, exactly as the language host runs it."""
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 RANDOM_PLACEHOLDER = "offline-random-secret"
 _SIG_KEY = rpc._special_sig_key
