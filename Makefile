@@ -12,7 +12,7 @@ export KUBERAY_CRDS_DIR ?= $(abspath ../shared/kuberay/crds)
 export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE := token
 
-.PHONY: serve test lint typecheck pytest model install tools stop status clean
+.PHONY: serve test lint typecheck pytest model install tools stop status clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ pytest: $(STAMP) $(TOOLS_STAMP)
 
 ## Lint, type-check and run the whole test suite (what CI runs).
 test: lint typecheck pytest
+
+## Benchmarks, never part of `make test`: ~15-20 min; `make bench BENCH_ARGS=--quick` ~6 min.
+bench: model
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -139,21 +139,23 @@ def raw_section(results: Mapping[str, Any]) -> str:
                    "batches"), rows)
 
 
-def batching_section(results: Mapping[str, Any]) -> str:
+def sweep_section(results: Mapping[str, Any]) -> str:
+    """One row per setting tried on the default variant (each row changes one setting)."""
     rows = []
     for scenario in _scenarios(results, "default"):
-        if scenario["app"] == "search" or "num_cpus" in scenario["label"]:
+        if scenario["app"] == "search":
             continue
-        run = _run(scenario, SATURATION)
-        if run is None:
-            continue
+        run, single = _run(scenario, SATURATION), _run(scenario, LATENCY)
         spec = scenario["spec"]
-        rows.append((scenario["app"], spec["max_batch_size"], spec["batch_wait_timeout_s"],
-                     run["mean_batch_size"], run["throughput_rps"], _latency(run, "p50_ms"),
-                     _latency(run, "p99_ms"), run["errors"]))
-    rows.sort(key=lambda r: (r[0], r[1] or 0))
-    return _table(("app", "max_batch_size", "batch_wait_timeout_s", "mean batch run",
-                   "req/s (c=64)", "p50 ms", "p99 ms", "errors"), rows)
+        rows.append((scenario["app"], scenario["label"], spec["max_batch_size"],
+                     spec["batch_wait_timeout_s"], spec["max_ongoing_requests"],
+                     spec["num_cpus"], _latency(single, "p50_ms"),
+                     (run or {}).get("throughput_rps"), (run or {}).get("mean_batch_size"),
+                     _latency(run, "p50_ms"), _latency(run, "p99_ms"),
+                     {**(single or {}).get("errors", {}), **(run or {}).get("errors", {})}))
+    return _table(("app", "scenario", "max_batch_size", "batch_wait_timeout_s",
+                   "max_ongoing_requests", "num_cpus", "p50 ms (c=1)", "req/s (c=64)",
+                   "mean batch run (c=64)", "p50 ms (c=64)", "p99 ms (c=64)", "errors"), rows)
 
 
 def threads_section(results: Mapping[str, Any]) -> str:
@@ -291,7 +293,7 @@ def render(results: Mapping[str, Any], analysis: str, source: str) -> str:
         "```",
         "## Method", METHOD,
         "## Served vs raw (default variant, spec defaults, one replica)", summary_section(results),
-        "## Batching sweep", batching_section(results),
+        "## Settings sweep (default variant, one replica)", sweep_section(results),
         "## Threads per replica", threads_section(results),
         "## Ray Serve throughput switches", variants_section(results),
         "## Open loop (latency from intended send time)", open_loop_section(results),

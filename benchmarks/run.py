@@ -35,6 +35,14 @@ def _wait_for_quiet(max_load: float, max_wait_s: float) -> None:
         time.sleep(15)
 
 
+def _ensure_checkpoint() -> None:
+    """The classifier's checkpoint (`servestack model build`); a no-op once it is built."""
+    from apps.classifier.model_store import default_checkpoint_path
+    from apps.classifier.training import build_checkpoint
+
+    build_checkpoint(default_checkpoint_path())
+
+
 @cli.command()
 def main(
     quick: bool = typer.Option(False, "--quick", help="Shorter windows, fewer points (~6 min)."),
@@ -53,6 +61,7 @@ def main(
                                  param_hint="--variants")
     if wait_quiet:
         _wait_for_quiet(wait_quiet, 600)
+    _ensure_checkpoint()
     started = time.monotonic()
     results: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": describe()}
 

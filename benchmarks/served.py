@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from apps.catalog import CATALOG
-from apps.spec import ApplicationSpec
+from apps.spec import ApplicationSpec, Batching
 from benchmarks.cluster import BenchCluster
 from benchmarks.loadgen import LoadResult, Workload, closed_loop, open_loop, run
 from benchmarks.machine import load_average
@@ -102,22 +102,38 @@ def threads_patch(app: str, cpus: int) -> dict[str, Any]:
 
 
 def plan(variant: str, quick: bool) -> list[Scenario]:
-    """Default variant: the full sweep; the other variants: the spec defaults only."""
-    scenarios = [Scenario(app, "spec defaults", {},
-                          open_fractions=(0.5, 0.8) if variant == "default" else ())
-                 for app in ("embeddings", "classifier", "search")]
+    """Default variant: the full sweep; the other variants: the spec defaults only.
+
+    Every sweep point changes one setting of the ingress deployment away from its spec
+    default, so a row differs from the "spec defaults" row in exactly that setting."""
+    defaults = {app: Scenario(app, "spec defaults", {},
+                              open_fractions=(0.5, 0.8) if variant == "default" else ())
+                for app in ("embeddings", "classifier", "search")}
     if variant != "default":
-        return scenarios
+        return list(defaults.values())
+    scenarios: list[Scenario] = []
     sizes = (1, 8, 32) if quick else (1, 8, 16, 32)
+    waits = (0.0,) if quick else (0.0, 0.01, 0.05)
     for app in ("embeddings", "classifier"):
-        default_size = CATALOG[app].deployment(_ingress(app)).batching
+        ingress = CATALOG[app].deployment(_ingress(app))
+        batching = ingress.batching or Batching()
+        scenarios.append(defaults[app])  # grouped by app: one model load per app
         for size in sizes:
-            if default_size and size == default_size.max_batch_size:
+            if size == batching.max_batch_size:
                 continue  # that is the "spec defaults" scenario
             label = "batching off (max_batch_size 1)" if size == 1 else f"max_batch_size {size}"
             scenarios.append(Scenario(app, label, batching_patch(app, size), latency_run=False))
+        for wait in waits:
+            if wait != batching.batch_wait_timeout_s:
+                scenarios.append(Scenario(app, f"batch_wait_timeout_s {wait}",
+                                          batching_patch(app, batching.max_batch_size, wait)))
+        if not quick and ingress.max_ongoing_requests != batching.max_batch_size:
+            scenarios.append(Scenario(
+                app, f"max_ongoing_requests {batching.max_batch_size}",
+                {ingress.name: {"max_ongoing_requests": batching.max_batch_size}},
+                latency_run=False))
         scenarios.append(Scenario(app, "num_cpus 2 (2 torch threads)", threads_patch(app, 2)))
-    return scenarios
+    return [*scenarios, defaults["search"]]
 
 
 def workload_for(app: ApplicationSpec) -> Workload:
