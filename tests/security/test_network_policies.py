@@ -1,0 +1,219 @@
+"""Who can reach what, under the NetworkPolicies each stack registers.
+
+Pods are built from the registered RayService (its template labels and container ports,
+plus the labels KubeRay adds) and the operator chart's labels; `netpol.Cluster` applies
+NetworkPolicy semantics to them. The questions are the ones an attacker or an outage asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from netpol import Address, Cluster, Pod, namespace_labels
+
+from infra.config import (
+    StackConfigError,
+    available_stacks,
+    load_stack_config,
+    parse_stack_config,
+    read_stack_file,
+    stack_file,
+)
+from infra.network_policies import NETWORK_POLICIES_COMPONENT
+from infra.offline import ProgramRun, run_stack_file
+from infra.pod_preview import RAYSERVICE_TYPE, ray_cluster_spec, ray_groups
+
+STACKS = available_stacks()
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+KUBERAY_LABELS = {"ray.io/is-ray-node": "yes", "ray.io/cluster": "servestack-abcde"}
+OPERATOR = {"app.kubernetes.io/name": "kuberay-operator",
+            "app.kubernetes.io/instance": "kuberay-operator"}
+API_SERVER = Address("172.16.0.2")
+INTERNET = Address("203.0.113.7")
+REDIS = Address("10.20.30.40")
+GCS, DASHBOARD, CLIENT, WORKER_PORT, OBJECT_MANAGER = 6379, 8265, 10001, 10005, 8076
+
+Runs = Callable[[str], ProgramRun]
+
+
+class World:
+    """The stack's Ray pods, its operator, and the neighbours that try to reach them."""
+
+    def __init__(self, run: ProgramRun) -> None:
+        self.config = load_stack_config(run.stack) if run.stack in STACKS else None
+        rayservice = run.one(RAYSERVICE_TYPE)
+        self.namespace = rayservice.inputs["metadata"]["namespace"]
+        located = ray_cluster_spec(rayservice.type, rayservice.inputs)
+        assert located is not None
+        pods = {}
+        for group in ray_groups(*located):
+            ports = {p["name"]: int(p["containerPort"])
+                     for p in group.pod_spec["containers"][0]["ports"]}
+            labels = {**group.template["metadata"]["labels"], **KUBERAY_LABELS,
+                      "ray.io/node-type": group.kind, "ray.io/group": group.name}
+            pods[group.kind] = Pod(self.namespace, labels, ports)
+        self.head, self.worker = pods["head"], pods["worker"]
+        self.serve_port = self.head.ports["serve"]
+        self.operator = Pod(self.namespace, OPERATOR, {"http": 8080})
+        self.prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+        self.ingress = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+        self.stranger = Pod("default", {"app": "curl"})
+        self.neighbour = Pod(self.namespace, {"app": "debug"})  # same namespace, not Ray
+        self.dns = Pod("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
+        policies = [r.inputs for r in run.of_type(NETWORK_POLICY)]
+        labels = namespace_labels(
+            [self.namespace, "monitoring", "ingress-nginx", "default", "kube-system"],
+            {"ingress-nginx": {"servestack.io/serve-client": "true"}})
+        self.cluster = Cluster(policies, labels)
+
+    def allows(self, source: Pod, target: Pod | Address, port: int, protocol: str = "TCP") -> bool:
+        return self.cluster.allows(source, target, port, protocol)
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def world(request: pytest.FixtureRequest, stack_run: Runs) -> World:
+    return World(stack_run(request.param))
+
+
+def test_ray_pods_reach_each_other_on_any_port(world: World) -> None:
+    for port in (GCS, DASHBOARD, CLIENT, WORKER_PORT, OBJECT_MANAGER, world.serve_port):
+        assert world.allows(world.worker, world.head, port)
+        assert world.allows(world.head, world.worker, port)
+        assert world.allows(world.worker, world.worker, port)
+
+
+def test_the_operator_reaches_only_the_heads_dashboard(world: World) -> None:
+    assert world.allows(world.operator, world.head, DASHBOARD)
+    for port in (GCS, CLIENT, world.serve_port, OBJECT_MANAGER):
+        assert not world.allows(world.operator, world.head, port)
+    assert not world.allows(world.operator, world.worker, DASHBOARD)
+
+
+def test_only_serve_clients_reach_serve_and_nothing_else(world: World) -> None:
+    for pod in (world.head, world.worker):
+        assert world.allows(world.ingress, pod, world.serve_port)
+        for port in (GCS, DASHBOARD, CLIENT, WORKER_PORT):
+            assert not world.allows(world.ingress, pod, port)
+
+
+@pytest.mark.parametrize("port", [GCS, DASHBOARD, CLIENT, 8000, 8080, WORKER_PORT])
+def test_strangers_and_neighbours_reach_nothing(world: World, port: int) -> None:
+    for source in (world.stranger, world.neighbour):
+        assert not world.allows(source, world.head, port)
+        assert not world.allows(source, world.worker, port)
+        assert not world.allows(source, world.operator, port)
+
+
+def test_only_the_monitoring_namespace_scrapes_and_only_metrics_ports(world: World) -> None:
+    assert world.allows(world.prometheus, world.worker, world.worker.ports["metrics"])
+    for name in ("metrics", "as-metrics", "dash-metrics"):
+        assert world.allows(world.prometheus, world.head, world.head.ports[name])
+    assert world.allows(world.prometheus, world.operator, 8080)
+    for port in (world.serve_port, DASHBOARD, GCS):
+        assert not world.allows(world.prometheus, world.head, port)
+    assert not world.allows(world.stranger, world.worker, world.worker.ports["metrics"])
+
+
+def test_ray_pods_resolve_dns_and_workers_reach_no_internet(world: World) -> None:
+    for pod in (world.head, world.worker):
+        assert world.allows(pod, world.dns, 53, "UDP")
+        assert world.allows(pod, world.dns, 53, "TCP")
+        assert not world.allows(pod, INTERNET, 80)
+        assert not world.allows(pod, world.stranger, 8080)
+    assert not world.allows(world.worker, INTERNET, 443)
+
+
+def test_only_the_head_reaches_the_api_server_for_its_autoscaler(world: World) -> None:
+    assert world.allows(world.head, API_SERVER, 443)
+    assert world.allows(world.head, API_SERVER, 6443)
+    assert not world.allows(world.worker, API_SERVER, 443)
+    assert not world.allows(world.head, API_SERVER, 10250)  # kubelets: no
+
+
+def test_naming_the_api_servers_cidr_closes_the_heads_last_way_out(
+    tmp_path: Path, stack_run: Runs
+) -> None:
+    """The default (0.0.0.0/0 on 443/6443) is the price of not knowing the API server's
+    address; a stack that names it leaves the head no route to the internet at all."""
+    default = World(stack_run("local"))
+    assert default.allows(default.head, INTERNET, 443)
+    path = _variant(tmp_path, "local", {"security": {"api_server_cidrs": ["172.16.0.0/28"]}})
+    world = World(run_stack_file(path).check())
+    assert world.allows(world.head, API_SERVER, 443)
+    assert not world.allows(world.head, INTERNET, 443)
+
+
+def test_the_gcs_redis_is_reachable_exactly_when_fault_tolerance_is_on(world: World) -> None:
+    assert world.config is not None
+    ft = world.config.rayservice.gcs_fault_tolerance
+    for pod in (world.head, world.worker):
+        assert world.allows(pod, REDIS, 6379) is ft.enabled
+        assert not world.allows(pod, REDIS, 5432)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_policies_are_valid_kubernetes_objects(stack: str, stack_run: Runs) -> None:
+    run = stack_run(stack)
+    policies = run.of_type(NETWORK_POLICY)
+    assert len(policies) == 8
+    component = run.one(NETWORK_POLICIES_COMPONENT)
+    for policy in policies:
+        assert policy.parent == component.urn
+        kubernetes_validate.validate(dict(policy.inputs), "1.33", strict=True)
+
+
+# --- stacks that change the inputs ---------------------------------------------------------
+
+
+def _variant(tmp_path: Path, base: str, changes: Mapping[str, Any]) -> Path:
+    document = yaml.safe_load(stack_file(base).read_text())
+    document["config"].update({f"servestack:{k}": v for k, v in changes.items()})
+    path = tmp_path / f"Pulumi.{base}-variant.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_the_serve_port_follows_the_stacks_http_options(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "local", {"serve": {"http": {"port": 9000}}})
+    world = World(run_stack_file(path).check())
+    assert world.serve_port == 9000
+    assert world.allows(world.ingress, world.worker, 9000)
+    assert not world.allows(world.ingress, world.worker, 8000)
+
+
+def test_serve_clients_name_exactly_who_may_call(tmp_path: Path) -> None:
+    nginx = {"namespace_labels": {"kubernetes.io/metadata.name": "ingress-nginx"},
+             "pod_labels": {"app.kubernetes.io/name": "ingress-nginx"}}
+    path = _variant(tmp_path, "local", {"security": {"serve_clients": [nginx]}})
+    world = World(run_stack_file(path).check())
+    assert world.allows(world.ingress, world.head, world.serve_port)
+    other_pod = Pod("ingress-nginx", {"app.kubernetes.io/name": "something-else"})
+    assert not world.allows(other_pod, world.head, world.serve_port)
+
+
+def test_a_stack_can_leave_network_policies_to_someone_else(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "local", {"security": {"network_policies": False}})
+    assert run_stack_file(path).check().of_type(NETWORK_POLICY) == []
+
+
+@pytest.mark.parametrize(("security", "path", "words"), [
+    ({"serve_clients": [{}]}, "security.serve_clients.0",
+     "would admit every pod of the namespace"),
+    ({"api_server_cidrs": ["10.0.0.0/33"]}, "security.api_server_cidrs",
+     "is not a CIDR such as 10.0.0.0/8"),
+    ({"api_server_ports": [0]}, "security.api_server_ports", "are not TCP ports"),
+    ({"open_everything": True}, "security.open_everything", "unknown field"),
+])
+def test_bad_security_settings_name_the_field_and_the_fix(
+    security: dict[str, Any], path: str, words: str
+) -> None:
+    raw = read_stack_file(stack_file("local"))
+    with pytest.raises(StackConfigError) as caught:
+        parse_stack_config("local", {**raw, "security": security})
+    assert any(p.startswith(path) and words in m for p, m in caught.value.problems), (
+        caught.value.problems)
