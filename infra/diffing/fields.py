@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-IDENTITY_KEYS = ("name", "groupName")
+IDENTITY_KEYS = ("name", "groupName", "alert")  # Prometheus alerting rules are named by `alert`
 ABSENT: Any = None
 
 

@@ -34,7 +34,7 @@ def _text(value: Any) -> str:
 
 
 def _code(text: str) -> str:
-    return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+    return "`" + text.replace("|", "\\|").replace("`", "'").replace("\n", "\\n") + "`"
 
 
 def _value(value: Any, start: int = 0) -> str:

@@ -214,3 +214,12 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
     assert "new cluster" not in report
     worktrees = _git(repo, "worktree", "list")
     assert len(worktrees.strip().splitlines()) == 1  # the base worktree is gone again
+
+
+def test_report_cells_stay_on_one_table_row_and_show_where_long_strings_differ() -> None:
+    from infra.diffing.report import _pair
+
+    assert _pair("a\nb|c", None) == "`a\\nb\\|c` → —"
+    long_old = "sum by (deployment) (rate(serve_requests[5m])) " * 3 + ">= 8"
+    shown = _pair(long_old, long_old[:-1] + "10")
+    assert shown.endswith(">= 8` → `…" + long_old[-21:-1] + "10`")
