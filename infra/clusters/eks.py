@@ -123,6 +123,9 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         authentication_mode=eks.AuthenticationMode.API,
         instance_roles=[role],
         create_oidc_provider=True,
+        # The VPC CNI enforces NetworkPolicies only with its network policy agent turned on.
+        vpc_cni_options=eks.VpcCniOptionsArgs(
+            enable_network_policy=stack.security.network_policies),
         opts=in_region,
     )
     groups = [

@@ -111,6 +111,8 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         release_channel={"channel": gke.release_channel},
         deletion_protection=gke.deletion_protection,
         workload_identity_config={"workload_pool": f"{gke.project}.svc.id.goog"},
+        # Dataplane V2 enforces NetworkPolicies; without it GKE ignores them silently.
+        datapath_provider="ADVANCED_DATAPATH" if stack.security.network_policies else None,
         opts=child,
     )
     node_pools = []

@@ -217,3 +217,23 @@ def test_bad_security_settings_name_the_field_and_the_fix(
         parse_stack_config("local", {**raw, "security": security})
     assert any(p.startswith(path) and words in m for p, m in caught.value.problems), (
         caught.value.problems)
+
+
+def test_the_cloud_clusters_enforce_network_policies(stack_run: Runs) -> None:
+    """GKE ignores NetworkPolicies without Dataplane V2, EKS without the VPC CNI's policy
+    agent; kind (v0.24+) enforces them out of the box."""
+    backends = {"gke": ("gcp:container/cluster:Cluster", "datapathProvider", "ADVANCED_DATAPATH"),
+                "eks": ("eks:index:Cluster", "vpcCniOptions", None)}
+    seen = set()
+    for stack in STACKS:
+        backend = load_stack_config(stack).cluster.backend
+        if backend not in backends:
+            continue
+        type_, field, value = backends[backend]
+        (cluster,) = stack_run(stack).of_type(type_)
+        if value is None:
+            assert cluster.inputs[field]["enableNetworkPolicy"] is True, stack
+        else:
+            assert cluster.inputs[field] == value, stack
+        seen.add(backend)
+    assert seen == set(backends)
