@@ -1,7 +1,7 @@
-"""Every `servestack:` config key, read off the pydantic models: the table in docs/pulumi.md.
+"""Every `servestack:` config key, read off the pydantic models: the table in README.md.
 
 The table is generated, never written by hand, so it cannot drift from StackConfig:
-`python -m infra.config_reference --write docs/pulumi.md` rewrites it between its markers,
+`python -m infra.config_reference --write README.md` rewrites it between its markers,
 and a test fails when the document and the models disagree.
 """
 
@@ -88,7 +88,7 @@ _MEANINGS = {
     "security.serve_clients[].namespace_labels": "Namespace labels a client must carry.",
     "security.serve_clients[].pod_labels": "Pod labels a client must carry.",
     "security.api_server_ports": "API server ports the head's autoscaler may reach.",
-    "apps": "Apps to deploy (catalog names) with partial overrides; see docs/apps.md.",
+    "apps": "Apps to deploy (catalog names) with partial overrides (the spec types above).",
 }
 _MEANINGS_FOR_PODS = {"cpu": "CPUs (requests = limits).", "memory": "Memory, e.g. 4GiB."}
 

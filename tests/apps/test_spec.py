@@ -176,7 +176,7 @@ def test_replica_user_config_round_trips_what_the_spec_sends() -> None:
 
 
 def test_worked_example_spec_to_serve_options_to_serve_config() -> None:
-    """The docs/apps.md example: a DeploymentSpec becomes the options Ray validates."""
+    """The README's worked example: a DeploymentSpec becomes the options Ray validates."""
     spec = DeploymentSpec(
         name="Embedder",
         resources=Resources(num_cpus=1, memory=1024**3),

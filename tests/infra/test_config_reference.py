@@ -1,18 +1,18 @@
-"""docs/pulumi.md lists every config key the models define, with its type and default."""
+"""README.md lists every config key the models define, with its type and default."""
 
 from __future__ import annotations
 
 from infra.config import REPO_ROOT, StackConfig
 from infra.config_reference import config_keys, markdown_table, with_table
 
-DOC = REPO_ROOT / "docs" / "pulumi.md"
+DOC = REPO_ROOT / "README.md"
 
 
 def test_the_document_carries_the_current_table() -> None:
     text = DOC.read_text()
     assert with_table(text) == text, (
-        "docs/pulumi.md is out of date: run `python -m infra.config_reference --write "
-        "docs/pulumi.md`")
+        "README.md is out of date: run `python -m infra.config_reference --write "
+        "README.md`")
 
 
 def test_every_key_has_a_meaning() -> None:
