@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
 
 import yaml
-from pydantic import ByteSize, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ByteSize,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from apps.catalog import CATALOG
 from apps.spec import (
@@ -39,6 +46,17 @@ _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 
+
+
+def _sorted_labels(value: dict[str, str]) -> dict[str, str]:
+    """Kubernetes label maps: valid keys, sorted so rendered manifests diff cleanly."""
+    for key in value:
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"{key!r} is not a valid label key")
+    return dict(sorted(value.items()))
+
+
+LabelMap = Annotated[dict[str, str], AfterValidator(_sorted_labels)]
 
 class StackConfigError(ValueError):
     """The stack file is invalid; the message names each field path and how to fix it."""
@@ -144,20 +162,12 @@ class NodePool(SpecModel):
     cpu: float = Field(gt=0, description="Allocatable CPUs per node.")
     memory: ByteSize = Field(description="Allocatable memory per node, e.g. 30GiB.")
     accelerator: Accelerator | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: LabelMap = Field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
     min_nodes: int = Field(0, ge=0)
     max_nodes: int = Field(1, ge=1)
     spot: bool = False
     disk_gb: int = Field(100, ge=20)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"{key!r} is not a valid label key")
-        return dict(sorted(value.items()))
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
@@ -307,16 +317,8 @@ class ObservabilityConfig(SpecModel):
 class NetworkPeer(SpecModel):
     """Pods allowed to call Serve: by namespace labels, pod labels, or both (both must match)."""
 
-    namespace_labels: dict[str, str] = Field(default_factory=dict)
-    pod_labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("namespace_labels", "pod_labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"{key!r} is not a valid label key")
-        return dict(sorted(value.items()))
+    namespace_labels: LabelMap = Field(default_factory=dict)
+    pod_labels: LabelMap = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _selective(self) -> Self:
