@@ -16,16 +16,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
+
+
+def _utf8_encodable(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud800"); tokenizers and responses cannot encode them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"text is not valid Unicode (unpaired surrogate at index {error.start})"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8_encodable)]
+"""A request string that is valid Unicode: a client error (422) instead of a 500 later."""
 
 MAX_DETAILS = 20
 """A 64-tile array request can carry 786k bad numbers; nobody needs all of them echoed."""

@@ -21,14 +21,19 @@ from ray.serve import Application, Deployment
 from apps.batching import BatchRecorder, batch_options, spec_batching
 from apps.embeddings.encoder import MODEL_NAME, encode, load_encoder
 from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EMBEDDINGS, EmbedderSettings
-from apps.http_contract import install_error_contract, require_at_most, require_texts_within
+from apps.http_contract import (
+    Text,
+    install_error_contract,
+    require_at_most,
+    require_texts_within,
+)
 from apps.spec import ApplicationSpec, ReplicaUserConfig
 
 
 class EmbedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    texts: list[str] = Field(min_length=1, description="Texts to embed, in order.")
+    texts: list[Text] = Field(min_length=1, description="Texts to embed, in order.")
 
 
 class EmbedResponse(BaseModel):

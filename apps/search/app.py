@@ -24,6 +24,7 @@ from apps.embeddings.app import EmbedderReplica
 from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM
 from apps.http_contract import (
     ApiError,
+    Text,
     install_error_contract,
     require_at_most,
     require_texts_within,
@@ -66,8 +67,8 @@ VectorIndex: Deployment = serve.deployment(**VECTOR_INDEX.serve_options())(Vecto
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=256)
-    text: str
+    id: Text = Field(min_length=1, max_length=256)
+    text: Text
 
 
 class AddDocumentsRequest(BaseModel):
@@ -95,7 +96,7 @@ class AddDocumentsResponse(BaseModel):
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1)
+    query: Text = Field(min_length=1)
     top_k: int = Field(5, ge=1, strict=True)
 
 
