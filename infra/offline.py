@@ -8,6 +8,7 @@ these records, so they judge what `pulumi up` would send, not a re-implementatio
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -351,6 +352,10 @@ def run_program(
     """Run `program` (default: infra/__main__.py) for `stack` under mocks; never raises for
     the program's own errors, which land in `ProgramRun.error`."""
     pulumi.runtime.settings.ROOT.set(None)  # a fresh root stack: no state leaks between runs
+    # Pulumi's runtime schedules on the thread's current event loop; an earlier asyncio.run()
+    # in this process (a CLI command, a load test) leaves none set, so each run gets its own.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     mocks = OfflineMocks()
     monitor = RecordingMonitor(mocks)
@@ -379,6 +384,8 @@ def run_program(
         error = exc
     finally:
         logger.removeHandler(collector)
+        asyncio.set_event_loop(None)
+        loop.close()
     return ProgramRun(
         stack=stack,
         resources=tuple(sorted(monitor.records, key=lambda r: r.urn)),
