@@ -34,11 +34,21 @@ class DeployTimeoutError(RuntimeError):
     """The deployed config did not settle (all replicas RUNNING with the new options) in time."""
 
 
+RAY_DEFAULT_PORTS = frozenset({6379, 8000, 8076, 8080, 8265, 8404, 9101, 10001, 52365, 52366})
+"""Ports a Ray head (or its HAProxy) takes by default, e.g. the dashboard agent's 52365."""
+RAY_PORT_RANGES = (range(10002, 20000), range(30000, 31001), range(40000, 41001))
+"""Worker ports, and the direct-ingress HTTP and gRPC ports replicas bind."""
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A free loopback port that no Ray process will claim after we picked it."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS and not any(port in r for r in RAY_PORT_RANGES):
+            return port
+    raise RuntimeError("no free port outside Ray's default ports after 100 tries")
 
 
 def variant_environment(switches: Mapping[str, str], workdir: Path) -> dict[str, str]:

@@ -16,6 +16,8 @@ from typing import Any
 import requests
 
 from apps.catalog import CATALOG
+from apps.classifier.spec import TILE_CLASSIFIER
+from apps.embeddings.spec import EMBEDDER
 from apps.spec import ApplicationSpec, Batching
 from benchmarks.cluster import BenchCluster
 from benchmarks.loadgen import LoadResult, Workload, closed_loop, open_loop, run
@@ -66,7 +68,8 @@ class Scenario:
 
 def _ingress(app: str) -> str:
     """The deployment whose batching and threads decide the app's throughput."""
-    return {"embeddings": "Embedder", "classifier": "TileClassifier", "search": "Embedder"}[app]
+    return {"embeddings": EMBEDDER.name, "classifier": TILE_CLASSIFIER.name,
+            "search": EMBEDDER.name}[app]
 
 
 def single_replica(app: ApplicationSpec, patch: Mapping[str, Any]) -> ApplicationSpec:
