@@ -26,15 +26,20 @@ class ClassifierSettings(UserConfig):
     )
 
 
+# Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch
+# thread ("Threads per replica"); batches of 16 and no batch wait (the best served
+# throughput and the lowest lone-request latency, "Settings sweep"); max_ongoing_requests
+# far above the batch (at the batch size throughput fell 96%); scale out at 8 in flight
+# ("Open loop").
 TILE_CLASSIFIER = DeploymentSpec(
     name="TileClassifier",
     resources=Resources(num_cpus=1, memory=ByteSize(1024**3)),
     autoscaling=Autoscaling(
-        min_replicas=1, max_replicas=2, target_ongoing_requests=16, upscale_delay_s=10
+        min_replicas=1, max_replicas=2, target_ongoing_requests=8, upscale_delay_s=10
     ),
     max_ongoing_requests=64,
     max_queued_requests=512,
-    batching=Batching(max_batch_size=32, batch_wait_timeout_s=0.01),
+    batching=Batching(max_batch_size=16, batch_wait_timeout_s=0.0),
     user_config=ClassifierSettings(),
 )
 

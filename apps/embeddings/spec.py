@@ -19,15 +19,20 @@ class EmbedderSettings(UserConfig):
     )
 
 
+# Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch
+# thread per replica (num_cpus 2 halved served throughput on 2 cores, "Threads per
+# replica"); batches of 8 (as fast as 32, a quarter of its batch latency); a 10 ms batch
+# wait (none lost 41% of the throughput); max_ongoing_requests far above the batch (at the
+# batch size throughput fell 94%, "Settings sweep"); scale out at 8 in flight ("Open loop").
 EMBEDDER = DeploymentSpec(
     name="Embedder",
     resources=Resources(num_cpus=1, memory=ByteSize(1024**3)),
     autoscaling=Autoscaling(
-        min_replicas=1, max_replicas=2, target_ongoing_requests=16, upscale_delay_s=10
+        min_replicas=1, max_replicas=2, target_ongoing_requests=8, upscale_delay_s=10
     ),
     max_ongoing_requests=64,
     max_queued_requests=512,
-    batching=Batching(max_batch_size=32, batch_wait_timeout_s=0.01),
+    batching=Batching(max_batch_size=8, batch_wait_timeout_s=0.01),
     user_config=EmbedderSettings(),
 )
 

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from apps.batching import spec_batching
 from apps.classifier.checkpoint import load_checkpoint
 from apps.classifier.model import predict_probabilities
+from apps.classifier.spec import TILE_CLASSIFIER
 from apps.classifier.synthetic_tiles import synthetic_tiles
 from apps.classifier.tile_input import encode_png
 from tests.apps.harness import DeployFailedError, post
@@ -66,7 +68,7 @@ def test_tiles_of_one_request_run_in_batches(served: ServedApps) -> None:
         {int(size): n - before.get(size, 0) for size, n in after.items() if n > before.get(size, 0)}
     )
     assert sum(size * count for size, count in batches.items()) == 40
-    assert max(batches) == 32
+    assert max(batches) == spec_batching(TILE_CLASSIFIER).max_batch_size
 
 
 def test_a_new_checkpoint_uri_reloads_the_model_live(

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from apps.batching import spec_batching
 from apps.embeddings.encoder import MODEL_NAME
-from apps.embeddings.spec import EMBEDDING_DIM
+from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM
 from tests.apps.harness import post
+
+DEFAULT_BATCH = spec_batching(EMBEDDER).max_batch_size  # the spec's, never a copy
 
 if TYPE_CHECKING:
     from tests.apps.harness import ServedApps
@@ -69,11 +72,11 @@ def test_the_handle_method_returns_what_http_returns(served: ServedApps) -> None
 
 def test_a_large_request_runs_in_batches_of_max_batch_size(served: ServedApps) -> None:
     before = _describe()
-    assert before["batching"]["max_batch_size"] == 32
+    assert before["batching"]["max_batch_size"] == DEFAULT_BATCH
     _embed(served, [f"text number {i}" for i in range(40)])
     batches = _batches_since(before)
     assert sum(size * count for size, count in batches.items()) == 40
-    assert max(batches) == 32
+    assert max(batches) == DEFAULT_BATCH
 
 
 def test_concurrent_requests_share_batches_and_batching_is_tunable_live(
@@ -95,7 +98,7 @@ def test_concurrent_requests_share_batches_and_batching_is_tunable_live(
         assert max(batches) > 1, f"12 concurrent requests never shared a batch: {batches}"
     finally:
         served.redeploy("embeddings")
-    assert _describe()["batching"]["max_batch_size"] == 32
+    assert _describe()["batching"]["max_batch_size"] == DEFAULT_BATCH
 
 
 def test_reconfigure_changes_request_limits_without_a_restart(served: ServedApps) -> None:
