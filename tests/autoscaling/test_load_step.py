@@ -10,8 +10,6 @@ so the whole step takes about a minute instead of several.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import pytest
 from pydantic import ByteSize
 
 from apps.spec import Autoscaling, DeploymentSpec, Resources
+from benchmarks.cluster import free_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.autoscaling, pytest.mark.timeout(240)]
 
@@ -56,13 +55,6 @@ class Point:
     in_flight: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def sleeper_url() -> Iterator[str]:
     ray = pytest.importorskip("ray")
@@ -79,7 +71,7 @@ def sleeper_url() -> Iterator[str]:
         # address="local": never attach to another engineer's `ray start` head.
         ray.init(address="local", num_cpus=2, include_dashboard=False,
                  logging_level="ERROR", log_to_driver=False)
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
 
         class Sleeper:  # defined here so Ray pickles it by value for the replicas
@@ -162,4 +154,3 @@ def test_load_step_scales_up_within_delay_and_back_down_after(sleeper_url: str) 
     # No early downscale: the downscale delay holds replicas while the load lasts.
     during = [p for p in timeline if scaled_up_at <= p.t <= load_end]
     assert min(p.replicas for p in during) > SPEC.min_replicas
-    assert os.cpu_count()

@@ -9,7 +9,6 @@ the local runner and KubeRay. `address="local"` always starts a private Ray: a b
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from apps.spec import ApplicationSpec
+from benchmarks.cluster import free_port
 from infra.config import ServeOptions
 from infra.local.auth import ensure_token
 from infra.local.dashboard import DashboardClient
@@ -29,11 +29,6 @@ from infra.serve_config import build_serve_config
 DEPLOY_TIMEOUT_S = 240.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

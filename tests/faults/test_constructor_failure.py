@@ -18,8 +18,9 @@ import requests
 import yaml
 
 from apps.catalog import CATALOG
+from benchmarks.cluster import free_port
 from infra.config import STACKS_DIR, read_stack_file
-from tests.faults.conftest import free_port, wait_until
+from tests.faults.conftest import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(480)]
 
