@@ -56,7 +56,7 @@ pytest: $(STAMP) $(TOOLS_STAMP)
 ## Lint, type-check and run the whole test suite (what CI runs).
 test: lint typecheck pytest
 
-## Benchmarks, never part of `make test`: ~15-20 min; `make bench BENCH_ARGS=--quick` ~6 min.
+## Benchmarks, never part of `make test`: ~16 min; `make bench BENCH_ARGS=--quick` ~10 min.
 bench: model
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 

@@ -59,12 +59,11 @@ def variant_environment(switches: Mapping[str, str], workdir: Path) -> dict[str,
     over 97 bytes, so `workdir` must be short (see BenchCluster.workdir)."""
     env = dict(switches)
     if switches.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-        haproxy = workdir
         env.update(
-            RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
-            RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
-            RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
-            RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
+            RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(workdir / "haproxy.cfg"),
+            RAY_SERVE_HAPROXY_SOCKET_PATH=str(workdir / "admin.sock"),
+            RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(workdir),
+            RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(workdir / "server-state"),
             RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()),
             RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()),
         )
@@ -126,8 +125,8 @@ class BenchCluster:
             if self._settled(wanted):
                 return time.perf_counter() - began
             time.sleep(0.5)
-        raise DeployTimeoutError(f"Serve config not settled after {timeout_s:.0f} s: "
-                            f"{self._raw_status()}")
+        raise DeployTimeoutError(
+            f"Serve config not settled after {timeout_s:.0f} s: {self._raw_status()}")
 
     def _raw_status(self) -> dict[str, Any]:
         response = requests.get(

@@ -284,8 +284,8 @@ def render(results: Mapping[str, Any], analysis: str, source: str) -> str:
         "## Machine", machine_section(results),
         "## Reproduce",
         "```bash\n. .venv/bin/activate && servestack model build   # the classifier checkpoint\n"
-        "python -m benchmarks.run            # full run (~15-20 min), writes results/full.json"
-        " + this file\npython -m benchmarks.run --quick    # ~6 min, writes results/quick.json"
+        "python -m benchmarks.run            # full run (~16 min), writes results/full.json"
+        " + this file\npython -m benchmarks.run --quick    # ~10 min, writes results/quick.json"
         " + results/quick.md\npython -m benchmarks.infra_scale   # infra scale only\n"
         "python -m benchmarks.raw embeddings --threads 1   # one raw baseline\n"
         "python -m benchmarks.loadgen http://127.0.0.1:8000 --path /embed "

@@ -45,7 +45,7 @@ def _ensure_checkpoint() -> None:
 
 @cli.command()
 def main(
-    quick: bool = typer.Option(False, "--quick", help="Shorter windows, fewer points (~6 min)."),
+    quick: bool = typer.Option(False, "--quick", help="Shorter windows, fewer points (~10 min)."),
     variants: str = typer.Option(",".join(VARIANTS), help="Comma-separated served variants."),
     skip_raw: bool = typer.Option(False, help="Skip the raw in-process baselines."),
     skip_served: bool = typer.Option(False, help="Skip the served runs (no Ray started)."),
