@@ -27,10 +27,10 @@ class ClassifierSettings(UserConfig):
 
 
 # Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch
-# thread ("Threads per replica"); batches of 16 and no batch wait (the best served
-# throughput and the lowest lone-request latency, "Settings sweep"); max_ongoing_requests
-# far above the batch (at the batch size throughput fell 96%); scale out at 8 in flight
-# ("Open loop").
+# thread ("Threads per replica"); batches of 16 (as fast as 8 or 32 served, half the batch
+# latency of 32) and no batch wait (a 10 ms wait doubled the lone-request p50, "Settings
+# sweep"); max_ongoing_requests far above the batch (at the batch size throughput fell
+# 98%); scale out at 8 in flight (Little's law on the "Open loop" runs).
 TILE_CLASSIFIER = DeploymentSpec(
     name="TileClassifier",
     resources=Resources(num_cpus=1, memory=ByteSize(1024**3)),

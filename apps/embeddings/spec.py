@@ -20,10 +20,11 @@ class EmbedderSettings(UserConfig):
 
 
 # Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch
-# thread per replica (num_cpus 2 halved served throughput on 2 cores, "Threads per
-# replica"); batches of 8 (as fast as 32, a quarter of its batch latency); a 10 ms batch
-# wait (none lost 41% of the throughput); max_ongoing_requests far above the batch (at the
-# batch size throughput fell 94%, "Settings sweep"); scale out at 8 in flight ("Open loop").
+# thread per replica (2 bought nothing served on 2 cores and collapsed under contention,
+# "Threads per replica"); batches of 8 (as fast as 32 served, a quarter of its batch
+# latency); a 10 ms batch wait (none lost 21-41% of the throughput in every run);
+# max_ongoing_requests far above the batch (at the batch size throughput fell 93%,
+# "Settings sweep"); scale out at 8 in flight (Little's law on the "Open loop" runs).
 EMBEDDER = DeploymentSpec(
     name="Embedder",
     resources=Resources(num_cpus=1, memory=ByteSize(1024**3)),
