@@ -247,6 +247,9 @@ class DeploymentSpec(SpecModel):
             options["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)
         else:
             options["num_replicas"] = self.num_replicas
+            # Explicit null: a Serve config entry without it keeps the autoscaling the app's
+            # code was decorated with, and Ray lets autoscaling win over num_replicas.
+            options["autoscaling_config"] = None
         user_config = self.replica_user_config()
         if user_config is not None:
             options["user_config"] = user_config

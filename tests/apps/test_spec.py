@@ -85,7 +85,8 @@ def test_exactly_one_of_num_replicas_and_autoscaling() -> None:
     assert "set exactly one of num_replicas or autoscaling" in problems(error)["<root>"]
     fixed = EMBEDDER.with_overrides({"num_replicas": 2, "autoscaling": None})
     assert fixed.serve_options()["num_replicas"] == 2
-    assert "autoscaling_config" not in fixed.serve_options()
+    # Explicitly cleared, so the code-level autoscaling of the default spec does not win.
+    assert fixed.serve_options()["autoscaling_config"] is None
 
 
 def test_deployment_names_are_unique_within_an_application() -> None:
