@@ -75,9 +75,8 @@ def _ingress(app: str) -> str:
 def single_replica(app: ApplicationSpec, patch: Mapping[str, Any]) -> ApplicationSpec:
     """The app with every deployment pinned to one replica, then the scenario's patch.
 
-    Autoscaled deployments are pinned with min = max = 1 rather than `num_replicas: 1`:
-    a Serve config's num_replicas does not clear the autoscaling_config the app's code
-    sets, and Ray would keep autoscaling."""
+    Autoscaled deployments are pinned with min = max = 1, so the measured configuration
+    keeps the autoscaled shape the defaults ship with."""
     pinned: dict[str, Any] = {}
     for dep in app.deployments:
         fields: dict[str, Any] = (

@@ -16,8 +16,8 @@ from tests.faults.conftest import LocalServe, SteadyLoad, local_serve, wait_unti
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(420)]
 
-# Two replicas as min = max autoscaling: a plain `num_replicas` from the Serve config does
-# not clear the autoscaling_config the app's code sets, and Ray lets autoscaling win.
+# Two replicas as min = max autoscaling, keeping the deployment's autoscaled shape (a fixed
+# `num_replicas` works too now that the builder clears the code's autoscaling_config).
 APP = EMBEDDINGS.with_overrides({"deployments": {"Embedder": {
     "autoscaling": {"min_replicas": 2, "max_replicas": 2}, "resources": {"num_cpus": 0.5},
     # Probe often, so a dead replica is noticed fast (Ray's default period is 10 s); the
