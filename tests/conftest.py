@@ -1,4 +1,5 @@
-"""Program runs under Pulumi mocks, one per stack per session, shared by these tests."""
+"""Checked program runs under Pulumi mocks, one per stack per session (tests/infra keeps
+its own fixture of unchecked runs, since it asserts on failing programs)."""
 
 from __future__ import annotations
 
