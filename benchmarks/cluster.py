@@ -22,12 +22,12 @@ import requests
 
 from apps.spec import ApplicationSpec
 from infra.config import ServeOptions
-from infra.local.auth import auth_headers, ensure_token
-from infra.local.dashboard import DashboardClient
-from infra.local.head import LocalPorts, head_environment, start_head
-from infra.local.loopback import start_serve_on_loopback
-from infra.local.processes import forget_cluster_address, stop_cluster
 from infra.serve_config import build_serve_config
+from servestack.local.auth import auth_headers, ensure_token
+from servestack.local.dashboard import DashboardClient
+from servestack.local.head import LocalPorts, head_environment, start_head
+from servestack.local.loopback import start_serve_on_loopback
+from servestack.local.processes import forget_cluster_address, stop_cluster
 
 
 class DeployTimeoutError(RuntimeError):

@@ -77,9 +77,9 @@ def _median_ms(action: Callable[[], object], repeats: int) -> float:
 
 def _offline_program_ms(raw: dict[str, Any], repeats: int) -> float | str:
     try:
-        from infra.offline import run_stack_file
+        from servestack.offline import run_stack_file
     except ImportError:
-        return "no infra.offline"
+        return "no servestack.offline"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "Pulumi.scale.yaml"
         document = {"config": {f"servestack:{key}": value for key, value in raw.items()}}

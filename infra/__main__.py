@@ -1,17 +1,9 @@
-"""Entry point of `pulumi up` (Pulumi.yaml `main: infra/`); the program is infra.program.
+"""Entry point of `pulumi up` (Pulumi.yaml `main: infra/`); the program is `infra.program`.
 
-Pulumi runs this directory as a script, which puts infra/ itself on sys.path; its modules
-(config, capacity, ...) must only be importable as `infra.*`, so the repo root goes first.
+`infra` is imported as the installed package (`make install`, or `pulumi install` through
+requirements.txt, installs the repo editable into .venv), so no path needs rewriting here.
 """
 
-import sys
-from pathlib import Path
-
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [
-    entry for entry in sys.path if Path(entry or ".").resolve() not in (_HERE, _HERE.parent)
-]
-
-from infra.program import run  # noqa: E402
+from infra.program import run
 
 run()

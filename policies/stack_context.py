@@ -12,6 +12,6 @@ from infra.config import PROJECT, StackConfig
 
 
 def stack_config_from_pulumi() -> StackConfig:
-    from infra.program import read_stack_config  # the program's own reader, imported lazily
+    from infra.stack_reading import read_stack_config  # the program's own reader
 
     return read_stack_config(pulumi.get_stack(), pulumi.Config(PROJECT))

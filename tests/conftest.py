@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.offline import ProgramRun, run_stack
+from servestack.offline import ProgramRun, run_stack
 
 
 @pytest.fixture(scope="session")

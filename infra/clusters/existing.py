@@ -10,9 +10,7 @@ import pulumi
 
 from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import PROJECT, ExistingCluster, StackConfig
-
-KUBECONFIG_KEY = "kubeconfig"
-"""Secret config key holding the kubeconfig: `pulumi config set --secret servestack:kubeconfig`."""
+from infra.names import KUBECONFIG_KEY
 
 
 def _existing(stack: StackConfig) -> ExistingCluster:

@@ -20,11 +20,11 @@ import pytest
 from apps.spec import ApplicationSpec
 from benchmarks.cluster import free_port
 from infra.config import ServeOptions
-from infra.local.auth import ensure_token
-from infra.local.dashboard import DashboardClient
-from infra.local.head import head_environment
-from infra.local.rollout import wait_for_rollout
 from infra.serve_config import build_serve_config
+from servestack.local.auth import ensure_token
+from servestack.local.dashboard import DashboardClient
+from servestack.local.head import head_environment
+from servestack.local.rollout import wait_for_rollout
 
 DEPLOY_TIMEOUT_S = 240.0
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from infra.config import available_stacks
-from infra.offline import ProgramRun, run_stack
+from servestack.offline import ProgramRun, run_stack
 
 STACKS = available_stacks()
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from infra.config import stack_file
-from infra.offline import ProgramRun, run_stack, run_stack_file
+from servestack.offline import ProgramRun, run_stack, run_stack_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BROKEN = sorted(FIXTURES.glob("broken-*.yaml"))

@@ -14,9 +14,9 @@ from ray.serve.schema import ServeDeploySchema
 
 from infra.capacity import plan_capacity
 from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig, load_stack_config
-from infra.offline import ProgramRun, RegisteredResource
 from infra.serve_config import serve_config_for
 from infra.worker_groups import container_security_context
+from servestack.offline import ProgramRun, RegisteredResource
 
 STACKS = ["local", "dev", "staging", "prod"]
 RAYSERVICE = "kubernetes:ray.io/v1:RayService"
@@ -236,7 +236,7 @@ def test_prod_survives_head_loss_and_keeps_gpu_replicas_warm(stack_run: Runs) ->
 
 
 def test_redis_password_reaches_only_a_secret(stack_run: Runs) -> None:
-    from infra.offline import run_stack
+    from servestack.offline import run_stack
 
     password = "correct-horse-battery-staple"
     run = run_stack("prod", secrets={"redisPassword": password}).check()

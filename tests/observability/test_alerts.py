@@ -13,7 +13,7 @@ import pytest
 from infra.capacity import plan_capacity
 from infra.config import available_stacks, load_stack_config
 from infra.observability import grafana_dashboards
-from infra.offline import ProgramRun
+from servestack.offline import ProgramRun
 
 STACKS = available_stacks()
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"

@@ -10,7 +10,7 @@ import pytest
 
 from infra.config import RAY_VERSION, available_stacks, load_stack_config
 from infra.observability import DASHBOARD_LABEL, dashboards_namespace, kube_prometheus_stack_values
-from infra.offline import ProgramRun
+from servestack.offline import ProgramRun
 
 STACKS = available_stacks()
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from infra.config import KUBE_PROMETHEUS_STACK_VERSION, available_stacks, load_stack_config
-from infra.offline import ProgramRun
+from servestack.offline import ProgramRun
 
 STACKS = available_stacks()
 RELEASE = "kubernetes:helm.sh/v3:Release"

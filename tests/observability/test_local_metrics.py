@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.capacity import plan_capacity
 from infra.config import REPO_ROOT, load_stack_config
-from infra.local.examples import example_requests
 from infra.observability import alert_rules
+from servestack.local.examples import example_requests
 
 pytestmark = pytest.mark.ray
 
@@ -68,7 +68,7 @@ class ServedStack:
 
 def servestack(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from infra.cli import main; main()", *args],
+        [sys.executable, "-c", "from servestack.cli import main; main()", *args],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
     )
 

@@ -11,9 +11,9 @@ import pytest
 
 from infra.config import available_stacks, load_stack_config
 from infra.kuberay import OPERATOR_METRICS_PORT, OPERATOR_METRICS_PORT_NAME
-from infra.offline import ProgramRun
 from infra.pod_preview import RAYSERVICE_TYPE, RayGroup, ray_cluster_spec, ray_groups
 from infra.worker_groups import AUTOSCALER_METRICS_PORT, DASHBOARD_METRICS_PORT
+from servestack.offline import ProgramRun
 
 STACKS = available_stacks()
 OPERATOR_STACKS = [s for s in STACKS if load_stack_config(s).observability.uses_prometheus_operator]

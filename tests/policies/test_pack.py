@@ -20,9 +20,9 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from infra.config import PROJECT, REPO_ROOT, stack_file
-from infra.offline import RegisteredResource, run_stack, stack_config
 from infra.pod_preview import RAYSERVICE_TYPE, plain
 from policies.enforcement import levels_for
+from servestack.offline import RegisteredResource, run_stack, stack_config
 
 STACK = "dev"
 GPU_GROUP = "gpu-nvidia-com-gpu-l4"

@@ -25,8 +25,8 @@ from infra.config import (
     stack_file,
 )
 from infra.network_policies import NETWORK_POLICIES_COMPONENT
-from infra.offline import ProgramRun, run_stack_file
 from infra.pod_preview import RAYSERVICE_TYPE, ray_cluster_spec, ray_groups
+from servestack.offline import ProgramRun, run_stack_file
 
 STACKS = available_stacks()
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from infra.config import available_stacks, load_stack_config
-from infra.offline import ProgramRun
 from infra.pod_preview import RAYSERVICE_TYPE, preview_pods, ray_containers
 from infra.worker_groups import RAY_UID, TMP_MOUNT
+from servestack.offline import ProgramRun
 
 STACKS = available_stacks()
 NAMESPACE = "kubernetes:core/v1:Namespace"

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from infra.config import available_stacks, stack_file
-from infra.offline import ProgramRun, run_stack_file
 from infra.pod_preview import RAYSERVICE_TYPE
 from infra.rayservice import AUTH_TOKEN_KEY, AUTH_TOKEN_LENGTH, RAYSERVICE_COMPONENT
+from servestack.offline import ProgramRun, run_stack_file
 
 STACKS = available_stacks()
 SECRET = "kubernetes:core/v1:Secret"

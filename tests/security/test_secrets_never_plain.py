@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from infra.config import available_stacks, stack_file
-from infra.offline import RANDOM_PLACEHOLDER, ProgramRun, run_stack_file
-from infra.render import render_documents, write_documents
+from servestack.offline import RANDOM_PLACEHOLDER, ProgramRun, run_stack_file
+from servestack.render import render_documents, write_documents
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REDIS_PASSWORD = "sentinel-redis-password-7f3a9c"

@@ -10,7 +10,7 @@ import yaml
 
 from infra.clusters.eks import DEVICE_PLUGIN_REPO, GPU_AMI, node_group_name
 from infra.config import EksCluster, load_stack_config, stack_file
-from infra.offline import ProgramRun, run_stack_file
+from servestack.offline import ProgramRun, run_stack_file
 
 Runs = Callable[[str], ProgramRun]
 NODE_GROUP = "eks:index:ManagedNodeGroup"

@@ -8,7 +8,7 @@ import pulumi
 import yaml
 from kuberay_crd import validate_rayservice
 
-from infra.offline import ProgramRun, run_stack_file
+from servestack.offline import ProgramRun, run_stack_file
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "fixtures"
 MIG = FIXTURES / "onprem-mig.yaml"

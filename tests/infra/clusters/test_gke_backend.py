@@ -9,7 +9,7 @@ import pytest
 
 from infra.clusters.gke import check
 from infra.config import GkeCluster, load_stack_config
-from infra.offline import ProgramRun
+from servestack.offline import ProgramRun
 
 Runs = Callable[[str], ProgramRun]
 CLUSTER = "gcp:container/cluster:Cluster"

@@ -9,7 +9,7 @@ import yaml
 
 from infra.clusters.kind import gpu_warnings, images_to_load, kind_config
 from infra.config import StackConfig, load_stack_config, parse_stack_config
-from infra.offline import ProgramRun
+from servestack.offline import ProgramRun
 
 Runs = Callable[[str], ProgramRun]
 COMMAND = "command:local:Command"

@@ -1,6 +1,0 @@
-"""Imports every command module so each can register on the shared Typer app."""
-
-from __future__ import annotations
-
-# One module per command group; each registers itself on `infra.cli.app` when imported.
-from infra.cli import check, diff, local, model, plan, render  # noqa: F401

@@ -1,0 +1,126 @@
+"""`servestack check`: the CrossGuard pack against stacks, offline, printed like a preview.
+
+Exit codes: 0 when no mandatory policy is violated (advisories are printed), 1 when one is,
+2 when a stack (or the policy config) is invalid and the program never ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from infra.capacity import CapacityError
+from infra.config import STACKS_DIR, StackConfigError, available_stacks, stack_file
+from policies.enforcement import ENVIRONMENTS, Environment, PolicyConfigError, read_policy_config
+from servestack.cli import app
+from servestack.policy_check import PACK, CheckReport, InvalidStackError, check_stack_file
+
+EXIT_VIOLATIONS = 1
+EXIT_INVALID = 2
+PACK_VERSION = "0.1.0"  # policies/PulumiPolicy.yaml
+
+
+def print_report(report: CheckReport, console: Console) -> None:
+    """The `Policies:` block `pulumi preview --policy-pack` prints, then a summary table."""
+    mark = Text("✅", style="green") if report.passed else Text("❌", style="red")
+    header = Text("    ").append(mark).append(
+        f" {PACK}@v{PACK_VERSION} (local: policies) — stack {report.stack}, "
+        f"{report.environment} levels, {report.resources} resources"
+    )
+    console.print(Text("Policies:", style="bold"))
+    console.print(header)
+    for v in report.violations:
+        style = "red" if v.mandatory else "yellow"
+        where = f"{v.resource_type}: {v.resource_name}" if v.resource_type else "stack"
+        line = Text("        - ").append(f"[{v.level.value}]", style=style)
+        line.append(f"  {v.policy}  ({where})")
+        console.print(line)
+        console.print(Text(f"          {v.description}"))
+        for message_line in v.message.splitlines():
+            console.print(Text(f"          {message_line}"))
+    table = Table(title=f"Policy summary: stack {report.stack!r}")
+    for column in ("policy", "level", "violations"):
+        table.add_column(column, justify="right" if column == "violations" else "left")
+    counts = {name: 0 for name in report.levels}
+    for v in report.violations:
+        counts[v.policy] += 1
+    for name, level in report.levels.items():
+        count = counts[name]
+        style = ("red" if level.value == "mandatory" else "yellow") if count else "green"
+        table.add_row(name, level.value, Text(str(count), style=style))
+    console.print(table)
+    console.print(Text(
+        f"{len(report.mandatory)} mandatory, {len(report.advisory)} advisory violation(s)",
+        style="red" if report.mandatory else "green",
+    ))
+
+
+@app.command("check")
+def check(
+    stacks: list[str] = typer.Option(
+        [], "--stack", "-s", help="Stack to check (repeatable); default: every stack in stacks/."
+    ),
+    stack_files: list[Path] = typer.Option(
+        [], "--stack-file", help="Check a stack file outside stacks/ (e.g. a test fixture).",
+        dir_okay=False,
+    ),
+    stacks_dir: Path = typer.Option(
+        STACKS_DIR, "--stacks-dir", help="Directory holding the Pulumi.<stack>.yaml files.",
+        file_okay=False,
+    ),
+    environment: str | None = typer.Option(
+        None, "--environment", "-e",
+        help=f"Enforcement levels of this environment ({', '.join(ENVIRONMENTS)}); "
+        "default: the stack's own (unknown stacks get prod's).",
+    ),
+    policy_config: Path | None = typer.Option(
+        None, "--policy-config",
+        help="Pack config JSON, as for `pulumi preview --policy-pack-config`.", dir_okay=False,
+    ),
+) -> None:
+    """Run the policy pack offline: the program under mocks, every resource through the policies.
+
+    Prints violations the way `pulumi preview --policy-pack policies` does. Exits 1 on a
+    mandatory violation, 2 when a stack or the policy config is invalid.
+    """
+    errors = Console(stderr=True, soft_wrap=True)
+    if environment is not None and environment not in ENVIRONMENTS:
+        errors.print(Text(f"--environment {environment!r}: choose one of {', '.join(ENVIRONMENTS)}",
+                          style="red"))
+        raise typer.Exit(EXIT_INVALID)
+    env: Environment | None = next((e for e in ENVIRONMENTS if e == environment), None)
+    try:
+        overrides = read_policy_config(policy_config) if policy_config else None
+    except PolicyConfigError as error:
+        errors.print(Text(str(error), style="red"))
+        raise typer.Exit(EXIT_INVALID) from None
+    targets: list[tuple[Path, str | None]] = [(stack_file(n, stacks_dir), n) for n in stacks]
+    targets += [(path, None) for path in stack_files]
+    if not targets:
+        targets = [(stack_file(name, stacks_dir), name) for name in available_stacks(stacks_dir)]
+    out = Console(soft_wrap=True)
+    failed = invalid = False
+    for path, name in targets:
+        label = name or str(path)
+        if not path.is_file():
+            errors.print(Text(f"no stack file at {path} (stacks: "
+                              f"{', '.join(available_stacks(stacks_dir)) or 'none'})", style="red"))
+            invalid = True
+            continue
+        try:
+            with errors.status(f"running stack {label} under mocks and checking policies…"):
+                report = check_stack_file(path, name, env, overrides)
+        except (StackConfigError, CapacityError, InvalidStackError) as error:
+            errors.print(Text(f"{path}: {error}", style="red"))
+            invalid = True
+            continue
+        print_report(report, out)
+        failed = failed or not report.passed
+    if invalid:
+        raise typer.Exit(EXIT_INVALID)
+    if failed:
+        raise typer.Exit(EXIT_VIOLATIONS)

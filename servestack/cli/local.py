@@ -1,0 +1,296 @@
+"""`servestack serve / status / stop`: a stack on an embedded local Ray.
+
+Exit codes: 0 done; 1 Ray or Serve trouble (not running, failed start, failed or slow
+rollout); 2 the stack is invalid, nothing was started; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from infra.config import STACKS_DIR, StackConfig, StackConfigError, load_stack_config
+from infra.serve_config import ServeConfigError, serve_config_for
+from servestack.cli import app
+from servestack.local.auth import ensure_token, read_token
+from servestack.local.dashboard import (
+    DashboardAuthError,
+    DashboardClient,
+    DashboardError,
+    DashboardUnreachableError,
+)
+from servestack.local.examples import example_requests
+from servestack.local.head import (
+    DEFAULT_DASHBOARD_PORT,
+    DEFAULT_GCS_PORT,
+    DEFAULT_METRICS_PORT,
+    LOOPBACK,
+    HeadError,
+    LocalPorts,
+    head_environment,
+    required_cpus,
+    start_head,
+)
+from servestack.local.loopback import LoopbackError, start_serve_on_loopback
+from servestack.local.processes import forget_cluster_address, stop_cluster
+from servestack.local.rollout import DeployFailedError, RolloutTimeoutError, wait_for_rollout
+from servestack.local.serve_status import Rollout, ServeSnapshot
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+STACK_OPTION = typer.Option(
+    "local", "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."
+)
+STACKS_DIR_OPTION = typer.Option(
+    STACKS_DIR, "--stacks-dir", envvar="SERVESTACK_STACKS_DIR", file_okay=False,
+    help="Directory holding the Pulumi.<stack>.yaml files.",
+)
+RAY_PORT_OPTION = typer.Option(
+    DEFAULT_GCS_PORT, "--ray-port", envvar="SERVESTACK_RAY_PORT", min=1, max=65535,
+    help="Ray GCS port of the head.",
+)
+DASHBOARD_PORT_OPTION = typer.Option(
+    DEFAULT_DASHBOARD_PORT, "--dashboard-port", envvar="SERVESTACK_DASHBOARD_PORT", min=1,
+    max=65535,
+    help="Ray dashboard port (REST deploys and status go through it).",
+)
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err.print(Text(message, style="red"), soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load(stack: str, stacks_dir: Path) -> tuple[StackConfig, dict[str, Any]]:
+    try:
+        config = load_stack_config(stack, stacks_dir)
+        return config, serve_config_for(config)
+    except (FileNotFoundError, StackConfigError, ServeConfigError) as error:
+        raise _fail(str(error), EXIT_INVALID) from None
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] != "ray":
+            raise
+        raise _fail("Ray is not installed in this environment: run `make install` "
+                    "(or `pip install -e .`)") from None
+
+
+@app.command("serve")
+def serve(
+    stack: str = STACK_OPTION,
+    stacks_dir: Path = STACKS_DIR_OPTION,
+    timeout: float = typer.Option(
+        600.0, "--timeout", min=1, help="Seconds to wait for every app to be RUNNING "
+        "(the first start loads models)."
+    ),
+    ray_port: int = RAY_PORT_OPTION,
+    dashboard_port: int = DASHBOARD_PORT_OPTION,
+    http_port: int | None = typer.Option(
+        None, "--http-port", envvar="SERVESTACK_HTTP_PORT",
+        min=1, max=65535,
+        help="Serve HTTP port on 127.0.0.1 (default: the stack's serve.http.port).",
+    ),
+    metrics_port: int = typer.Option(
+        DEFAULT_METRICS_PORT, "--metrics-port", envvar="SERVESTACK_METRICS_PORT", min=1, max=65535,
+        help="Port of Ray's Prometheus metrics (Serve's included).",
+    ),
+) -> None:
+    """Run a stack on a local Ray and print its endpoints with ready-to-paste curls.
+
+    Starts (or reuses) a token-auth Ray head, deploys the stack's Serve config through the
+    dashboard REST API and waits until every app is RUNNING. Exits 1 when an app fails
+    (printing Ray's message) or the timeout passes, 2 when the stack file is invalid."""
+    config, serve_config = _load(stack, stacks_dir)
+    ports = LocalPorts(http=http_port or config.serve.http.port, gcs=ray_port,
+                       dashboard=dashboard_port, metrics=metrics_port)
+    env = head_environment(os.environ)
+    client = DashboardClient(ports.dashboard_url, ensure_token(env))
+    expected = [entry["name"] for entry in serve_config["applications"]]
+    try:
+        with err.status("Starting Ray…") as status:
+            _ensure_head(client, config, ports, env)
+            status.update("Starting Serve on 127.0.0.1…")
+            _ensure_serve(client, config, ports, env)
+            status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
+            client.deploy(serve_config)
+        snapshot = _watch_rollout(client, expected, timeout)
+    except (HeadError, LoopbackError, DashboardError, RolloutTimeoutError) as error:
+        raise _fail(str(error)) from None
+    except DeployFailedError as failure:
+        _report_failure(failure.rollout)
+        raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        raise _fail("Interrupted. Whatever Ray had started keeps running (a deploy finishes "
+                    "on its own): `servestack status` to look, `servestack stop` to end it.",
+                    EXIT_INTERRUPTED) from None
+    _print_endpoints(config, snapshot, ports)
+
+
+def _ensure_head(client: DashboardClient, config: StackConfig, ports: LocalPorts,
+                 env: dict[str, str]) -> None:
+    try:
+        client.version()
+    except DashboardAuthError:
+        raise
+    except DashboardError:
+        start_head(ports, required_cpus(config.applications), env, client)
+        return
+    err.print(f"Reusing the Ray already running at {ports.dashboard_url}")
+
+
+def _ensure_serve(client: DashboardClient, config: StackConfig, ports: LocalPorts,
+                  env: dict[str, str]) -> None:
+    snapshot = client.snapshot()
+    if not snapshot.serve_running:
+        start_serve_on_loopback(config.serve, ports, env)
+        return
+    bound = snapshot.http_options
+    if (bound.host, bound.port) != (LOOPBACK, ports.http):
+        err.print(Text(
+            f"Serve is already running with HTTP on {bound.host}:{bound.port}; a running Serve "
+            "keeps its binding. `servestack stop` first to bind it to "
+            f"{LOOPBACK}:{ports.http}.", style="yellow"))
+
+
+def _watch_rollout(client: DashboardClient, expected: list[str], timeout: float) -> ServeSnapshot:
+    started = time.monotonic()
+    with Live(Text("Waiting for Serve…"), console=err, transient=True) as live:
+        def show(snapshot: ServeSnapshot, rollout: Rollout) -> None:
+            elapsed = Text(f"{time.monotonic() - started:.0f} s / {timeout:.0f} s", style="dim")
+            live.update(Group(applications_table(snapshot, expected), elapsed))
+
+        snapshot = wait_for_rollout(client, expected, timeout, on_poll=show)
+    err.print(applications_table(snapshot, expected))
+    return snapshot
+
+
+def applications_table(snapshot: ServeSnapshot, names: list[str] | None = None) -> Table:
+    """One row per deployment: app and deployment status, replicas running / target."""
+    # No rules between columns and short headers: six columns fit 80 characters unfolded.
+    table = Table(title="Serve applications", box=box.SIMPLE_HEAD, show_edge=False,
+                  collapse_padding=True)
+    for column in ("app", "route", "app status", "deployment", "status", "replicas"):
+        table.add_column(column, justify="right" if column == "replicas" else "left",
+                         overflow="fold")
+    for name in sorted(names if names is not None else snapshot.applications):
+        application = snapshot.applications.get(name)
+        if application is None:
+            table.add_row(name, "", _status_text("NOT_STARTED"), "", "", "")
+            continue
+        deployments = [application.deployments[d] for d in sorted(application.deployments)]
+        if not deployments:
+            table.add_row(name, application.route_prefix or "", _status_text(application.status),
+                          "", "", "")
+        for index, dep in enumerate(deployments):
+            first = index == 0
+            table.add_row(
+                name if first else "", (application.route_prefix or "") if first else "",
+                _status_text(application.status) if first else Text(""), dep.name,
+                _status_text(dep.status),
+                f"{dep.running_replicas}/{_or_unknown(dep.target_num_replicas)}",
+            )
+    return table
+
+
+def _or_unknown(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _status_text(status: str) -> Text:
+    colour = {"RUNNING": "green", "HEALTHY": "green", "DEPLOY_FAILED": "red",
+              "UNHEALTHY": "red"}.get(status, "yellow")
+    return Text(status, style=colour)
+
+
+def _report_failure(rollout: Rollout) -> None:
+    """Ray's full messages first, then one line per app saying what broke."""
+    for application in rollout.failed:
+        err.rule(f"{application.name}: what Ray reported", style="red")
+        for message in application.failure_messages() or ["(Ray gave no message)"]:
+            err.print(Text(message), soft_wrap=True)
+    err.rule(style="red")
+    for application in rollout.failed:
+        for line in application.failure_summary() or [""]:
+            err.print(Text(f"application {application.name!r} is {application.status}: {line}",
+                           style="bold red"), soft_wrap=True)
+    err.print("Ray is left running so you can inspect the failure in the dashboard; "
+              "`servestack stop` ends it.")
+
+
+def _print_endpoints(config: StackConfig, snapshot: ServeSnapshot, ports: LocalPorts) -> None:
+    out = Console()
+    base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or ports.http}"
+    table = Table(title=f"Stack {config.stack!r} is serving")
+    table.add_column("application")
+    table.add_column("endpoint")
+    for application in config.applications:
+        table.add_row(application.name, base_url + application.route_prefix)
+    table.add_row("Ray dashboard", ports.dashboard_url)
+    table.add_row("Ray metrics (Prometheus)", ports.metrics_url)
+    out.print(table)
+    out.print("Try it:", style="bold")
+    for application in config.applications:
+        for example in example_requests(application, base_url):
+            out.print(f"# {example.description}", style="dim", soft_wrap=True)
+            out.print(example.curl(), soft_wrap=True, markup=False, highlight=False)
+    out.print("The dashboard asks for the token in "
+              "`ray get-auth-token` (~/.ray/auth_token); `servestack stop` ends everything.",
+              style="dim")
+
+
+@app.command("status")
+def status(dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
+    """Show the local Serve applications, deployments and replica counts.
+
+    Exits 1 when no Ray answers on the dashboard port or an application has failed."""
+    client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
+    try:
+        snapshot = client.snapshot()
+    except DashboardError as error:
+        raise _fail(f"{error}. Is a local Ray running? Start one with `servestack serve`.") \
+            from None
+    out = Console()
+    if not snapshot.serve_running:
+        out.print(f"Ray is running at {client.url}, but Serve is not.")
+        return
+    out.print(applications_table(snapshot))
+    for application in snapshot.applications.values():
+        for line in application.failure_summary() if application.failed else []:
+            out.print(Text(f"{application.name}: {line}", style="red"), soft_wrap=True)
+    if any(application.failed for application in snapshot.applications.values()):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("stop")
+def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
+    """Shut Serve down and stop the local Ray head on --ray-port.
+
+    Serve is shut down through the REST API (replicas drain), then only that cluster's
+    processes are stopped; other Ray clusters keep running. Exits 0 when nothing runs."""
+    client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
+    try:
+        with err.status("Shutting down Serve (replicas drain first)…"):
+            client.shutdown_serve()
+    except DashboardUnreachableError:
+        pass  # no dashboard: nothing to shut down gracefully, the processes may still linger
+    except DashboardError as error:
+        err.print(Text(f"Serve shutdown failed, stopping Ray anyway: {error}", style="yellow"))
+    with err.status(f"Stopping the Ray cluster on port {ray_port}…"):
+        count = stop_cluster(ray_port)
+        forget_cluster_address(ray_port)
+    if count:
+        err.print(f"Stopped {count} Ray process(es) of the cluster on port {ray_port}.")
+    else:
+        err.print(f"No Ray cluster is running on port {ray_port}; nothing to stop.")

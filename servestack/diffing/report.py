@@ -1,0 +1,224 @@
+"""The diff as Markdown fit for a PR comment: a summary table, then each changed stack.
+
+Deterministic (stacks, resources and fields sorted) so re-running on the same commits posts
+the same comment; the first line is a marker the PR workflow uses to update its comment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from servestack.diffing import DiffResult, StackDiff
+from servestack.diffing.capacity_delta import CapacityDelta
+from servestack.diffing.fields import ABSENT, FieldChange
+from servestack.diffing.rollout import SERVE_CONFIG, RayServiceChange, ServeChange
+
+MARKER = "<!-- servestack-diff -->"
+MAX_FIELDS = 25
+MAX_VALUE = 80
+ROLLOUT_TEXT = {
+    "in place": "only `serveConfigV2` and/or worker replica bounds changed: KubeRay applies the "
+                "Serve config to the running cluster; no new Ray cluster.",
+    "new cluster": "`rayClusterConfig` changed outside the worker replica counts: KubeRay "
+                   "creates a new RayCluster and switches traffic once it is ready.",
+    "created": "new RayService: KubeRay creates its first Ray cluster.",
+    "deleted": "the RayService and its Ray cluster are deleted.",
+    "no change": "no change.",
+}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("|", "\\|").replace("`", "'").replace("\n", "\\n") + "`"
+
+
+def _value(value: Any, start: int = 0) -> str:
+    """A value as inline code, cut to MAX_VALUE characters from `start` (… marks the cuts)."""
+    if value is ABSENT:
+        return "—"
+    text = _text(value)
+    if len(text) <= MAX_VALUE:
+        return _code(text)
+    piece = text[start:start + MAX_VALUE]
+    return _code(("…" if start else "") + piece + ("…" if start + MAX_VALUE < len(text) else ""))
+
+
+def _cells(old: Any, new: Any) -> tuple[str, str]:
+    """Old and new; long strings are shown from just before where they start to differ."""
+    start = 0
+    if isinstance(old, str) and isinstance(new, str) and max(len(old), len(new)) > MAX_VALUE:
+        common = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                      min(len(old), len(new)))
+        start = max(0, common - 20)
+    return _value(old, start), _value(new, start)
+
+
+def _pair(old: Any, new: Any) -> str:
+    before, after = _cells(old, new)
+    return f"{before} → {after}"
+
+
+def _field(change: FieldChange) -> str:
+    return f"`{change.path}`: {_pair(change.old, change.new)}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _policy_summary(policies: Mapping[str, Any] | None) -> str:
+    if not policies:
+        return "—"
+    violations = policies.get("violations") or []
+    mandatory = sum(1 for v in violations if v["level"] == "mandatory")
+    advisory = len(violations) - mandatory
+    mark = "✅" if policies.get("passed") else "❌"
+    return f"{mark} {mandatory} mandatory, {advisory} advisory"
+
+
+def _gpu_nodes_delta(capacity: CapacityDelta | None) -> str:
+    if capacity is None or capacity.empty:
+        return "—"
+    parts = []
+    for pool in capacity.pools:
+        delta = pool.delta("nodes_needed")
+        if delta:
+            kind = "GPU nodes" if pool.gpu else "nodes"
+            parts.append(f"{pool.pool}: {delta:+d} {kind} at max")
+    return "; ".join(parts) or "worker groups changed"
+
+
+def _summary_row(diff: StackDiff) -> list[str]:
+    if diff.base_error or diff.head_error:
+        side = "base" if diff.base_error else "working tree"
+        return [f"`{diff.stack}`", f"⚠️ {side} does not render", "—", "—", "—",
+                _policy_summary(diff.policies)]
+    counts: dict[str, int] = {}
+    for change in diff.resources:
+        counts[change.status] = counts.get(change.status, 0) + 1
+    resources = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no change"
+    rollouts = ", ".join(f"**{r.rollout}**" for r in diff.rayservices) or "—"
+    serve = sum(len(r.serve_changes) for r in diff.rayservices)
+    return [f"`{diff.stack}`", resources, rollouts, f"{serve} field(s)" if serve else "—",
+            _gpu_nodes_delta(diff.capacity), _policy_summary(diff.policies)]
+
+
+def _rayservice_section(change: RayServiceChange) -> list[str]:
+    strategy = f" (upgradeStrategy `{change.upgrade_strategy}`)" if change.upgrade_strategy else ""
+    lines = [f"**RayService `{change.name}`: {change.rollout}**{strategy} — "
+             f"{ROLLOUT_TEXT[change.rollout]}"]
+    if change.rollout == "new cluster":
+        if change.upgrade_strategy == "None":
+            lines.append("With upgradeStrategy `None` KubeRay does not roll the change out.")
+        lines.append("")
+        lines.append("Fields that force the new cluster:")
+        lines += [f"- {_field(c)}" for c in change.cluster_changes[:MAX_FIELDS]]
+    if change.replica_changes:
+        lines.append("")
+        lines.append("Worker replica bounds (the autoscaler adopts them in place):")
+        lines += [f"- {_field(c)}" for c in change.replica_changes]
+    if change.serve_changes:
+        lines += ["", f"Serve config (`{SERVE_CONFIG}`), field by field:", ""]
+        lines += _table(["application", "deployment", "option", "old", "new"],
+                        [_serve_row(c) for c in change.serve_changes])
+    return lines
+
+
+def _serve_row(change: ServeChange) -> list[str]:
+    return [f"`{change.app}`" if change.app else "(all)",
+            f"`{change.deployment}`" if change.deployment else "—",
+            f"`{change.option}`", *_cells(change.old, change.new)]
+
+
+def _resource_rows(diff: StackDiff) -> list[list[str]]:
+    rows = []
+    for change in diff.resources:
+        fields = [c for c in change.fields if c.path != SERVE_CONFIG]
+        shown = [_field(c) for c in fields[:MAX_FIELDS]]
+        if len(fields) > MAX_FIELDS:
+            shown.append(f"… {len(fields) - MAX_FIELDS} more")
+        if len(fields) != len(change.fields):
+            shown.append(f"`{SERVE_CONFIG}` (Serve config above)")
+        rows.append([change.status, f"`{change.type}`", f"`{change.name}`",
+                     "<br>".join(shown) or "—"])
+    return rows
+
+
+def _capacity_section(capacity: CapacityDelta) -> list[str]:
+    lines = ["#### Capacity plan", ""]
+    if capacity.groups:
+        rows = [[f"`{name}`", f"`{c.path}`", _value(c.old), _value(c.new)]
+                for name, changes in capacity.groups for c in changes]
+        lines += [*_table(["worker group", "field", "old", "new"], rows), ""]
+    if capacity.pools:
+        def cell(pool: Any, field: str) -> str:
+            old, new = pool.value(field, "old"), pool.value(field, "new")
+            return str(new) if old == new else f"{_plain(old)} → {_plain(new)}"
+
+        rows = [[f"`{p.pool}`", "yes" if p.gpu else "no", cell(p, "max_nodes"),
+                 cell(p, "nodes_needed_at_min"), cell(p, "nodes_needed"),
+                 cell(p, "nodes_needed_during_upgrade"), cell(p, "gpus_needed")]
+                for p in capacity.pools]
+        header = ["pool", "GPU", "max nodes", "nodes at min", "nodes at max",
+                  "nodes during upgrade", "GPUs at max"]
+        lines += [*_table(header, rows), ""]
+    lines += [f"- ⚠️ new plan warning: {w}" for w in capacity.warnings_added]
+    return lines
+
+
+def _plain(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _policies_section(policies: Mapping[str, Any] | None) -> list[str]:
+    if not policies:
+        return []
+    lines = ["#### Policies (working tree)", "",
+             f"{_policy_summary(policies)} ({policies.get('environment')} levels)"]
+    for v in policies.get("violations") or []:
+        where = f" ({v['resource']})" if v.get("resource") else ""
+        message = " ".join(str(v["message"]).split())
+        lines.append(f"- [{v['level']}] `{v['policy']}`{where}: {message}")
+    return [*lines, ""]
+
+
+def _stack_section(diff: StackDiff) -> list[str]:
+    lines = [f"### `{diff.stack}`", ""]
+    for side, error in (("base", diff.base_error), ("working tree", diff.head_error)):
+        if error:
+            lines += [f"⚠️ The {side} does not render:", "", "```", error.strip(), "```", ""]
+    for rayservice in diff.rayservices:
+        lines += [*_rayservice_section(rayservice), ""]
+    if diff.resources:
+        lines += ["#### Resources", ""]
+        lines += [*_table(["change", "type", "name", "fields"], _resource_rows(diff)), ""]
+    if diff.capacity is not None and not diff.capacity.empty:
+        lines += _capacity_section(diff.capacity)
+    lines += _policies_section(diff.policies)
+    return lines
+
+
+def markdown(result: DiffResult) -> str:
+    lines = [MARKER,
+             f"## servestack diff: `{result.base_ref}` (`{result.base_commit[:12]}`) → "
+             "working tree",
+             ""]
+    lines += _table(["stack", "resources", "RayService", "Serve config", "capacity", "policies"],
+                    [_summary_row(d) for d in result.stacks])
+    lines.append("")
+    for diff in result.stacks:
+        if diff.changed:
+            lines += _stack_section(diff)
+    unchanged = [f"`{d.stack}`" for d in result.stacks if not d.changed]
+    if unchanged:
+        lines.append(f"No change in {', '.join(unchanged)}.")
+    lines.append("")
+    lines.append("Rendered offline under Pulumi mocks (`servestack diff`); no cloud state read.")
+    return "\n".join(lines) + "\n"

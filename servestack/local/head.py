@@ -1,0 +1,162 @@
+"""The local Ray head: its ports, how big it must be, and starting it with token auth.
+
+Ray 2.60 replaces `--node-ip-address=127.0.0.1` with the machine's reachable address and
+binds its internal ports (GCS, raylet, metrics) to all interfaces; token auth guards them.
+What a browser or curl talks to — the dashboard and Serve's HTTP proxy — stays on loopback.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.spec import ApplicationSpec
+from infra.config import REPO_ROOT
+from servestack.local.auth import AUTH_MODE_ENV
+from servestack.local.dashboard import DashboardClient, DashboardError
+from servestack.local.serve_status import clean_message
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_GCS_PORT = 6379
+DEFAULT_DASHBOARD_PORT = 8265
+DEFAULT_METRICS_PORT = 8080
+START_TIMEOUT_S = 120.0
+
+
+class HeadError(RuntimeError):
+    """The head could not be started; the message says what is in the way and how to clear it."""
+
+
+@dataclass(frozen=True)
+class LocalPorts:
+    """Every port the local run listens on; each is a CLI option so two clusters can coexist."""
+
+    http: int
+    gcs: int = DEFAULT_GCS_PORT
+    dashboard: int = DEFAULT_DASHBOARD_PORT
+    metrics: int = DEFAULT_METRICS_PORT
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{LOOPBACK}:{self.gcs}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.dashboard}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics}/metrics"
+
+    def named(self) -> dict[str, int]:
+        """Port per CLI option, to name the option to change when a port is taken."""
+        return {"--ray-port": self.gcs, "--dashboard-port": self.dashboard,
+                "--http-port": self.http, "--metrics-port": self.metrics}
+
+
+def required_cpus(apps: Iterable[ApplicationSpec], host_cpus: int | None = None) -> int:
+    """Logical CPUs for the head: every deployment at max replicas must fit, and never fewer
+    than the machine has (replicas may then use them all)."""
+    worst_case = sum(
+        dep.max_replicas * dep.resources.num_cpus for app in apps for dep in app.deployments
+    )
+    return max(math.ceil(worst_case), host_cpus if host_cpus is not None else os.cpu_count() or 1)
+
+
+def head_environment(base: Mapping[str, str], repo_root: Path = REPO_ROOT) -> dict[str, str]:
+    """Env for `ray start` and its workers: token auth, no downloads, the repo importable.
+
+    Ray's schema rejects a local `working_dir`, so app code reaches replicas via PYTHONPATH.
+    """
+    env = dict(base)
+    env[AUTH_MODE_ENV] = "token"
+    env["HF_HUB_OFFLINE"] = "1"
+    paths = [str(repo_root), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def ray_executable() -> str:
+    """The `ray` CLI of this interpreter's environment, so head and client run one Ray."""
+    beside = Path(sys.executable).with_name("ray")
+    found = str(beside) if beside.is_file() else shutil.which("ray")
+    if found is None:
+        raise HeadError("Ray is not installed: no `ray` command found. Run `pip install -e .`")
+    return found
+
+
+def ray_start_argv(ports: LocalPorts, num_cpus: int) -> list[str]:
+    return [
+        ray_executable(), "start", "--head",
+        f"--node-ip-address={LOOPBACK}",
+        f"--dashboard-host={LOOPBACK}",
+        f"--port={ports.gcs}",
+        f"--dashboard-port={ports.dashboard}",
+        f"--metrics-export-port={ports.metrics}",
+        f"--num-cpus={num_cpus}",
+        "--disable-usage-stats",
+    ]
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def check_ports_free(ports: LocalPorts) -> None:
+    """Fail before `ray start` rather than leave a half-started head behind."""
+    taken = [(option, port) for option, port in ports.named().items() if port_in_use(port)]
+    if taken:
+        listing = ", ".join(f"{port} ({option})" for option, port in taken)
+        raise HeadError(
+            f"port(s) {listing} already in use by another process. If it is a Ray from an "
+            "earlier run, `servestack stop` ends it; otherwise pass a free port with the option "
+            "named"
+        )
+
+
+def start_head(ports: LocalPorts, num_cpus: int, env: Mapping[str, str],
+               client: DashboardClient, timeout_s: float = START_TIMEOUT_S) -> None:
+    """`ray start --head` on the given ports, then wait until the dashboard accepts our token."""
+    check_ports_free(ports)
+    argv = ray_start_argv(ports, num_cpus)
+    try:
+        # A session of its own: the head outlives the terminal `serve` ran in (`stop` ends it).
+        result = subprocess.run(argv, env=dict(env), capture_output=True, text=True,
+                                timeout=timeout_s, check=False, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        raise HeadError(f"`ray start` did not finish within {timeout_s:.0f} s") from None
+    if result.returncode != 0:
+        raise HeadError(f"`ray start` failed (exit {result.returncode}):\n"
+                        + output_tail(result.stdout + result.stderr))
+    wait_for_dashboard(client, timeout_s)
+
+
+def wait_for_dashboard(client: DashboardClient, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.version()
+            return
+        except DashboardError as error:
+            if time.monotonic() > deadline:
+                raise HeadError(
+                    f"Ray started but its dashboard at {client.url} did not come up within "
+                    f"{timeout_s:.0f} s: {error}"
+                ) from None
+        time.sleep(0.5)
+
+
+def output_tail(output: str, lines: int = 20) -> str:
+    """The end of a command's output, colour codes removed: where Ray puts the actual error."""
+    plain = clean_message(output).splitlines()
+    return "\n".join(plain[-lines:])

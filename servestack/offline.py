@@ -1,0 +1,419 @@
+"""Run the real Pulumi program for a stack without an engine, cloud or cluster.
+
+Pulumi's mock monitor stands in for the engine: every resource the program registers is
+recorded with its inputs (wire form: camelCase keys, numbers as floats), parent, provider and
+options, and the stack outputs are resolved. Tests, `render`, `diff` and the policies all read
+these records, so they judge what `pulumi up` would send, not a re-implementation of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import runpy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+import pulumi.runtime.settings
+import yaml
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, stack_file
+
+PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
+PROGRAM = REPO_ROOT / "infra"
+"""Pulumi.yaml `main: infra/`: run as a directory, exactly as the language host runs it."""
+SECRET_PLACEHOLDER = "offline-placeholder-secret"
+RANDOM_PLACEHOLDER = "offline-random-secret"
+_SIG_KEY = rpc._special_sig_key
+_SECRET_SIG = rpc._special_secret_sig
+_RESOURCE_SIG = rpc._special_resource_sig
+
+FAKE_KUBECONFIG = json.dumps({
+    "apiVersion": "v1", "kind": "Config", "current-context": "offline",
+    "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:6443"}}],
+    "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
+    "users": [{"name": "offline", "user": {}}],
+}, sort_keys=True)
+
+
+# --- what a run records --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedOptions:
+    depends_on: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()
+    additional_secret_outputs: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    custom_timeouts: Mapping[str, str] = field(default_factory=dict)
+    providers: Mapping[str, str] = field(default_factory=dict)  # package → provider ref
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    """One `RegisterResource` (or `ReadResource`) call, as the engine would receive it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str | None  # parent URN; None for children of the root stack
+    custom: bool  # False for components
+    remote: bool  # multi-language components (yaml/v2, pulumi-eks): no children here
+    provider: str | None  # provider reference "urn::id"
+    inputs: Mapping[str, Any]
+    secret_inputs: frozenset[str]  # top-level input keys whose value is (or holds) a secret
+    options: RecordedOptions
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    stack: str
+    resources: tuple[RegisteredResource, ...]
+    outputs: Mapping[str, Any]
+    secret_outputs: frozenset[str]
+    warnings: tuple[str, ...]
+    error: BaseException | None = None
+
+    def of_type(self, type_: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> RegisteredResource:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise LookupError(f"expected one {type_} named {name!r}, found {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> RegisteredResource:
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise LookupError(urn)
+
+    def check(self) -> ProgramRun:
+        """Raise the program's error, if any; returns self for chaining."""
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+# --- config, the way the CLI would pass it -------------------------------------------------
+
+
+def project_defaults(project_file: Path = PROJECT_FILE) -> dict[str, Any]:
+    """Pulumi.yaml `config:` defaults, fully qualified (the CLI applies these, mocks do not)."""
+    document = yaml.safe_load(project_file.read_text()) or {}
+    defaults = {}
+    for key, spec in (document.get("config") or {}).items():
+        if isinstance(spec, Mapping) and "default" in spec:
+            defaults[key if ":" in key else f"{PROJECT}:{key}"] = spec["default"]
+    return defaults
+
+
+def read_stack_document(path: Path) -> tuple[dict[str, Any], set[str]]:
+    """(plain values, keys stored as `secure:`) of a stack file, keys fully qualified."""
+    document = yaml.safe_load(path.read_text()) or {}
+    entries = document.get("config") or {}
+    if not isinstance(entries, Mapping):
+        raise ValueError(f"{path}: `config` must be a mapping of config keys")
+    plain: dict[str, Any] = {}
+    secure: set[str] = set()
+    for key, value in entries.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            secure.add(full)
+        else:
+            plain[full] = value
+    return plain, secure
+
+
+def encode_config_value(value: Any) -> str:
+    """The CLI passes strings as-is and everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def stack_config(
+    path: Path, secrets: Mapping[str, str] | None = None, fill_secrets: bool = True,
+) -> tuple[dict[str, str], list[str]]:
+    """(config, secret keys) for `set_all_config`, from a stack file plus secret values.
+
+    `secrets` maps short or fully qualified keys to values. `secure:` entries, which need the
+    Pulumi CLI to decrypt, and secrets the stack requires get a placeholder when
+    `fill_secrets` is on, so offline renders work without credentials.
+    """
+    plain, secure = read_stack_document(path)
+    values: dict[str, Any] = {**project_defaults(), **plain}
+    secret_values = {(k if ":" in k else f"{PROJECT}:{k}"): v for k, v in (secrets or {}).items()}
+    if fill_secrets:
+        needed = set(secure) | {f"{PROJECT}:{key}" for key in _required_secrets(values)}
+        for key in sorted(needed - set(secret_values) - set(plain)):
+            secret_values[key] = SECRET_PLACEHOLDER
+    values.update(secret_values)
+    return ({key: encode_config_value(value) for key, value in sorted(values.items())},
+            sorted(secret_values))
+
+
+def _required_secrets(values: Mapping[str, Any]) -> list[str]:
+    """The secret keys the program will ask for; parsing failures are the program's to report."""
+    from infra.config import StackConfigError, parse_stack_config
+    from infra.stack_reading import required_secrets
+
+    prefix = f"{PROJECT}:"
+    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+    try:
+        stack = parse_stack_config("offline", {k: v for k, v in raw.items()
+                                               if k in _stack_fields()})
+    except (StackConfigError, ValueError):
+        return []
+    return sorted(required_secrets(stack))
+
+
+def _stack_fields() -> set[str]:
+    from infra.config import StackConfig
+
+    return set(StackConfig.model_fields) - {"stack"}
+
+
+# --- the mock engine ----------------------------------------------------------------------
+
+
+def _fake_outputs(args: MockResourceArgs) -> dict[str, Any]:
+    """Outputs the real provider would add, so `apply` callbacks see realistic values."""
+    state = dict(args.inputs)
+    if args.typ == "command:local:Command":
+        create = str(state.get("create", ""))
+        state["stdout"] = FAKE_KUBECONFIG if "get kubeconfig" in create else ""
+        state["stderr"] = ""
+    elif args.typ == "gcp:container/cluster:Cluster":
+        state["endpoint"] = "203.0.113.10"
+        ca = base64.b64encode(b"offline-ca").decode()
+        state["masterAuth"] = {"clusterCaCertificate": ca}
+    elif args.typ == "eks:index:Cluster":
+        state["kubeconfigJson"] = FAKE_KUBECONFIG
+        state["kubeconfig"] = json.loads(FAKE_KUBECONFIG)
+    elif args.typ == "pulumi:pulumi:StackReference":
+        state["outputs"] = {"kubeconfig": FAKE_KUBECONFIG}
+        state["secretOutputNames"] = ["kubeconfig"]
+    elif args.typ == "aws:iam/role:Role":
+        state["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
+        state.setdefault("name", args.name)
+    elif args.typ == "random:index/randomPassword:RandomPassword":
+        state["result"] = f"{RANDOM_PLACEHOLDER}-{args.name}"  # secret, as the provider's is
+    elif args.typ.startswith("kubernetes:helm.sh/"):
+        state["status"] = {"status": "deployed", "version": state.get("version")}
+    return state
+
+
+class OfflineMocks(Mocks):
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", _fake_outputs(args)
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def _plain(value: Any, path: str, secrets: set[str]) -> Any:
+    """Protobuf JSON → plain values: secrets unwrapped (their paths noted), resources → URN."""
+    if isinstance(value, dict):
+        signature = value.get(_SIG_KEY)
+        if signature == _SECRET_SIG:
+            secrets.add(path)
+            return _plain(value.get("value"), path, secrets)
+        if signature == _RESOURCE_SIG:
+            return value.get("urn")
+        return {key: _plain(item, f"{path}.{key}" if path else key, secrets)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item, f"{path}[{i}]", secrets) for i, item in enumerate(value)]
+    return value
+
+
+def _without_resource_refs(value: Any) -> Any:
+    """Resource references → their URN (protobuf JSON form, secrets kept)."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _RESOURCE_SIG:
+            return value.get("urn")
+        return {key: _without_resource_refs(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_resource_refs(item) for item in value]
+    return value
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, keeping every registration's inputs, parent and options.
+
+    It hands the mocks resource references as URNs: the stock monitor rebuilds them as Python
+    resources on its executor thread, whose outputs then wait on a loop that never runs (an
+    intermittent hang with pulumi-eks/pulumi-aws inputs such as `cluster=` or `node_role=`).
+    """
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.records: list[RegisteredResource] = []
+
+    def _record(self, request: Any, raw: dict[str, Any], urn: str, custom: bool,
+                remote: bool) -> None:
+        secrets: set[str] = set()
+        inputs = _plain(raw, "", secrets)
+        options = RecordedOptions()
+        if hasattr(request, "ignoreChanges"):
+            timeouts = request.customTimeouts
+            options = RecordedOptions(
+                depends_on=tuple(request.dependencies),
+                ignore_changes=tuple(request.ignoreChanges),
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                replace_on_changes=tuple(request.replaceOnChanges),
+                custom_timeouts={k: v for k, v in (("create", timeouts.create),
+                                                   ("update", timeouts.update),
+                                                   ("delete", timeouts.delete)) if v},
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                providers=dict(sorted(request.providers.items())),
+            )
+        self.records.append(RegisteredResource(
+            type=request.type, name=request.name, urn=urn, parent=request.parent or None,
+            custom=custom, remote=remote, provider=request.provider or None, inputs=inputs,
+            secret_inputs=frozenset(path.split(".")[0].split("[")[0] for path in secrets),
+            options=options,
+        ))
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        raw = _without_resource_refs(json_format.MessageToDict(request.object))
+        inputs = rpc.deserialize_properties(json_format.ParseDict(raw, struct_pb2.Struct()))
+        args = MockResourceArgs(typ=request.type, name=request.name, inputs=inputs,
+                                provider=request.provider, resource_id=request.importId,
+                                custom=request.custom or False)
+        id_, state = self.mocks.new_resource(args)
+        state_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_ or "", state)
+        self._record(request, raw, urn, bool(request.custom), bool(request.remote))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=state_proto)
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        raw = json_format.MessageToDict(request.properties)
+        self._record(request, raw, response.urn, True, False)
+        return response
+
+
+# --- running the program ------------------------------------------------------------------
+
+
+class _Collector(logging.Handler):
+    """Keeps what the program logs at warning level and above (pulumi.log.warn)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _run_main() -> None:
+    runpy.run_path(str(PROGRAM), run_name="__main__")
+
+
+async def _resolve(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+    for key in sorted(outputs):
+        output = pulumi.Output.from_input(outputs[key])
+        values[key] = await output.future()
+        if await output.is_secret():
+            secret.add(key)
+    return values, secret
+
+
+def run_program(
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: Sequence[str] = (),
+    program: Callable[[], None] = _run_main,
+) -> ProgramRun:
+    """Run `program` (default: infra/__main__.py) for `stack` under mocks; never raises for
+    the program's own errors, which land in `ProgramRun.error`."""
+    pulumi.runtime.settings.ROOT.set(None)  # a fresh root stack: no state leaks between runs
+    # Pulumi's runtime schedules on the thread's current event loop; an earlier asyncio.run()
+    # in this process (a CLI command, a load test) leaves none set, so each run gets its own.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+    mocks = OfflineMocks()
+    monitor = RecordingMonitor(mocks)
+    logger = logging.getLogger(f"servestack.offline.{stack}")
+    collector = _Collector()
+    logger.addHandler(collector)
+    logger.propagate = False
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
+                             monitor=monitor, logger=logger)
+    captured: dict[str, Any] = {}
+
+    def body() -> Any:
+        program()
+        root = pulumi.runtime.settings.get_root_resource()
+        outputs = dict(getattr(root, "outputs", {}) or {})
+
+        async def collect() -> None:
+            captured["values"], captured["secret"] = await _resolve(outputs)
+
+        return collect()
+
+    error: BaseException | None = None
+    try:
+        pulumi.runtime.test(body)()  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        error = exc
+    finally:
+        logger.removeHandler(collector)
+        asyncio.set_event_loop(None)
+        loop.close()
+    return ProgramRun(
+        stack=stack,
+        resources=tuple(sorted(monitor.records, key=lambda r: r.urn)),
+        outputs=captured.get("values", {}),
+        secret_outputs=frozenset(captured.get("secret", set())),
+        warnings=tuple(collector.messages),
+        error=error,
+    )
+
+
+def run_stack(
+    stack: str,
+    stacks_dir: Path = STACKS_DIR,
+    secrets: Mapping[str, str] | None = None,
+    fill_secrets: bool = True,
+) -> ProgramRun:
+    """Run the program for `stacks/Pulumi.<stack>.yaml` under mocks."""
+    return run_stack_file(stack_file(stack, stacks_dir), stack, secrets, fill_secrets)
+
+
+def run_stack_file(
+    path: Path,
+    stack: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    fill_secrets: bool = True,
+) -> ProgramRun:
+    """Run the program for any stack file (e.g. a test fixture); the stack name defaults to
+    the file name without `Pulumi.` and `.yaml`."""
+    name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    config, secret_keys = stack_config(path, secrets, fill_secrets)
+    return run_program(name, config, secret_keys)

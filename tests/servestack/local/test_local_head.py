@@ -1,0 +1,62 @@
+"""The head's size, command line and environment derive from the stack; taken ports fail early."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from infra.config import REPO_ROOT, load_stack_config
+from servestack.local.head import (
+    HeadError,
+    LocalPorts,
+    check_ports_free,
+    head_environment,
+    ray_start_argv,
+    required_cpus,
+)
+
+
+def test_head_cpus_hold_every_deployment_at_max_replicas() -> None:
+    apps = load_stack_config("local").applications
+    worst_case = sum(d.max_replicas * d.resources.num_cpus for a in apps for d in a.deployments)
+    assert required_cpus(apps, host_cpus=1) == math.ceil(worst_case)
+
+
+def test_head_cpus_are_never_fewer_than_the_machine_has() -> None:
+    apps = load_stack_config("local").applications
+    assert required_cpus(apps, host_cpus=64) == 64
+    assert required_cpus(apps) >= (os.cpu_count() or 1)
+
+
+def test_ray_start_binds_dashboard_to_loopback_on_the_chosen_ports() -> None:
+    argv = ray_start_argv(LocalPorts(http=18000, gcs=16379, dashboard=18265, metrics=18080), 3)
+    assert argv[1:3] == ["start", "--head"]
+    for flag in ("--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", "--port=16379",
+                 "--dashboard-port=18265", "--metrics-export-port=18080", "--num-cpus=3"):
+        assert flag in argv
+
+
+def test_head_environment_enables_token_auth_offline_and_imports_the_repo() -> None:
+    env = head_environment({"PYTHONPATH": "/elsewhere", "HOME": "/home/x"})
+    assert env["RAY_AUTH_MODE"] == "token"
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
+    assert env["HOME"] == "/home/x"
+
+
+def test_head_environment_does_not_repeat_the_repo_on_pythonpath(tmp_path: Path) -> None:
+    env = head_environment({"PYTHONPATH": str(tmp_path)}, repo_root=tmp_path)
+    assert env["PYTHONPATH"] == str(tmp_path)
+
+
+def test_a_taken_port_is_reported_with_the_option_that_moves_it() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        with pytest.raises(HeadError, match=rf"{taken} \(--dashboard-port\)"):
+            check_ports_free(LocalPorts(http=1, gcs=1, dashboard=taken, metrics=1))

@@ -1,0 +1,67 @@
+"""`servestack stop` ends the processes of one cluster (and their children), no others."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from servestack.local.processes import cluster_processes, stop_cluster
+
+# Stands in for a Ray daemon: a program under a /ray/ path naming its GCS, with a child.
+DAEMON = (
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+    "time.sleep(120)\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def daemon(gcs_port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", DAEMON, "/opt/fake/ray/raylet",
+                             f"--gcs-address=127.0.0.1:{gcs_port}"])
+
+
+@pytest.fixture
+def two_clusters() -> Iterator[tuple[int, subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    ours, theirs = free_port(), free_port()
+    mine, other = daemon(ours), daemon(theirs)
+    deadline = time.monotonic() + 10
+    while len(cluster_processes(ours)) < 2 or len(cluster_processes(theirs)) < 2:
+        assert time.monotonic() < deadline, "the stand-in daemons did not start their children"
+        time.sleep(0.1)
+    yield ours, mine, other
+    for proc in (mine, other):
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+        proc.wait()
+
+
+def test_stop_ends_the_cluster_and_its_children_but_not_another_cluster(
+    two_clusters: tuple[int, subprocess.Popen[bytes], subprocess.Popen[bytes]],
+) -> None:
+    port, mine, other = two_clusters
+    children = psutil.Process(mine.pid).children()
+    assert stop_cluster(port, grace_period_s=3) == 2
+    assert mine.wait(timeout=5) is not None
+    assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+                   for child in children)
+    assert other.poll() is None
+    assert cluster_processes(port) == []
+
+
+def test_stopping_a_port_without_a_cluster_stops_nothing() -> None:
+    assert stop_cluster(free_port()) == 0

@@ -1,0 +1,250 @@
+"""`servestack serve / status / stop` end to end on one real Ray head (module-scoped).
+
+The flow a user goes through, in order: a stack whose classifier checkpoint is missing
+fails with Ray's message; the real local stack then deploys on the same head; the curls
+it prints return correct answers; `status` shows it RUNNING; `stop` ends it all. The head
+runs on free ports with its own temp dir and token, so it never meets a user's Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from apps.embeddings.spec import EMBEDDING_DIM
+from infra.config import REPO_ROOT, STACKS_DIR, stack_file
+from servestack.local.processes import cluster_processes
+
+pytestmark = pytest.mark.ray
+
+MISSING_CHECKPOINT = "file:///nonexistent/servestack/tile-classifier.pt"
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports from the ephemeral range, outside Ray's worker ports (10002-19999)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+@dataclass(frozen=True)
+class LocalRay:
+    env: dict[str, str]
+    ray_port: int
+    dashboard_port: int
+    http_port: int
+    metrics_port: int
+    workdir: Path
+
+    def servestack(
+        self, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from servestack.cli import main; main()", *args],
+            env={**self.env, **(env or {})}, cwd=REPO_ROOT, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[LocalRay]:
+    # A short path: Ray's unix sockets live under RAY_TMPDIR and must stay under 108 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="sst-", dir="/tmp"))
+    ray_port, dashboard_port, http_port, metrics_port = free_ports(4)
+    env = {
+        **os.environ,
+        "RAY_TMPDIR": str(workdir),
+        "RAY_AUTH_TOKEN_PATH": str(workdir / "auth_token"),
+        "SERVESTACK_RAY_PORT": str(ray_port),
+        "SERVESTACK_DASHBOARD_PORT": str(dashboard_port),
+        "SERVESTACK_HTTP_PORT": str(http_port),
+        "SERVESTACK_METRICS_PORT": str(metrics_port),
+        "COLUMNS": "200",
+    }
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_ADDRESS", None)
+    ray = LocalRay(env, ray_port, dashboard_port, http_port, metrics_port, workdir)
+    try:
+        yield ray
+    finally:
+        ray.servestack("stop", timeout=120)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def failed_serve(local_ray: LocalRay) -> subprocess.CompletedProcess[str]:
+    """`serve` of the local stack with the classifier pointed at a checkpoint that is absent."""
+    stacks = local_ray.workdir / "stacks"
+    stacks.mkdir()
+    document = yaml.safe_load(stack_file("local", STACKS_DIR).read_text())
+    classifier = document["config"]["servestack:apps"]["classifier"]["deployments"]
+    classifier["TileClassifier"]["user_config"] = {"checkpoint_uri": MISSING_CHECKPOINT}
+    (stacks / "Pulumi.local.yaml").write_text(yaml.safe_dump(document))
+    return local_ray.servestack("serve", "--stacks-dir", str(stacks), "--timeout", "240")
+
+
+@pytest.fixture(scope="module")
+def impatient_serve(
+    local_ray: LocalRay, failed_serve: subprocess.CompletedProcess[str]
+) -> subprocess.CompletedProcess[str]:
+    """`serve` of the real local stack with a timeout shorter than a replica's start."""
+    return local_ray.servestack("serve", "--timeout", "1")
+
+
+@pytest.fixture(scope="module")
+def serve_run(
+    local_ray: LocalRay, impatient_serve: subprocess.CompletedProcess[str]
+) -> subprocess.CompletedProcess[str]:
+    """`serve` of the real local stack on the head the earlier runs left behind."""
+    result = local_ray.servestack("serve", "--timeout", "300")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_missing_checkpoint_fails_serve_with_rays_message(
+    failed_serve: subprocess.CompletedProcess[str],
+) -> None:
+    assert failed_serve.returncode == 1, failed_serve.stdout + failed_serve.stderr
+    assert "application 'classifier' is DEPLOY_FAILED" in failed_serve.stderr
+    assert "CheckpointError: no checkpoint at /nonexistent/servestack/tile-classifier.pt" \
+        in failed_serve.stderr
+    assert "Try it:" not in failed_serve.stdout
+
+
+def test_serve_times_out_naming_the_apps_not_yet_running(
+    impatient_serve: subprocess.CompletedProcess[str],
+) -> None:
+    assert impatient_serve.returncode == 1
+    assert "not RUNNING after 1 s: classifier" in impatient_serve.stderr
+    assert "raise --timeout" in impatient_serve.stderr
+
+
+def printed_curls(output: str) -> list[list[str]]:
+    return [shlex.split(line) for line in output.splitlines() if line.startswith("curl ")]
+
+
+def run_curl(argv: list[str]) -> Any:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(result.stdout)
+
+
+def test_printed_curls_return_correct_results(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    answers = {argv[4].removeprefix(f"http://127.0.0.1:{local_ray.http_port}"): run_curl(argv)
+               for argv in printed_curls(serve_run.stdout)}
+    assert sorted(answers) == ["/classify", "/embed", "/search/documents", "/search/query"]
+
+    embedded = answers["/embed"]
+    assert embedded["dim"] == EMBEDDING_DIM and len(embedded["embeddings"]) == 2
+    for vector in embedded["embeddings"]:
+        assert len(vector) == EMBEDDING_DIM
+        assert math.isclose(math.hypot(*vector), 1.0, rel_tol=1e-3)
+
+    classified = answers["/classify"]
+    assert classified["labels"] == ["negative", "positive"]
+    assert classified["probabilities"][0] < 0.5 <= classified["probabilities"][1]
+
+    assert answers["/search/documents"]["added"] + answers["/search/documents"]["replaced"] == 2
+    hits = answers["/search/query"]["hits"]
+    assert [hit["id"] for hit in hits] == ["ray", "pasta"]
+
+
+def test_serve_prints_endpoints_dashboard_and_metrics_that_answer(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    metrics = f"http://127.0.0.1:{local_ray.metrics_port}/metrics"
+    for url in (f"http://127.0.0.1:{local_ray.http_port}/embed",
+                f"http://127.0.0.1:{local_ray.dashboard_port}", metrics):
+        assert url in serve_run.stdout
+    with urllib.request.urlopen(metrics, timeout=30) as response:
+        assert "ray_" in response.read().decode()
+
+
+def test_serve_http_listens_on_loopback_only(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    from ray._private.services import get_node_ip_address
+
+    node_ip = get_node_ip_address()
+    if node_ip.startswith("127."):
+        pytest.skip("this machine has no non-loopback address to probe")
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex((node_ip, local_ray.http_port)) != 0
+    with socket.create_connection(("127.0.0.1", local_ray.http_port), timeout=2):
+        pass
+
+
+def test_status_shows_every_app_running(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    result = local_ray.servestack("status")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    for app in ("classifier", "embeddings", "search"):
+        assert "RUNNING" in rows[app]
+    assert "1/1" in rows["embeddings"]
+
+
+def test_status_with_another_token_is_refused_by_the_dashboard(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    result = local_ray.servestack("status", env={"RAY_AUTH_TOKEN": "0" * 64})
+    assert result.returncode == 1
+    assert "rejected the auth token (403)" in result.stderr
+
+
+def test_serving_again_reuses_the_running_ray(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    result = local_ray.servestack("serve", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert "Reusing the Ray already running" in result.stderr
+
+
+def test_stop_ends_serve_and_ray_and_is_idempotent(
+    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+) -> None:
+    stopped = local_ray.servestack("stop", timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Stopped" in stopped.stderr
+    assert cluster_processes(local_ray.ray_port) == []
+
+    # Ray's own view: no GCS answers any more (short reconnect timeouts keep this quick).
+    ray_status = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "status",
+         f"--address=127.0.0.1:{local_ray.ray_port}"],
+        env={**local_ray.env, "RAY_AUTH_MODE": "token",
+             "RAY_gcs_rpc_server_reconnect_timeout_s": "2",
+             "RAY_gcs_server_request_timeout_seconds": "2"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert ray_status.returncode != 0
+
+    assert local_ray.servestack("status").returncode == 1
+    again = local_ray.servestack("stop")
+    assert again.returncode == 0
+    assert "nothing to stop" in again.stderr

@@ -1,0 +1,69 @@
+"""`servestack plan`: tables, JSON and exit codes, on real stack files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.core import TyperGroup
+from typer.main import get_command
+from typer.testing import CliRunner, Result
+
+import servestack.cli.commands
+from infra.capacity import plan_capacity
+from infra.config import load_stack_config
+from servestack.cli import app
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def servestack(*args: str) -> Result:
+    # Typer runs a lone command without its name; with several it is a group.
+    group = isinstance(get_command(app), TyperGroup)
+    return CliRunner().invoke(app, [*(["plan"] if group else []), *args])
+
+
+def stacks_dir_with(tmp_path: Path, fixture: str) -> Path:
+    shutil.copy(FIXTURES / f"{fixture}.yaml", tmp_path / f"Pulumi.{fixture}.yaml")
+    return tmp_path
+
+
+def test_plan_prints_deployments_worker_groups_and_pools() -> None:
+    result = servestack("--stack", "local")
+    assert result.exit_code == 0, result.output
+    for title in ("Deployments of stack 'local'", "Worker groups", "Node pools"):
+        assert title in result.stdout
+    assert "VectorIndex" in result.stdout
+    assert "warning: pools[cpu]: a NewCluster upgrade" in result.stdout
+
+
+def test_plan_json_is_the_capacity_output() -> None:
+    result = servestack("--stack", "local", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == plan_capacity(load_stack_config("local")).to_output()
+
+
+def test_plan_exits_2_with_the_field_path_and_fix_when_capacity_does_not_fit(
+    tmp_path: Path,
+) -> None:
+    stacks = stacks_dir_with(tmp_path, "broken-pool-too-small")
+    result = servestack("--stack", "broken-pool-too-small", "--stacks-dir", str(stacks))
+    assert result.exit_code == 2
+    assert "servestack:pools[cpu].max_nodes" in result.stderr
+    assert "raise max_nodes to 5" in result.stderr
+    assert result.stdout == ""
+
+
+def test_plan_exits_2_on_an_invalid_stack_file(tmp_path: Path) -> None:
+    source = (FIXTURES / "broken-pool-too-small.yaml").read_text()
+    (tmp_path / "Pulumi.typo.yaml").write_text(source.replace("max_nodes: 3", "max_node: 3"))
+    result = servestack("--stack", "typo", "--stacks-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "servestack:pools.0.max_node: unknown field 'max_node'" in result.stderr
+
+
+def test_plan_exits_2_for_an_unknown_stack(tmp_path: Path) -> None:
+    result = servestack("--stack", "nope", "--stacks-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "no stack 'nope'" in result.stderr
