@@ -10,7 +10,7 @@ from ray.serve.schema import ServeInstanceDetails
 
 from servestack.local.serve_status import ServeSnapshot, clean_message
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def recorded_answer() -> dict[str, Any]:
