@@ -115,12 +115,24 @@ class Resources(SpecModel):
 class Autoscaling(SpecModel):
     """Ray Serve autoscaling; min_replicas 0 means scale to zero."""
 
-    min_replicas: int = Field(1, ge=0)
-    initial_replicas: int | None = Field(None, ge=0)
-    max_replicas: int = Field(1, ge=1)
-    target_ongoing_requests: float = Field(2.0, gt=0)
-    upscale_delay_s: float = Field(30.0, ge=0)
-    downscale_delay_s: float = Field(600.0, ge=0)
+    min_replicas: int = Field(
+        1, ge=0, description="Fewest replicas Serve keeps; 0 scales to zero when idle."
+    )
+    initial_replicas: int | None = Field(
+        None, ge=0, description="Replicas started on deploy; default: min_replicas."
+    )
+    max_replicas: int = Field(
+        1, ge=1, description="Most replicas Serve starts; the capacity plan must hold them all."
+    )
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Requests in flight per replica that the autoscaler aims for."
+    )
+    upscale_delay_s: float = Field(
+        30.0, ge=0, description="Seconds demand must stay above target before replicas are added."
+    )
+    downscale_delay_s: float = Field(
+        600.0, ge=0, description="Seconds demand must stay below target before replicas go."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -141,8 +153,11 @@ class Autoscaling(SpecModel):
 class Batching(SpecModel):
     """Dynamic batching applied through `@serve.batch`; changeable live via reconfigure."""
 
-    max_batch_size: int = Field(8, ge=1)
-    batch_wait_timeout_s: float = Field(0.01, ge=0)
+    max_batch_size: int = Field(8, ge=1, description="Most requests one batch call handles.")
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0,
+        description="Seconds a batch waits to fill before it runs partly full (0: no wait).",
+    )
 
 
 class UserConfig(SpecModel):
@@ -155,24 +170,45 @@ UserConfigT = TypeVar("UserConfigT", bound=UserConfig)
 class DeploymentSpec(SpecModel):
     """One Ray Serve deployment: the options Ray needs plus the resources infra provisions."""
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
-    resources: Resources = Resources()
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+        description="Deployment name, unique in its app; overrides address it by this name.",
+    )
+    resources: Resources = Field(
+        Resources(), description="What one replica reserves; worker groups are sized from it."
+    )
     num_replicas: int | None = Field(
         None, ge=1, description="Fixed replica count (no autoscaling)."
     )
-    autoscaling: Autoscaling | None = None
-    max_ongoing_requests: int = Field(5, ge=1)
+    autoscaling: Autoscaling | None = Field(
+        None, description="Serve autoscaling; set this or num_replicas, not both."
+    )
+    max_ongoing_requests: int = Field(
+        5, ge=1, description="Requests one replica works on at once; more wait in the queue."
+    )
     max_queued_requests: int | None = Field(
         None,
         ge=1,
         description="Requests waiting per handle before callers get 503; None = unbounded.",
     )
-    batching: Batching | None = None
-    health_check_period_s: float = Field(10.0, gt=0)
-    health_check_timeout_s: float = Field(30.0, gt=0)
-    graceful_shutdown_wait_loop_s: float = Field(2.0, ge=0)
-    graceful_shutdown_timeout_s: float = Field(20.0, ge=0)
-    user_config: SerializeAsAny[UserConfig] | None = None
+    batching: Batching | None = Field(
+        None, description="`@serve.batch` settings, changeable live; None: no batching."
+    )
+    health_check_period_s: float = Field(
+        10.0, gt=0, description="Seconds between Serve's health checks of a replica."
+    )
+    health_check_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds a health check may take before the replica is replaced."
+    )
+    graceful_shutdown_wait_loop_s: float = Field(
+        2.0, ge=0, description="Seconds between a stopping replica's checks for requests left."
+    )
+    graceful_shutdown_timeout_s: float = Field(
+        20.0, ge=0, description="Seconds a stopping replica may drain before it is killed."
+    )
+    user_config: SerializeAsAny[UserConfig] | None = Field(
+        None, description="The app's own live settings, applied by `reconfigure` without restart."
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
@@ -281,8 +317,12 @@ class DeploymentSpec(SpecModel):
 class ReplicaUserConfig(SpecModel):
     """Envelope of the `user_config` a replica receives: batching plus the app's settings."""
 
-    batching: Batching | None = None
-    settings: dict[str, Any] | None = None
+    batching: Batching | None = Field(
+        None, description="Batching to apply; None keeps the batcher's settings."
+    )
+    settings: dict[str, Any] | None = Field(
+        None, description="The deployment's user_config, as its settings model dumps it."
+    )
 
     @classmethod
     def parse(
@@ -303,7 +343,9 @@ class ReplicaUserConfig(SpecModel):
 class RuntimeEnv(SpecModel):
     """Only env vars: code reaches the cluster in the image, never via working_dir uploads."""
 
-    env_vars: dict[str, str] = Field(default_factory=dict)
+    env_vars: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of every replica of the app."
+    )
 
     @field_validator("env_vars")
     @classmethod
@@ -328,12 +370,25 @@ class ServiceLevel(SpecModel):
 class ApplicationSpec(SpecModel):
     """One Serve application: where its code lives, its route, and its deployments."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    import_path: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    route_prefix: str = Field(pattern=r"^/[\w\-/]*$")
-    deployments: tuple[SerializeAsAny[DeploymentSpec], ...] = Field(min_length=1)
-    runtime_env: RuntimeEnv = RuntimeEnv()
-    slo: ServiceLevel = ServiceLevel()
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]*$", description="Serve application name, unique per stack."
+    )
+    import_path: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:attribute of the bound app in the image, e.g. apps.embeddings.app:app.",
+    )
+    route_prefix: str = Field(
+        pattern=r"^/[\w\-/]*$", description="HTTP path the app serves under, e.g. /embed."
+    )
+    deployments: tuple[SerializeAsAny[DeploymentSpec], ...] = Field(
+        min_length=1, description="The app's deployments, each one Serve config entry."
+    )
+    runtime_env: RuntimeEnv = Field(
+        RuntimeEnv(), description="Ray runtime_env of the app (environment variables only)."
+    )
+    slo: ServiceLevel = Field(
+        ServiceLevel(), description="Latency and error objectives the stack's alerts check."
+    )
 
     @model_validator(mode="after")
     def _unique_deployments(self) -> Self:

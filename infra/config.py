@@ -32,6 +32,7 @@ from apps.spec import (
     SpecModel,
     check_unique_applications,
 )
+from infra.names import KUBECONFIG_KEY
 
 PROJECT = "servestack"
 RAY_VERSION = "2.60.0"
@@ -71,47 +72,70 @@ class StackConfigError(ValueError):
 # --- clusters ---------------------------------------------------------------------------
 
 
+# Fields every backend shares, described once.
+_BACKEND = "Who runs the cluster: kind (local), gke, eks or existing (someone else's)."
+_CLUSTER_NAME = "Name of the cluster this stack creates."
+
+
 class KindCluster(SpecModel):
     """A local kind cluster; its worker nodes impersonate the declared pools."""
 
-    backend: Literal["kind"]
-    name: str = Field("servestack", pattern=_DNS_LABEL)
-    node_image: str = "kindest/node:v1.33.1"
+    backend: Literal["kind"] = Field(description=_BACKEND)
+    name: str = Field("servestack", pattern=_DNS_LABEL, description=_CLUSTER_NAME)
+    node_image: str = Field(
+        "kindest/node:v1.33.1", description="kindest/node image of every kind node."
+    )
 
 
 class GkeCluster(SpecModel):
-    backend: Literal["gke"]
-    project: str
+    backend: Literal["gke"] = Field(description=_BACKEND)
+    project: str = Field(description="GCP project.")
     location: str = Field(description="Region or zone, e.g. europe-west4.")
-    name: str = Field("servestack", pattern=_DNS_LABEL)
-    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
-    gpu_driver_version: Literal["DEFAULT", "LATEST"] = "DEFAULT"
+    name: str = Field("servestack", pattern=_DNS_LABEL, description=_CLUSTER_NAME)
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field(
+        "REGULAR", description="GKE release channel."
+    )
+    gpu_driver_version: Literal["DEFAULT", "LATEST"] = Field(
+        "DEFAULT", description="NVIDIA driver GKE installs on GPU nodes."
+    )
     deletion_protection: bool = Field(
         True, description="GKE refuses to delete the cluster (pulumi destroy fails) while true."
     )
 
 
 class EksCluster(SpecModel):
-    backend: Literal["eks"]
-    region: str
-    name: str = Field("servestack", pattern=_DNS_LABEL)
-    kubernetes_version: str = Field("1.33", pattern=r"^1\.\d+$")
-    install_nvidia_device_plugin: bool = True
+    backend: Literal["eks"] = Field(description=_BACKEND)
+    region: str = Field(description="AWS region.")
+    name: str = Field("servestack", pattern=_DNS_LABEL, description=_CLUSTER_NAME)
+    kubernetes_version: str = Field(
+        "1.33", pattern=r"^1\.\d+$", description="EKS Kubernetes version."
+    )
+    install_nvidia_device_plugin: bool = Field(
+        True, description="Install NVIDIA's device plugin chart on the GPU node groups "
+        "(off for AMIs that ship it, e.g. Bottlerocket).",
+    )
 
 
 class StackReferenceKubeconfig(SpecModel):
     stack: str = Field(description="Fully qualified stack name, e.g. acme/platform/prod.")
-    output: str = "kubeconfig"
+    output: str = Field("kubeconfig", description="Name of that stack's kubeconfig output.")
 
 
 class ExistingCluster(SpecModel):
-    """A cluster someone else runs; kubeconfig comes from the secret `servestack:kubeconfig`
-    or from another stack's output."""
+    """A cluster someone else runs; its kubeconfig comes from a secret config key or from
+    another stack's output."""
 
-    backend: Literal["existing"]
-    kubeconfig_from: Literal["secret", "stack_reference"] = "secret"
-    stack_reference: StackReferenceKubeconfig | None = None
-    context: str | None = None
+    backend: Literal["existing"] = Field(description=_BACKEND)
+    kubeconfig_from: Literal["secret", "stack_reference"] = Field(
+        "secret",
+        description=f"`secret` (the secret key `{KUBECONFIG_KEY}`) or `stack_reference`.",
+    )
+    stack_reference: StackReferenceKubeconfig | None = Field(
+        None, description="Another stack exporting the kubeconfig."
+    )
+    context: str | None = Field(
+        None, description="kubeconfig context to use (default: its current context)."
+    )
 
     @model_validator(mode="after")
     def _source(self) -> Self:
@@ -131,9 +155,11 @@ ClusterConfig = Annotated[
 
 
 class Taint(SpecModel):
-    key: str
-    value: str = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+    key: str = Field(description="Taint key, e.g. nvidia.com/gpu.")
+    value: str = Field("", description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        "NoSchedule", description="What the node does to pods that do not tolerate the taint."
+    )
 
     @field_validator("key")
     @classmethod
@@ -157,17 +183,31 @@ class Accelerator(SpecModel):
 class NodePool(SpecModel):
     """One group of identical nodes; allocatable is what pods may use after system reserve."""
 
-    name: str = Field(pattern=_DNS_LABEL)
+    name: str = Field(
+        pattern=_DNS_LABEL,
+        description="Pool name (DNS label); also the cloud node pool/group name suffix.",
+    )
     machine_type: str | None = Field(None, description="Cloud machine/instance type (gke, eks).")
     cpu: float = Field(gt=0, description="Allocatable CPUs per node.")
     memory: ByteSize = Field(description="Allocatable memory per node, e.g. 30GiB.")
-    accelerator: Accelerator | None = None
-    labels: LabelMap = Field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
-    min_nodes: int = Field(0, ge=0)
-    max_nodes: int = Field(1, ge=1)
-    spot: bool = False
-    disk_gb: int = Field(100, ge=20)
+    accelerator: Accelerator | None = Field(
+        None, description="GPUs per node; omit for CPU pools."
+    )
+    labels: LabelMap = Field(
+        default_factory=dict,
+        description="Node labels; worker groups on the pool select them as nodeSelector.",
+    )
+    taints: tuple[Taint, ...] = Field(
+        (), description="Node taints; worker groups on the pool tolerate exactly these."
+    )
+    min_nodes: int = Field(
+        0, ge=0, description="Autoscaler minimum (0 lets the pool scale to zero)."
+    )
+    max_nodes: int = Field(
+        1, ge=1, description="Autoscaler maximum; kind creates this many nodes."
+    )
+    spot: bool = Field(False, description="Spot/preemptible capacity (GKE spot, EKS SPOT).")
+    disk_gb: int = Field(100, ge=20, description="Boot disk size per node (GB).")
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
@@ -187,22 +227,38 @@ class NodePool(SpecModel):
 
 
 class PodResources(SpecModel):
-    cpu: float = Field(gt=0)
-    memory: ByteSize
+    cpu: float = Field(gt=0, description="CPUs (requests = limits).")
+    memory: ByteSize = Field(description="Memory (requests = limits), e.g. 4GiB.")
 
 
 class KubeRayConfig(SpecModel):
-    chart_version: Literal["1.7.0"] = KUBERAY_VERSION
-    chart_repository: str = "https://ray-project.github.io/kuberay-helm/"
-    resources: PodResources = PodResources(cpu=0.1, memory=ByteSize(512 * 1024**2))
+    chart_version: Literal["1.7.0"] = Field(
+        KUBERAY_VERSION,
+        description="kuberay-operator chart version; also the CRDs' release tag.",
+    )
+    chart_repository: str = Field(
+        "https://ray-project.github.io/kuberay-helm/", description="Helm repository of the chart."
+    )
+    resources: PodResources = Field(
+        PodResources(cpu=0.1, memory=ByteSize(512 * 1024**2)),
+        description="Operator pod requests = limits.",
+    )
 
 
 class ImageConfig(SpecModel):
     """The app image (built FROM rayproject/ray); its tag is derived from the pinned Ray version."""
 
-    repository: str = Field(pattern=r"^[a-z0-9.\-/:]+$")
-    variant: str = Field("py311", pattern=r"^[a-z0-9.\-]+$")
-    pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    repository: str = Field(
+        pattern=r"^[a-z0-9.\-/:]+$",
+        description="Registry path; the tag is `<Ray version>-<variant>-<cpu|gpu>`.",
+    )
+    variant: str = Field(
+        "py311", pattern=r"^[a-z0-9.\-]+$", description="Python variant part of the tag."
+    )
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        "IfNotPresent",
+        description="imagePullPolicy of every Ray container (`Never` for kind-loaded).",
+    )
 
     def reference(self, gpu: bool) -> str:
         flavour = "gpu" if gpu else "cpu"
@@ -212,7 +268,7 @@ class ImageConfig(SpecModel):
 class GcsFaultTolerance(SpecModel):
     """GCS state in Redis so Serve survives a head restart; the password is a Pulumi secret."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Keep Serve running across head restarts.")
     redis_address: str | None = Field(
         None, pattern=r"^[^\s:/]+:\d{1,5}$", description="host:port of an external Redis."
     )
@@ -232,17 +288,32 @@ class GcsFaultTolerance(SpecModel):
 
 
 class AutoscalerConfig(SpecModel):
-    idle_timeout_s: int = Field(60, ge=0)
-    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = "Default"
-    resources: PodResources = PodResources(cpu=0.5, memory=ByteSize(512 * 1024**2))
+    idle_timeout_s: int = Field(
+        60, ge=0, description="Seconds an idle worker pod lives before removal."
+    )
+    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = Field(
+        "Default", description="How fast the autoscaler adds pods."
+    )
+    resources: PodResources = Field(
+        PodResources(cpu=0.5, memory=ByteSize(512 * 1024**2)),
+        description="Autoscaler sidecar requests = limits.",
+    )
 
 
 class RayServiceConfig(SpecModel):
     """Cluster-level knobs of the one RayService; the worker groups are derived, not declared."""
 
-    name: str = Field("servestack", pattern=_DNS_LABEL)
-    upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade", "None"]
-    head: PodResources = PodResources(cpu=1, memory=ByteSize(4 * 1024**3))
+    name: str = Field(
+        "servestack", pattern=_DNS_LABEL,
+        description="RayService name; the Serve Service is `<name>-serve-svc`.",
+    )
+    upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade", "None"] = Field(
+        description="How a cluster-level change rolls out (explicit)."
+    )
+    head: PodResources = Field(
+        PodResources(cpu=1, memory=ByteSize(4 * 1024**3)),
+        description="Head container requests = limits (the head runs no replicas).",
+    )
     worker_overhead: PodResources = Field(
         PodResources(cpu=0.5, memory=ByteSize(1024**3)),
         description="Per worker pod on top of its replicas: raylet, agents and object store.",
@@ -254,20 +325,31 @@ class RayServiceConfig(SpecModel):
         None, description="Pool for the CPU worker group (may be tainted); default: the first "
         "pool without accelerator and taints. See docs/capacity.md.",
     )
-    autoscaler: AutoscalerConfig = AutoscalerConfig()
-    gcs_fault_tolerance: GcsFaultTolerance = GcsFaultTolerance()
+    autoscaler: AutoscalerConfig = Field(
+        AutoscalerConfig(), description="In-tree autoscaler sidecar."
+    )
+    gcs_fault_tolerance: GcsFaultTolerance = Field(
+        GcsFaultTolerance(), description="GCS state in an external Redis."
+    )
 
 
 class HttpOptions(SpecModel):
-    host: str = "0.0.0.0"
-    port: int = Field(8000, ge=1, le=65535)
-    request_timeout_s: float | None = Field(None, gt=0)
-    keep_alive_timeout_s: float = Field(5.0, gt=0)
+    host: str = Field("0.0.0.0", description="Address the proxies bind.")
+    port: int = Field(
+        8000, ge=1, le=65535,
+        description="Serve HTTP port (container port `serve`, the Service's port).",
+    )
+    request_timeout_s: float | None = Field(
+        None, gt=0, description="End-to-end request timeout (none by default)."
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="HTTP keep-alive timeout of the proxies."
+    )
 
 
 class ServeOptions(SpecModel):
-    proxy_location: ProxyLocation = "EveryNode"
-    http: HttpOptions = HttpOptions()
+    proxy_location: ProxyLocation = Field("EveryNode", description="Where Serve runs HTTP proxies.")
+    http: HttpOptions = Field(HttpOptions(), description="Serve HTTP options.")
 
 
 # --- observability and security ---------------------------------------------------------
@@ -292,7 +374,10 @@ class ObservabilityConfig(SpecModel):
         KUBE_PROMETHEUS_STACK_VERSION, pattern=r"^\d+\.\d+\.\d+$",
         description="Pinned chart version; bump deliberately.",
     )
-    kube_prometheus_stack_repository: str = "https://prometheus-community.github.io/helm-charts"
+    kube_prometheus_stack_repository: str = Field(
+        "https://prometheus-community.github.io/helm-charts",
+        description="Helm repository of the chart.",
+    )
     monitoring_namespace: str = Field(
         "monitoring", pattern=_DNS_LABEL,
         description="Where Prometheus and Grafana run: dashboards go here and only this "
@@ -317,8 +402,12 @@ class ObservabilityConfig(SpecModel):
 class NetworkPeer(SpecModel):
     """Pods allowed to call Serve: by namespace labels, pod labels, or both (both must match)."""
 
-    namespace_labels: LabelMap = Field(default_factory=dict)
-    pod_labels: LabelMap = Field(default_factory=dict)
+    namespace_labels: LabelMap = Field(
+        default_factory=dict, description="Namespace labels a client must carry."
+    )
+    pod_labels: LabelMap = Field(
+        default_factory=dict, description="Pod labels a client must carry."
+    )
 
     @model_validator(mode="after")
     def _selective(self) -> Self:
@@ -348,7 +437,9 @@ class SecurityConfig(SpecModel):
         ("0.0.0.0/0",), min_length=1,
         description="Where the Kubernetes API server is, for the head's autoscaler egress.",
     )
-    api_server_ports: tuple[int, ...] = Field((443, 6443), min_length=1)
+    api_server_ports: tuple[int, ...] = Field(
+        (443, 6443), min_length=1, description="API server ports the head's autoscaler may reach."
+    )
 
     @field_validator("api_server_cidrs")
     @classmethod
@@ -378,16 +469,34 @@ AppOverrides = dict[str, Any]
 class StackConfig(SpecModel):
     """Everything one stack file says, validated together."""
 
-    stack: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    namespace: str = Field("servestack", pattern=_DNS_LABEL)
-    cluster: ClusterConfig
-    pools: tuple[NodePool, ...] = Field(min_length=1)
-    image: ImageConfig
-    kuberay: KubeRayConfig = KubeRayConfig()
-    rayservice: RayServiceConfig
-    serve: ServeOptions = ServeOptions()
-    observability: ObservabilityConfig = ObservabilityConfig()
-    security: SecurityConfig = SecurityConfig()
+    stack: str = Field(
+        pattern=r"^[a-z][a-z0-9-]*$",
+        description="Stack name, as in stacks/Pulumi.<stack>.yaml; not a config key.",
+    )
+    namespace: str = Field(
+        "servestack", pattern=_DNS_LABEL,
+        description="Namespace of the KubeRay operator and the RayService.",
+    )
+    cluster: ClusterConfig = Field(
+        description="Which cluster to run on; `backend` selects the fields that apply."
+    )
+    pools: tuple[NodePool, ...] = Field(
+        min_length=1, description="Node pools: created on kind/GKE/EKS, described for `existing`."
+    )
+    image: ImageConfig = Field(description="The app image (see Dockerfile).")
+    kuberay: KubeRayConfig = Field(KubeRayConfig(), description="The KubeRay operator chart.")
+    rayservice: RayServiceConfig = Field(
+        description="The RayService; worker groups are derived, not declared."
+    )
+    serve: ServeOptions = Field(
+        ServeOptions(), description="Serve's proxies and HTTP options (part of serveConfigV2)."
+    )
+    observability: ObservabilityConfig = Field(
+        ObservabilityConfig(), description="Metrics, dashboards and alerts."
+    )
+    security: SecurityConfig = Field(
+        SecurityConfig(), description="Who may reach Ray and how Ray authenticates."
+    )
     apps: dict[str, AppOverrides | None] = Field(
         min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
     )

@@ -15,10 +15,16 @@ class ClassifierSettings(UserConfig):
 
     checkpoint_uri: str = Field(
         "models://tile-classifier-v1.pt",
-        description="file:///abs/path, models://name (the model store), or a registered scheme.",
+        description="Checkpoint to serve: file:///abs/path, models://name (the model store), "
+        "or a registered scheme; a new URI is loaded and verified, then swapped in.",
     )
-    max_tiles_per_request: int = Field(64, ge=1, le=4096)
-    threshold: float = Field(0.5, ge=0, le=1)
+    max_tiles_per_request: int = Field(
+        64, ge=1, le=4096, description="More tiles in one request get 413."
+    )
+    threshold: float = Field(
+        0.5, ge=0, le=1,
+        description="A tile is labelled positive when its probability is at least this.",
+    )
     max_request_bytes: ByteSize = Field(
         ByteSize(8 * 1024**2),
         ge=1024,

@@ -12,8 +12,12 @@ EMBEDDING_DIM = 384
 class EmbedderSettings(UserConfig):
     """Request limits, tunable live through reconfigure."""
 
-    max_texts_per_request: int = Field(64, ge=1, le=4096)
-    max_text_chars: int = Field(2000, ge=1, le=100_000)
+    max_texts_per_request: int = Field(
+        64, ge=1, le=4096, description="More texts in one request get 413."
+    )
+    max_text_chars: int = Field(
+        2000, ge=1, le=100_000, description="A longer text gets 413 naming `texts.<i>`."
+    )
     max_request_bytes: ByteSize = Field(
         ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )

@@ -11,13 +11,23 @@ from apps.spec import ApplicationSpec, DeploymentSpec, Resources, UserConfig
 class IndexSettings(UserConfig):
     """Bounds the in-memory index so one tenant cannot exhaust the replica's memory."""
 
-    max_documents: int = Field(100_000, ge=1)
+    max_documents: int = Field(
+        100_000, ge=1,
+        description="An add that would exceed it gets 409 index_full; lowering it keeps the "
+        "stored documents and refuses new ids until the index is back under it.",
+    )
 
 
 class IngressSettings(UserConfig):
-    max_top_k: int = Field(50, ge=1, le=1000)
-    max_documents_per_request: int = Field(64, ge=1, le=4096)
-    max_text_chars: int = Field(2000, ge=1, le=100_000)
+    """Request limits of the search ingress, tunable live through reconfigure."""
+
+    max_top_k: int = Field(50, ge=1, le=1000, description="A larger query top_k gets 422.")
+    max_documents_per_request: int = Field(
+        64, ge=1, le=4096, description="More documents in one add request get 413."
+    )
+    max_text_chars: int = Field(
+        2000, ge=1, le=100_000, description="A longer document text or query gets 413."
+    )
     max_request_bytes: ByteSize = Field(
         ByteSize(2 * 1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
