@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-PERCENTILES = (50.0, 95.0, 99.0)
-
 
 def nearest_rank(samples: Sequence[float], percentile: float) -> float:
     """The value at rank ceil(p/100 * n) of the sorted samples (1-based); p in (0, 100]."""

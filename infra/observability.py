@@ -307,10 +307,6 @@ def grafana_service(stack: StackConfig) -> str:
     return f"{stack.observability.prometheus_release}-grafana"
 
 
-def prometheus_service(stack: StackConfig) -> str:
-    return f"{stack.observability.prometheus_release}-prometheus"
-
-
 # --- the component -----------------------------------------------------------------------
 
 

@@ -178,21 +178,17 @@ def check_stack_file(
     stack: str | None = None,
     environment: Environment | None = None,
     overrides: Mapping[str, EnforcementLevel] | None = None,
-    mutate: Callable[[list[Subject]], list[Subject]] | None = None,
 ) -> CheckReport:
     """Run the program for a stack file under mocks and every policy over what it registered.
 
     Raises StackConfigError/CapacityError (via ProgramRun) when the stack itself is invalid:
-    the program registers nothing then, and there is nothing to check. `mutate` lets tests
-    change registered props the program always derives correctly.
+    the program registers nothing then, and there is nothing to check.
     """
     name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
     run = run_stack_file(path, name)
     if run.error is not None:
         raise InvalidStackError(str(run.error)) from run.error
     subjects = subjects_of(run)
-    if mutate is not None:
-        subjects = mutate(subjects)
     # Stack rules read the config exactly as the pack does: from the Pulumi config the
     # program just ran with.
     return evaluate(name, subjects, stack_config_from_pulumi, environment, overrides)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,6 @@ _SECRET_KINDS = ("Secret",)
 
 class RenderError(ValueError):
     """The output directory cannot be written safely."""
-
-
-@dataclass(frozen=True)
-class RenderedResource:
-    urn: str
-    type: str
-    name: str
-    file: str  # relative to the stack's directory
 
 
 def is_kubernetes_object(resource_type: str) -> bool:

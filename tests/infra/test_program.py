@@ -48,8 +48,8 @@ def stack(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def run(stack: str, stack_run: Runs) -> ProgramRun:
-    result = stack_run(stack)
+def run(stack: str, unchecked_stack_run: Runs) -> ProgramRun:
+    result = unchecked_stack_run(stack)
     assert result.error is None, f"stack {stack} failed: {result.error}"
     return result
 
@@ -216,15 +216,17 @@ def test_stack_outputs_name_the_service_and_keep_the_kubeconfig_secret(
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_cloud_stacks_serve_at_least_one_app_on_a_gpu_pool(stack: str, stack_run: Runs) -> None:
-    groups = cluster_of(stack_run(stack))["workerGroupSpecs"]
+def test_cloud_stacks_serve_at_least_one_app_on_a_gpu_pool(
+    stack: str, checked_stack_run: Runs,
+) -> None:
+    groups = cluster_of(checked_stack_run(stack))["workerGroupSpecs"]
     limits = [c["resources"]["limits"] for g in groups for c in g["template"]["spec"]["containers"]]
     assert any("nvidia.com/gpu" in limit for limit in limits)
 
 
-def test_prod_survives_head_loss_and_keeps_gpu_replicas_warm(stack_run: Runs) -> None:
+def test_prod_survives_head_loss_and_keeps_gpu_replicas_warm(checked_stack_run: Runs) -> None:
     config = load_stack_config("prod")
-    cluster = cluster_of(stack_run("prod"))
+    cluster = cluster_of(checked_stack_run("prod"))
     ft = cluster["gcsFaultToleranceOptions"]
     assert ft["redisAddress"] == config.rayservice.gcs_fault_tolerance.redis_address
     assert ft["redisPassword"] == {"valueFrom": {"secretKeyRef": {
@@ -235,7 +237,7 @@ def test_prod_survives_head_loss_and_keeps_gpu_replicas_warm(stack_run: Runs) ->
     assert gpu_deployments and all(d.min_replicas >= 1 for d in gpu_deployments)
 
 
-def test_redis_password_reaches_only_a_secret(stack_run: Runs) -> None:
+def test_redis_password_reaches_only_a_secret(checked_stack_run: Runs) -> None:
     from servestack.offline import run_stack
 
     password = "correct-horse-battery-staple"

@@ -49,10 +49,10 @@ def by_alert(run: ProgramRun, alert: str) -> dict[tuple[str, ...], Mapping[str, 
 
 @pytest.mark.parametrize("stack", OPERATOR_STACKS)
 def test_every_expression_is_valid_promql_scoped_to_the_stack_namespace(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
     namespace = load_stack_config(stack).namespace
-    for rule in rules(stack_run(stack)):
+    for rule in rules(checked_stack_run(stack)):
         promql_parser.parse(rule["expr"])  # raises on a syntax error
         assert f'namespace="{namespace}"' in rule["expr"], rule["alert"]
         assert rule["labels"]["severity"] in ("warning", "critical")
@@ -61,9 +61,9 @@ def test_every_expression_is_valid_promql_scoped_to_the_stack_namespace(
 
 @pytest.mark.parametrize("stack", OPERATOR_STACKS)
 def test_error_ratio_and_p99_thresholds_come_from_each_apps_slo(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    run = stack_run(stack)
+    run = checked_stack_run(stack)
     errors = by_alert(run, "ServeHighErrorRatio")
     latency = by_alert(run, "ServeHighP99Latency")
     apps = load_stack_config(stack).applications
@@ -76,18 +76,18 @@ def test_error_ratio_and_p99_thresholds_come_from_each_apps_slo(
         assert "histogram_quantile(0.99," in latency[key]["expr"]
 
 
-def test_a_stack_override_of_the_slo_reaches_the_alert(stack_run: Runs) -> None:
+def test_a_stack_override_of_the_slo_reaches_the_alert(checked_stack_run: Runs) -> None:
     """prod sets apps.embeddings.slo; the catalog default stays for the other apps."""
-    latency = by_alert(stack_run("prod"), "ServeHighP99Latency")
+    latency = by_alert(checked_stack_run("prod"), "ServeHighP99Latency")
     assert latency[(("application", "embeddings"),)]["expr"].endswith("> 250")
     assert latency[(("application", "search"),)]["expr"].endswith("> 1000")
 
 
 @pytest.mark.parametrize("stack", OPERATOR_STACKS)
 def test_max_replica_alerts_follow_each_autoscaling_deployment(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    pinned = by_alert(stack_run(stack), "ServeDeploymentAtMaxReplicas")
+    pinned = by_alert(checked_stack_run(stack), "ServeDeploymentAtMaxReplicas")
     expected = {}
     for app in load_stack_config(stack).applications:
         for dep in app.deployments:
@@ -100,12 +100,12 @@ def test_max_replica_alerts_follow_each_autoscaling_deployment(
 
 @pytest.mark.parametrize("stack", OPERATOR_STACKS)
 def test_gpu_pending_alert_watches_exactly_the_plans_gpu_resources(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
     plan = plan_capacity(load_stack_config(stack))
     gpu = sorted({g.pod.accelerator_resource.replace(".", "_").replace("/", "_")
                   for g in plan.worker_groups if g.pod.gpus and g.pod.accelerator_resource})
-    pending = [r for r in rules(stack_run(stack)) if r["alert"] == "RayGpuWorkerPending"]
+    pending = [r for r in rules(checked_stack_run(stack)) if r["alert"] == "RayGpuWorkerPending"]
     if not gpu:
         assert pending == []
         return
@@ -114,10 +114,10 @@ def test_gpu_pending_alert_watches_exactly_the_plans_gpu_resources(
     assert 'phase="Pending"' in rule["expr"]
 
 
-def test_alerts_use_only_metrics_rays_own_dashboards_query(stack_run: Runs) -> None:
+def test_alerts_use_only_metrics_rays_own_dashboards_query(checked_stack_run: Runs) -> None:
     """Ray 2.60's dashboard factory is the authority on exported names (`_total`, `_bucket`);
     the live test (test_local_metrics) scrapes the same names from a running Ray."""
-    used = set().union(*(metric_names(r["expr"]) for r in rules(stack_run("prod"))))
+    used = set().union(*(metric_names(r["expr"]) for r in rules(checked_stack_run("prod"))))
     dashboards = json.dumps(grafana_dashboards(load_stack_config("prod")))
     ray_metrics = used - KUBE_STATE_METRICS
     assert ray_metrics == {
@@ -129,5 +129,7 @@ def test_alerts_use_only_metrics_rays_own_dashboards_query(stack_run: Runs) -> N
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if s not in OPERATOR_STACKS])
-def test_without_the_operator_there_is_no_rule_resource(stack: str, stack_run: Runs) -> None:
-    assert stack_run(stack).of_type(RULE) == []
+def test_without_the_operator_there_is_no_rule_resource(
+    stack: str, checked_stack_run: Runs,
+) -> None:
+    assert checked_stack_run(stack).of_type(RULE) == []

@@ -37,9 +37,9 @@ def exprs(panel_holder: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_rays_default_serve_and_deployment_dashboards_are_provisioned(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    found = dashboards(stack_run(stack))
+    found = dashboards(checked_stack_run(stack))
     assert sorted(found) == ["ray-default.json", "ray-serve-deployment.json", "ray-serve.json"]
     config = load_stack_config(stack)
     for metadata, document in found.values():
@@ -50,9 +50,9 @@ def test_rays_default_serve_and_deployment_dashboards_are_provisioned(
 
 
 def test_the_serve_dashboard_shows_serves_request_metrics_for_this_namespace_only(
-    stack_run: Runs
+    checked_stack_run: Runs
 ) -> None:
-    _, serve = dashboards(stack_run("prod"))["ray-serve.json"]
+    _, serve = dashboards(checked_stack_run("prod"))["ray-serve.json"]
     queries = exprs(serve)
     assert any("ray_serve_num_http_requests_total" in q for q in queries)
     assert any("ray_serve_http_request_latency_ms_bucket" in q for q in queries)
@@ -60,10 +60,10 @@ def test_the_serve_dashboard_shows_serves_request_metrics_for_this_namespace_onl
         assert 'namespace="servestack"' in query, query
 
 
-def test_two_stacks_can_share_one_grafana(stack_run: Runs) -> None:
+def test_two_stacks_can_share_one_grafana(checked_stack_run: Runs) -> None:
     uids = {}
     for stack in ("dev", "prod"):  # namespaces servestack-dev and servestack
-        for name, (_, document) in dashboards(stack_run(stack)).items():
+        for name, (_, document) in dashboards(checked_stack_run(stack)).items():
             uids[(stack, name)] = document["uid"]
     assert len(set(uids.values())) == len(uids)
 
@@ -75,7 +75,7 @@ def test_the_installed_grafana_sidecar_watches_the_label_the_config_maps_carry()
     assert sidecar["enabled"] is True
 
 
-def test_dashboards_are_rendered_deterministically(stack_run: Runs) -> None:
+def test_dashboards_are_rendered_deterministically(checked_stack_run: Runs) -> None:
     from infra.observability import dashboard_config_maps
 
     config = load_stack_config("prod")

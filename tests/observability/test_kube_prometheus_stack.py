@@ -21,9 +21,9 @@ Runs = Callable[[str], ProgramRun]
 
 @pytest.mark.parametrize("stack", INSTALLING)
 def test_the_pinned_official_chart_is_installed_in_the_monitoring_namespace(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    run = stack_run(stack)
+    run = checked_stack_run(stack)
     obs = load_stack_config(stack).observability
     (chart,) = [r for r in run.of_type(RELEASE) if r.inputs["chart"] == "kube-prometheus-stack"]
     assert chart.inputs["version"] == KUBE_PROMETHEUS_STACK_VERSION
@@ -41,9 +41,9 @@ def test_the_pinned_official_chart_is_installed_in_the_monitoring_namespace(
 
 @pytest.mark.parametrize("stack", INSTALLING)
 def test_grafanas_admin_password_is_generated_and_only_in_a_secret(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    run = stack_run(stack)
+    run = checked_stack_run(stack)
     (chart,) = [r for r in run.of_type(RELEASE) if r.inputs["chart"] == "kube-prometheus-stack"]
     admin = chart.inputs["values"]["grafana"]["admin"]
     (secret,) = [r for r in run.of_type(SECRET)
@@ -55,19 +55,21 @@ def test_grafanas_admin_password_is_generated_and_only_in_a_secret(
 
 
 @pytest.mark.parametrize("stack", INSTALLING)
-def test_monitors_wait_for_the_chart_that_brings_their_crds(stack: str, stack_run: Runs) -> None:
-    run = stack_run(stack)
+def test_monitors_wait_for_the_chart_that_brings_their_crds(
+    stack: str, checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run(stack)
     (chart,) = [r for r in run.of_type(RELEASE) if r.inputs["chart"] == "kube-prometheus-stack"]
     monitoring = [r for r in run.resources if r.type.startswith("kubernetes:monitoring.coreos.com")]
     assert len(monitoring) == 3
     for resource in monitoring:
         assert chart.urn in resource.options.depends_on, resource.name
-    assert stack_run(stack).outputs["grafana"] == (
+    assert checked_stack_run(stack).outputs["grafana"] == (
         f"kube-prometheus-stack-grafana.{load_stack_config(stack).observability.monitoring_namespace}")
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if s not in INSTALLING])
-def test_other_stacks_install_no_monitoring_chart(stack: str, stack_run: Runs) -> None:
-    run = stack_run(stack)
+def test_other_stacks_install_no_monitoring_chart(stack: str, checked_stack_run: Runs) -> None:
+    run = checked_stack_run(stack)
     assert [r.inputs["chart"] for r in run.of_type(RELEASE)] == ["kuberay-operator"]
     assert "grafana" not in run.outputs

@@ -57,19 +57,21 @@ def operator_values(run: ProgramRun) -> Mapping[str, Any]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_ray_node_exports_metrics_on_the_configured_port(stack: str, stack_run: Runs) -> None:
+def test_every_ray_node_exports_metrics_on_the_configured_port(
+    stack: str, checked_stack_run: Runs,
+) -> None:
     """Ray alone picks a random metrics port; the pods pin it and name it `metrics`."""
     port = load_stack_config(stack).observability.metrics_port
-    for group in groups(stack_run(stack)):
+    for group in groups(checked_stack_run(stack)):
         assert group.spec["rayStartParams"]["metrics-export-port"] == str(port)
         assert container_ports(group)["metrics"] == port
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_head_names_its_autoscaler_and_dashboard_metrics_ports(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    (head,) = [g for g in groups(stack_run(stack)) if g.kind == "head"]
+    (head,) = [g for g in groups(checked_stack_run(stack)) if g.kind == "head"]
     ports = container_ports(head)
     assert ports["as-metrics"] == AUTOSCALER_METRICS_PORT
     assert ports["dash-metrics"] == DASHBOARD_METRICS_PORT
@@ -85,9 +87,9 @@ def test_head_metrics_ports_are_rays_own_defaults() -> None:
 
 @pytest.mark.parametrize("stack", OPERATOR_STACKS)
 def test_with_the_operator_a_pod_monitor_scrapes_every_ray_group(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    run = stack_run(stack)
+    run = checked_stack_run(stack)
     (monitor,) = run.of_type(POD_MONITOR)
     spec = monitor.inputs["spec"]
     config = load_stack_config(stack)
@@ -107,8 +109,10 @@ def test_with_the_operator_a_pod_monitor_scrapes_every_ray_group(
 
 
 @pytest.mark.parametrize("stack", OPERATOR_STACKS)
-def test_with_the_operator_a_service_monitor_scrapes_kuberay(stack: str, stack_run: Runs) -> None:
-    run = stack_run(stack)
+def test_with_the_operator_a_service_monitor_scrapes_kuberay(
+    stack: str, checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run(stack)
     (monitor,) = run.of_type(SERVICE_MONITOR)
     spec = monitor.inputs["spec"]
     assert spec["selector"] == {"matchLabels": {"app.kubernetes.io/name": "kuberay-operator"}}
@@ -117,8 +121,10 @@ def test_with_the_operator_a_service_monitor_scrapes_kuberay(stack: str, stack_r
 
 
 @pytest.mark.parametrize("stack", ANNOTATION_STACKS)
-def test_without_the_operator_pods_carry_scrape_annotations(stack: str, stack_run: Runs) -> None:
-    run = stack_run(stack)
+def test_without_the_operator_pods_carry_scrape_annotations(
+    stack: str, checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run(stack)
     assert not [r for r in run.resources if r.type.startswith(MONITORING)]
     port = load_stack_config(stack).observability.metrics_port
     for group in groups(run):

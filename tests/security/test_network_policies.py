@@ -76,8 +76,8 @@ class World:
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def world(request: pytest.FixtureRequest, stack_run: Runs) -> World:
-    return World(stack_run(request.param))
+def world(request: pytest.FixtureRequest, checked_stack_run: Runs) -> World:
+    return World(checked_stack_run(request.param))
 
 
 def test_ray_pods_reach_each_other_on_any_port(world: World) -> None:
@@ -136,11 +136,11 @@ def test_only_the_head_reaches_the_api_server_for_its_autoscaler(world: World) -
 
 
 def test_naming_the_api_servers_cidr_closes_the_heads_last_way_out(
-    tmp_path: Path, stack_run: Runs
+    tmp_path: Path, checked_stack_run: Runs
 ) -> None:
     """The default (0.0.0.0/0 on 443/6443) is the price of not knowing the API server's
     address; a stack that names it leaves the head no route to the internet at all."""
-    default = World(stack_run("local"))
+    default = World(checked_stack_run("local"))
     assert default.allows(default.head, INTERNET, 443)
     path = _variant(tmp_path, "local", {"security": {"api_server_cidrs": ["172.16.0.0/28"]}})
     world = World(run_stack_file(path).check())
@@ -157,8 +157,8 @@ def test_the_gcs_redis_is_reachable_exactly_when_fault_tolerance_is_on(world: Wo
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_policies_are_valid_kubernetes_objects(stack: str, stack_run: Runs) -> None:
-    run = stack_run(stack)
+def test_policies_are_valid_kubernetes_objects(stack: str, checked_stack_run: Runs) -> None:
+    run = checked_stack_run(stack)
     policies = run.of_type(NETWORK_POLICY)
     assert len(policies) == 8
     component = run.one(NETWORK_POLICIES_COMPONENT)
@@ -219,7 +219,7 @@ def test_bad_security_settings_name_the_field_and_the_fix(
         caught.value.problems)
 
 
-def test_the_cloud_clusters_enforce_network_policies(stack_run: Runs) -> None:
+def test_the_cloud_clusters_enforce_network_policies(checked_stack_run: Runs) -> None:
     """GKE ignores NetworkPolicies without Dataplane V2, EKS without the VPC CNI's policy
     agent; kind (v0.24+) enforces them out of the box."""
     backends = {"gke": ("gcp:container/cluster:Cluster", "datapathProvider", "ADVANCED_DATAPATH"),
@@ -230,7 +230,7 @@ def test_the_cloud_clusters_enforce_network_policies(stack_run: Runs) -> None:
         if backend not in backends:
             continue
         type_, field, value = backends[backend]
-        (cluster,) = stack_run(stack).of_type(type_)
+        (cluster,) = checked_stack_run(stack).of_type(type_)
         if value is None:
             assert cluster.inputs[field]["enableNetworkPolicy"] is True, stack
         else:

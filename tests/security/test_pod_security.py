@@ -67,9 +67,9 @@ def rayservice(run: ProgramRun) -> Mapping[str, Any]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_pods_kuberay_creates_meet_the_restricted_profile(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    pods = preview_pods(RAYSERVICE_TYPE, rayservice(stack_run(stack)), "servestack")
+    pods = preview_pods(RAYSERVICE_TYPE, rayservice(checked_stack_run(stack)), "servestack")
     assert pods
     for pod in pods:
         assert restricted_violations(pod) == [], pod["metadata"]["name"]
@@ -77,9 +77,9 @@ def test_the_pods_kuberay_creates_meet_the_restricted_profile(
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_ray_container_has_a_read_only_root_and_a_writable_tmp(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    refs = list(ray_containers(RAYSERVICE_TYPE, rayservice(stack_run(stack))))
+    refs = list(ray_containers(RAYSERVICE_TYPE, rayservice(checked_stack_run(stack))))
     assert {ref.role for ref in refs} == {"ray", "autoscaler"}
     for ref in refs:
         ctx = ref.container["securityContext"]
@@ -93,9 +93,9 @@ def test_every_ray_container_has_a_read_only_root_and_a_writable_tmp(
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_workload_namespace_enforces_restricted(stack: str, stack_run: Runs) -> None:
+def test_the_workload_namespace_enforces_restricted(stack: str, checked_stack_run: Runs) -> None:
     name = load_stack_config(stack).namespace
-    (namespace,) = [r for r in stack_run(stack).of_type(NAMESPACE)
+    (namespace,) = [r for r in checked_stack_run(stack).of_type(NAMESPACE)
                     if r.inputs["metadata"]["name"] == name]
     labels = namespace.inputs["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):

@@ -21,8 +21,10 @@ Runs = Callable[[str], ProgramRun]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_rayservice_turns_on_token_auth_with_our_secret(stack: str, stack_run: Runs) -> None:
-    run = stack_run(stack)
+def test_the_rayservice_turns_on_token_auth_with_our_secret(
+    stack: str, checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run(stack)
     rayservice = run.one(RAYSERVICE_TYPE)
     auth = rayservice.inputs["spec"]["rayClusterConfig"]["authOptions"]
     name = rayservice.inputs["metadata"]["name"]
@@ -37,9 +39,9 @@ def test_the_rayservice_turns_on_token_auth_with_our_secret(stack: str, stack_ru
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_token_is_generated_by_pulumi_inside_the_rayservice_component(
-    stack: str, stack_run: Runs
+    stack: str, checked_stack_run: Runs
 ) -> None:
-    run = stack_run(stack)
+    run = checked_stack_run(stack)
     component = run.one(RAYSERVICE_COMPONENT)
     (token,) = [r for r in run.of_type(RANDOM_PASSWORD) if r.parent == component.urn]
     assert token.inputs["length"] == AUTH_TOKEN_LENGTH

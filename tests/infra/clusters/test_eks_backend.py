@@ -24,8 +24,10 @@ def staging() -> EksCluster:
     return cluster
 
 
-def test_cluster_skips_the_default_node_group_and_maps_the_node_role(stack_run: Runs) -> None:
-    run = stack_run("staging")
+def test_cluster_skips_the_default_node_group_and_maps_the_node_role(
+    checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run("staging")
     cluster = run.one("eks:index:Cluster")
     assert cluster.remote
     assert cluster.inputs["skipDefaultNodeGroup"] is True
@@ -41,10 +43,11 @@ def test_cluster_skips_the_default_node_group_and_maps_the_node_role(stack_run: 
 
 
 def test_each_pool_is_a_managed_node_group_with_its_ami_taints_and_scaling(
-    stack_run: Runs,
+    checked_stack_run: Runs,
 ) -> None:
     config = load_stack_config("staging")
-    groups = {r.inputs["nodeGroupName"]: r for r in stack_run("staging").of_type(NODE_GROUP)}
+    run = checked_stack_run("staging")
+    groups = {r.inputs["nodeGroupName"]: r for r in run.of_type(NODE_GROUP)}
     for pool in config.pools:
         group = groups[node_group_name(staging(), pool)]
         inputs = group.inputs
@@ -59,9 +62,9 @@ def test_each_pool_is_a_managed_node_group_with_its_ami_taints_and_scaling(
 
 
 def test_device_plugin_runs_only_on_gpu_groups_and_tolerates_their_taints(
-    stack_run: Runs,
+    checked_stack_run: Runs,
 ) -> None:
-    run = stack_run("staging")
+    run = checked_stack_run("staging")
     plugin = run.one("kubernetes:helm.sh/v3:Release", "nvidia-device-plugin")
     assert plugin.inputs["repositoryOpts"] == {"repo": DEVICE_PLUGIN_REPO}
     assert plugin.inputs["namespace"] == "kube-system"
@@ -87,8 +90,8 @@ def test_device_plugin_can_be_left_to_the_platform(tmp_path: Path) -> None:
     assert "kuberay" in releases and "nvidia-device-plugin" not in releases
 
 
-def test_every_aws_resource_uses_the_stacks_region(stack_run: Runs) -> None:
-    run = stack_run("staging")
+def test_every_aws_resource_uses_the_stacks_region(checked_stack_run: Runs) -> None:
+    run = checked_stack_run("staging")
     provider = run.one("pulumi:providers:aws")
     assert provider.inputs["region"] == staging().region
     reference = f"{provider.urn}::{provider.name}-id"

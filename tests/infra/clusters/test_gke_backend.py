@@ -19,10 +19,12 @@ EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE",
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_cluster_drops_the_default_pool_and_follows_the_stack(stack: str, stack_run: Runs) -> None:
+def test_cluster_drops_the_default_pool_and_follows_the_stack(
+    stack: str, checked_stack_run: Runs,
+) -> None:
     gke = load_stack_config(stack).cluster
     assert isinstance(gke, GkeCluster)
-    cluster = stack_run(stack).one(CLUSTER).inputs
+    cluster = checked_stack_run(stack).one(CLUSTER).inputs
     assert cluster["removeDefaultNodePool"] is True
     assert (cluster["project"], cluster["location"]) == (gke.project, gke.location)
     assert cluster["deletionProtection"] is gke.deletion_protection
@@ -31,10 +33,10 @@ def test_cluster_drops_the_default_pool_and_follows_the_stack(stack: str, stack_
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_each_pool_is_a_node_pool_with_its_machine_labels_taints_and_limits(
-    stack: str, stack_run: Runs,
+    stack: str, checked_stack_run: Runs,
 ) -> None:
     config = load_stack_config(stack)
-    pools = {r.inputs["name"]: r.inputs for r in stack_run(stack).of_type(NODE_POOL)}
+    pools = {r.inputs["name"]: r.inputs for r in checked_stack_run(stack).of_type(NODE_POOL)}
     assert set(pools) == {pool.name for pool in config.pools}
     for pool in config.pools:
         registered = pools[pool.name]
@@ -55,24 +57,26 @@ def test_each_pool_is_a_node_pool_with_its_machine_labels_taints_and_limits(
             assert accelerator["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "DEFAULT"}
 
 
-def test_gpu_pools_can_scale_to_zero_and_use_spot_in_dev(stack_run: Runs) -> None:
-    pools = {r.inputs["name"]: r.inputs for r in stack_run("dev").of_type(NODE_POOL)}
+def test_gpu_pools_can_scale_to_zero_and_use_spot_in_dev(checked_stack_run: Runs) -> None:
+    pools = {r.inputs["name"]: r.inputs for r in checked_stack_run("dev").of_type(NODE_POOL)}
     assert pools["gpu-l4"]["autoscaling"]["totalMinNodeCount"] == 0
     assert pools["gpu-l4"]["nodeConfig"]["spot"] is True
 
 
 def test_zonal_pools_set_an_initial_count_regional_pools_leave_it_to_the_autoscaler(
-    stack_run: Runs,
+    checked_stack_run: Runs,
 ) -> None:
-    dev = {r.inputs["name"]: r for r in stack_run("dev").of_type(NODE_POOL)}
-    prod = {r.inputs["name"]: r for r in stack_run("prod").of_type(NODE_POOL)}
+    dev = {r.inputs["name"]: r for r in checked_stack_run("dev").of_type(NODE_POOL)}
+    prod = {r.inputs["name"]: r for r in checked_stack_run("prod").of_type(NODE_POOL)}
     assert dev["cpu"].inputs["initialNodeCount"] == 1
     assert all("initialNodeCount" not in r.inputs for r in prod.values())
     assert dev["cpu"].options.ignore_changes == ("initialNodeCount",)
 
 
-def test_kubeconfig_uses_the_gcloud_auth_plugin_and_the_cluster_endpoint(stack_run: Runs) -> None:
-    run = stack_run("dev")
+def test_kubeconfig_uses_the_gcloud_auth_plugin_and_the_cluster_endpoint(
+    checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run("dev")
     kubeconfig = json.loads(run.one("pulumi:providers:kubernetes").inputs["kubeconfig"])
     (cluster,) = kubeconfig["clusters"]
     assert cluster["cluster"]["server"].startswith("https://")

@@ -65,17 +65,17 @@ def test_gpu_pools_on_kind_are_only_a_warning() -> None:
 
 
 def test_local_stack_creates_and_deletes_the_cluster_from_the_generated_config(
-    stack_run: Runs,
+    checked_stack_run: Runs,
 ) -> None:
-    run = stack_run("local")
+    run = checked_stack_run("local")
     cluster = run.one(COMMAND, "kind-cluster").inputs
     assert cluster["create"].startswith("kind create cluster --name servestack-local --config -")
     assert cluster["delete"] == "kind delete cluster --name servestack-local"
     assert yaml.safe_load(cluster["stdin"]) == kind_config(load_stack_config("local"))
 
 
-def test_kubeconfig_is_read_from_kind_and_kept_secret(stack_run: Runs) -> None:
-    run = stack_run("local")
+def test_kubeconfig_is_read_from_kind_and_kept_secret(checked_stack_run: Runs) -> None:
+    run = checked_stack_run("local")
     cluster = run.one(COMMAND, "kind-cluster")
     kubeconfig = run.one(COMMAND, "kind-kubeconfig")
     assert kubeconfig.inputs["create"] == "kind get kubeconfig --name servestack-local"
@@ -86,8 +86,8 @@ def test_kubeconfig_is_read_from_kind_and_kept_secret(stack_run: Runs) -> None:
     assert "kubeconfig" in run.secret_outputs
 
 
-def test_the_app_image_is_loaded_before_workloads(stack_run: Runs) -> None:
-    run = stack_run("local")
+def test_the_app_image_is_loaded_before_workloads(checked_stack_run: Runs) -> None:
+    run = checked_stack_run("local")
     load = run.one(COMMAND, "kind-load-cpu")
     image = load_stack_config("local").image.reference(gpu=False)
     assert load.inputs["create"] == f"kind load docker-image {image} --name servestack-local"

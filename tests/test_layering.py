@@ -1,0 +1,190 @@
+"""The rooms import only downwards: apps/ ← infra/ ← servestack/, with policies/ beside the tool.
+
+Every import counts, the lazy ones inside functions and `importlib.import_module("…")` with
+a literal (or f-string) prefix included, because a lazy import is how layers used to leak
+into each other (the pack importing the program to read its config).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ROOMS = ("apps", "infra", "policies", "servestack")
+
+POLICY_HELPERS = {
+    "infra.config": "StackConfig: the typed stack the stack rules judge against (pydantic)",
+    "infra.capacity": "the capacity plan, pure functions, recomputed by capacity-plan-fits",
+    "infra.pod_preview": "reads the pods out of registered RayService props, pure",
+    "infra.names": "labels, port names and taint effects, spelled once",
+    "infra.quantities": "Kubernetes quantities parsed and written one way, pure",
+    "infra.stack_reading": "reads the stack from Pulumi config as the program does, without "
+                           "importing the program (the pack gets the same config)",
+}
+"""The infra modules the policy pack may import, and why each is safe to: none of them
+registers a resource or imports the program."""
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _package(path: Path) -> str:
+    name = module_name(path)
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def _literal_prefix(node: ast.expr) -> str | None:
+    """The module a literal (or f-string with a literal head) names, up to its last dot."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if (isinstance(node, ast.JoinedStr) and node.values
+            and isinstance(head := node.values[0], ast.Constant)
+            and isinstance(head.value, str)):
+        return head.value.rpartition(".")[0] or None
+    return None
+
+
+def imports_of(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) for every import in the file, relative ones made absolute. `from m
+    import x` yields m and m.x, since x may be a submodule (`from infra import program`)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = _package(path).split(".")
+                anchor = ".".join(package[: len(package) - node.level + 1])
+                base = f"{anchor}.{base}" if base else anchor
+            yield node.lineno, base
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}"
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.func, ast.Attribute | ast.Name)
+              and (node.func.attr if isinstance(node.func, ast.Attribute)
+                   else node.func.id) in ("import_module", "__import__")):
+            name = _literal_prefix(node.args[0])
+            if name:
+                yield node.lineno, name
+
+
+def sources(room: str) -> list[Path]:
+    return sorted((REPO / room).rglob("*.py"))
+
+
+def room_of(module: str) -> str:
+    return module.split(".")[0]
+
+
+def infra_module(module: str) -> str:
+    """`infra.config.StackConfig` → `infra.config`: the module of infra/ a name lives in."""
+    return ".".join(module.split(".")[:2])
+
+
+def forbidden(importer: str, module: str) -> str | None:
+    """Why `importer` may not import `module`, or None when it may."""
+    layer, target = room_of(importer), room_of(module)
+    if layer == "apps" and target in ("infra", "policies", "servestack"):
+        return "apps/ sit below the program and the tool"
+    if layer == "infra" and target in ("servestack", "policies"):
+        return "infra/ is the program: it never imports the tool or the pack"
+    if layer == "policies" and target == "servestack":
+        return "the pack sits beside the tool, not above it"
+    if (layer == "policies" and target == "infra" and module != "infra"
+            and infra_module(module) not in POLICY_HELPERS):
+        return f"the pack may use only the pure helpers {sorted(POLICY_HELPERS)}"
+    return None
+
+
+def violations(rooms: tuple[str, ...] = ROOMS) -> list[str]:
+    found = []
+    for room in rooms:
+        for path in sources(room):
+            importer = module_name(path)
+            for line, module in imports_of(path):
+                reason = forbidden(importer, module)
+                if reason:
+                    found.append(f"{path.relative_to(REPO)}:{line}: {importer} imports "
+                                 f"{module}: {reason}")
+    return sorted(set(found))
+
+
+def test_every_room_imports_only_the_rooms_below_it() -> None:
+    assert violations() == []
+
+
+def helper_leaks() -> list[str]:
+    """Imports by a pure helper of anything outside the helpers (apps/ and third party aside):
+    through one, the pack would reach the program."""
+    leaks = []
+    for helper in sorted(POLICY_HELPERS):
+        path = REPO / f"{helper.replace('.', '/')}.py"
+        for line, module in imports_of(path) if path.exists() else ():
+            if room_of(module) in ("servestack", "policies") or (
+                    room_of(module) == "infra" and module != "infra"
+                    and infra_module(module) not in POLICY_HELPERS):
+                leaks.append(f"{path.relative_to(REPO)}:{line}: {module}")
+    return leaks
+
+
+def test_the_helpers_the_pack_may_use_import_no_other_infra_module() -> None:
+    assert helper_leaks() == []
+
+
+def test_a_helper_reaching_the_program_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relative import counts too: `from .program import run` in infra/capacity.py."""
+    monkeypatch.setattr(__name__ + ".REPO", tmp_path)
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "capacity.py").write_text("def f():\n    from .program import run\n")
+    assert helper_leaks() == ["infra/capacity.py:2: infra.program",
+                              "infra/capacity.py:2: infra.program.run"]
+
+
+@pytest.mark.parametrize(("importer", "source", "reason"), [
+    ("infra/program.py", "from servestack.offline import run_stack", "never imports the tool"),
+    ("infra/rayservice.py", "def f():\n    from policies.rules import RULES",
+     "never imports the tool or the pack"),
+    ("policies/rules/x.py", "from infra import program", "only the pure helpers"),
+    ("policies/x.py", "import servestack.render", "beside the tool"),
+    ("apps/x/app.py", "import importlib\nimportlib.import_module('infra.config')", "below"),
+    ("infra/clusters/base.py", "importlib.import_module(f'servestack.{name}')", "the tool"),
+])
+def test_a_forbidden_import_is_caught_wherever_it_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, importer: str, source: str, reason: str,
+) -> None:
+    """The checker itself, on planted files: top-level, lazy and dynamic imports."""
+    monkeypatch.setattr(__name__ + ".REPO", tmp_path)
+    planted = tmp_path / importer
+    planted.parent.mkdir(parents=True)
+    planted.write_text(source + "\n")
+    found = violations()
+    assert found, f"{source!r} in {importer} went unnoticed"
+    assert all(v.startswith(f"{importer}:") and reason in v for v in found), found
+
+
+@pytest.mark.parametrize("source", [
+    "from infra.config import StackConfig",
+    "from infra.capacity import plan_capacity",
+    "def f():\n    from infra.stack_reading import read_stack_config",
+    "import pulumi_policy",
+])
+def test_the_pack_may_import_the_pure_helpers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,
+) -> None:
+    monkeypatch.setattr(__name__ + ".REPO", tmp_path)
+    planted = tmp_path / "policies" / "rules" / "ok.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text(source + "\n")
+    assert violations() == []
