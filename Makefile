@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# checkov pins dependencies that clash with Ray's, so it gets its own venv (tests/render).
+# checkov pins dependencies that clash with Ray's, so it gets its own venv (tests/servestack/render).
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 CHECKOV_VERSION := 3.3.30

@@ -20,24 +20,29 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
-import pulumi.runtime.settings
 import yaml
 from google.protobuf import json_format, struct_pb2
-from pulumi.runtime import rpc
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, stack_file
+from servestack.pulumi_internals import (
+    RESOURCE_SIG,
+    SECRET_SIG,
+    SIG_KEY,
+    MockMonitor,
+    deserialize_properties,
+    registration,
+    reset_root_stack,
+    root_stack_outputs,
+    serialize_properties,
+)
 
 PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
 PROGRAM = REPO_ROOT / "infra"
 """Pulumi.yaml `main: infra/`: run as a directory, exactly as the language host runs it."""
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 RANDOM_PLACEHOLDER = "offline-random-secret"
-_SIG_KEY = rpc._special_sig_key
-_SECRET_SIG = rpc._special_secret_sig
-_RESOURCE_SIG = rpc._special_resource_sig
 
 FAKE_KUBECONFIG = json.dumps({
     "apiVersion": "v1", "kind": "Config", "current-context": "offline",
@@ -229,11 +234,11 @@ class OfflineMocks(Mocks):
 def _plain(value: Any, path: str, secrets: set[str]) -> Any:
     """Protobuf JSON → plain values: secrets unwrapped (their paths noted), resources → URN."""
     if isinstance(value, dict):
-        signature = value.get(_SIG_KEY)
-        if signature == _SECRET_SIG:
+        signature = value.get(SIG_KEY)
+        if signature == SECRET_SIG:
             secrets.add(path)
             return _plain(value.get("value"), path, secrets)
-        if signature == _RESOURCE_SIG:
+        if signature == RESOURCE_SIG:
             return value.get("urn")
         return {key: _plain(item, f"{path}.{key}" if path else key, secrets)
                 for key, item in value.items()}
@@ -245,7 +250,7 @@ def _plain(value: Any, path: str, secrets: set[str]) -> Any:
 def _without_resource_refs(value: Any) -> Any:
     """Resource references → their URN (protobuf JSON form, secrets kept)."""
     if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _RESOURCE_SIG:
+        if value.get(SIG_KEY) == RESOURCE_SIG:
             return value.get("urn")
         return {key: _without_resource_refs(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -297,13 +302,13 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
         raw = _without_resource_refs(json_format.MessageToDict(request.object))
-        inputs = rpc.deserialize_properties(json_format.ParseDict(raw, struct_pb2.Struct()))
+        inputs = deserialize_properties(json_format.ParseDict(raw, struct_pb2.Struct()))
         args = MockResourceArgs(typ=request.type, name=request.name, inputs=inputs,
                                 provider=request.provider, resource_id=request.importId,
                                 custom=request.custom or False)
         id_, state = self.mocks.new_resource(args)
-        state_proto = _sync_await(rpc.serialize_properties(state, {}))
-        self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_ or "", state)
+        state_proto = serialize_properties(state)
+        self.resources[urn] = registration(urn, id_ or "", state)
         self._record(request, raw, urn, bool(request.custom), bool(request.remote))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=state_proto)
 
@@ -351,7 +356,7 @@ def run_program(
 ) -> ProgramRun:
     """Run `program` (default: infra/__main__.py) for `stack` under mocks; never raises for
     the program's own errors, which land in `ProgramRun.error`."""
-    pulumi.runtime.settings.ROOT.set(None)  # a fresh root stack: no state leaks between runs
+    reset_root_stack()  # no state leaks between runs
     # Pulumi's runtime schedules on the thread's current event loop; an earlier asyncio.run()
     # in this process (a CLI command, a load test) leaves none set, so each run gets its own.
     loop = asyncio.new_event_loop()
@@ -369,8 +374,7 @@ def run_program(
 
     def body() -> Any:
         program()
-        root = pulumi.runtime.settings.get_root_resource()
-        outputs = dict(getattr(root, "outputs", {}) or {})
+        outputs = root_stack_outputs()
 
         async def collect() -> None:
             captured["values"], captured["secret"] = await _resolve(outputs)
