@@ -56,6 +56,8 @@ def rehearse_command(
     ),
     load_seconds: float = typer.Option(120.0, "--load-seconds", min=5,
                                        help="Longest the load step sends load."),
+    keep_logs: bool = typer.Option(
+        False, "--keep-logs", help="Keep the fake cluster's temp dir (Ray's logs) afterwards."),
     settle_seconds: float = typer.Option(
         240.0, "--settle-seconds", min=5,
         help="Longest to wait, after the load, for the groups to return to their minimum."),
@@ -83,7 +85,7 @@ def rehearse_command(
                   soft_wrap=True)
 
     options = RehearsalOptions(timeout_s=timeout, load_step=load_step, load_s=load_seconds,
-                               settle_s=settle_seconds)
+                               settle_s=settle_seconds, keep_logs=keep_logs)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = rehearse(target, plan, config.applications, options, progress)

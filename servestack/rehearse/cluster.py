@@ -36,7 +36,7 @@ from servestack.local.head import LOOPBACK, output_tail, ray_executable
 from servestack.rehearse.provider import OBJECT_STORE_ENV
 from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
-START_TIMEOUT_S = 180.0
+START_TIMEOUT_S = 300.0
 OBJECT_STORE_BYTES = 128 * 1024**2
 """Per node, head included: logical nodes share this machine's /dev/shm (the cluster's pods
 each get Ray's default, 30% of their memory)."""
@@ -170,7 +170,8 @@ def head_argv(ports: RehearsalPorts, temp_dir: Path, config_path: Path,
 
 @contextmanager
 def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
-                 base_env: Mapping[str, str] = os.environ) -> Iterator[FakeCluster]:
+                 base_env: Mapping[str, str] = os.environ, keep_logs: bool = False
+                 ) -> Iterator[FakeCluster]:
     """Start the cluster, yield it, and stop it on exit, failure or Ctrl-C.
 
     `config_for(gcs_address)` returns the autoscaling config: it names the GCS address,
@@ -199,7 +200,7 @@ def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
         _wait_for_dashboard(cluster.client, START_TIMEOUT_S)
         yield cluster
     finally:
-        stop(cluster)
+        stop(cluster, remove=not keep_logs)
 
 
 def _wait_for_dashboard(client: DashboardClient, timeout_s: float) -> None:
@@ -232,7 +233,7 @@ def cluster_processes(temp_dir: Path) -> list[psutil.Process]:
     return sorted(found.values(), key=lambda p: p.pid)
 
 
-def stop(cluster: FakeCluster) -> int:
+def stop(cluster: FakeCluster, remove: bool = True) -> int:
     """Terminate the cluster's processes (raylets and workers first, GCS last), kill what
     outlives the grace period, remove the temp dir; returns how many processes there were."""
     processes = cluster.processes()
@@ -263,5 +264,6 @@ def stop(cluster: FakeCluster) -> int:
             proc.kill()
         except psutil.Error:
             continue
-    shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+    if remove:
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
     return len(processes)

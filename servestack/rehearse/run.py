@@ -240,6 +240,7 @@ class RehearsalOptions:
     load_step: bool = False
     load_s: float = 120.0
     settle_s: float = 240.0
+    keep_logs: bool = False
 
 
 def rehearse(target: RehearsalTarget, plan: CapacityPlan,
@@ -264,7 +265,7 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
               for d in g.deployments}
     demands = demands_of_config(target.serve_config, lambda a, d: max_of.get((a, d), 0))
     with fake_cluster(lambda address: fake_cluster_config(target, address, idle),
-                      head.resources) as cluster:
+                      head.resources, keep_logs=options.keep_logs) as cluster:
         result = RehearsalResult(target=target, plan=plan, differences=differences)
         result.durations["cluster start"] = time.monotonic() - started
         progress(f"fake cluster up (temp dir {cluster.temp_dir}, GCS {cluster.ports.gcs_address},"
