@@ -175,7 +175,7 @@ def placement_problems(nodes: Iterable[NodeType], demands: Iterable[ReplicaDeman
                    for node in fitting)
         if room < demand.max_replicas:
             groups = ", ".join(
-                f"{node.name} ({replicas_per_node(demand.resources, node)} per node × "
+                f"{node.name} ({replicas_per_node(demand.resources, node)} per node x "
                 f"maxReplicas {node.max_workers})" for node in fitting)
             problems.append((
                 f"{demand.path}.autoscaling.max_replicas",

@@ -22,7 +22,7 @@ from infra.config import STACKS_DIR, StackConfigError, load_stack_config, stack_
 from servestack.cli import app
 from servestack.rehearse.cluster import ClusterError
 from servestack.rehearse.report import print_report
-from servestack.rehearse.run import RehearsalFailed, RehearsalOptions, rehearse
+from servestack.rehearse.run import RehearsalFailedError, RehearsalOptions, rehearse
 from servestack.rehearse.translation import RayServiceError, file_target, rendered_target
 
 EXIT_FAILED = 1
@@ -89,7 +89,7 @@ def rehearse_command(
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = rehearse(target, plan, config.applications, options, progress)
-    except RehearsalFailed as failure:
+    except RehearsalFailedError as failure:
         err.print(Text(f"rehearsal of {target.source} failed:\n{failure}", style="red"),
                   soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None

@@ -135,6 +135,9 @@ def head_environment(base: Mapping[str, str], temp_dir: Path, token: str) -> dic
         OBJECT_STORE_ENV: str(OBJECT_STORE_BYTES),
         # No GPUs here: replicas on logical GPU nodes must not look for CUDA devices.
         "CUDA_VISIBLE_DEVICES": "",
+        # Ray's memory monitor judges the whole host, which every fake node (and every other
+        # user of the machine) shares; on the cluster each pod is judged by its own limit.
+        "RAY_memory_monitor_refresh_ms": "0",
     })
     return env
 
@@ -193,7 +196,8 @@ def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
                                     timeout=START_TIMEOUT_S, check=False,
                                     start_new_session=True)
         except subprocess.TimeoutExpired:
-            raise ClusterError(f"`ray start --head` did not finish in {START_TIMEOUT_S:.0f} s")
+            raise ClusterError(
+                f"`ray start --head` did not finish in {START_TIMEOUT_S:.0f} s") from None
         if result.returncode != 0:
             raise ClusterError(f"`ray start --head` failed (exit {result.returncode}):\n"
                                + output_tail(result.stdout + result.stderr))
@@ -211,7 +215,8 @@ def _wait_for_dashboard(client: DashboardClient, timeout_s: float) -> None:
             return
         except DashboardError as error:
             if time.monotonic() > deadline:
-                raise ClusterError(f"the dashboard at {client.url} did not come up: {error}")
+                raise ClusterError(
+                    f"the dashboard at {client.url} did not come up: {error}") from None
         time.sleep(0.5)
 
 

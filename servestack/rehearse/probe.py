@@ -62,7 +62,8 @@ def read_status(gcs_address: str) -> dict[str, Any]:
     status = get_cluster_status(gcs_address)
     pending: dict[str, int] = {}
     for launch in status.pending_launches:
-        pending[launch.ray_node_type_name] = pending.get(launch.ray_node_type_name, 0) + launch.count
+        name = launch.ray_node_type_name
+        pending[name] = pending.get(name, 0) + launch.count
     for node in status.pending_nodes:
         pending[node.ray_node_type_name] = pending.get(node.ray_node_type_name, 0) + 1
     demands = status.resource_demands

@@ -41,7 +41,7 @@ def placements_table(result: RehearsalResult) -> Table:
         counts: dict[str, int] = {}
         for node_type in p.node_types:
             counts[node_type] = counts.get(node_type, 0) + 1
-        where = ", ".join(f"{t}×{c}" for t, c in sorted(counts.items())) or "- (0 replicas)"
+        where = ", ".join(f"{t}x{c}" for t, c in sorted(counts.items())) or "- (0 replicas)"
         check = _mark(not p.problems)
         if p.problems:
             check.append(": " + "; ".join(p.problems))
@@ -79,9 +79,9 @@ def autoscaler_table(result: RehearsalResult) -> Table:
         table.add_row("status", "no reading")
         return table
     table.add_row("pending launches",
-                  ", ".join(f"{t}×{c}" for t, c in sorted(view.pending.items())) or "none")
+                  ", ".join(f"{t}x{c}" for t, c in sorted(view.pending.items())) or "none")
     table.add_row("pending demand",
-                  ", ".join(f"{format_resources(b)}×{c}" for b, c in view.demand) or "none")
+                  ", ".join(f"{format_resources(b)}x{c}" for b, c in view.demand) or "none")
     table.add_row("infeasible demand", ", ".join(result.infeasible) or "none")
     table.add_row("failed launches", ", ".join(view.failed) or "none")
     return table

@@ -44,7 +44,7 @@ LOAD_STEP_IDLE_TIMEOUT_S = 20.0
 _INFEASIBLE = re.compile(r"(\{[^{}]*\})\*(\d+)")
 
 
-class RehearsalFailed(RuntimeError):
+class RehearsalFailedError(RuntimeError):
     """The rehearsal found a problem; the message is the plain account of it."""
 
 
@@ -223,7 +223,7 @@ class LoadStep:
 
 def load_concurrency(applications: Sequence[ApplicationSpec]) -> dict[str, int]:
     """Enough requests in flight for Serve to want every deployment's max_replicas:
-    max_replicas × target_ongoing_requests, plus a quarter."""
+    max_replicas x target_ongoing_requests, plus a quarter."""
     out = {}
     for app in applications:
         wanted = [dep.autoscaling.max_replicas * dep.autoscaling.target_ongoing_requests
@@ -246,7 +246,7 @@ class RehearsalOptions:
 def rehearse(target: RehearsalTarget, plan: CapacityPlan,
              applications: Sequence[ApplicationSpec], options: RehearsalOptions,
              progress: Callable[[str], None]) -> RehearsalResult:
-    """Run the whole rehearsal; raises RehearsalFailed with the plain account of a failure."""
+    """Run the whole rehearsal; raises RehearsalFailedError with the plain account of a failure."""
     started = time.monotonic()
     nodes = target.node_types
     head = next(n for n in nodes if n.is_head)
@@ -255,6 +255,7 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
         "nodes are local raylets with logical resources (GPUs included), started by Ray's "
         "fake multi-node provider instead of pods; no Kubernetes scheduler, images or quotas",
         "object store 128 MiB per node (cluster: Ray's default share of pod memory)",
+        "Ray's memory monitor off: it would judge this whole shared host, not one pod",
         "head dashboard, GCS, client and metrics on private loopback ports (cluster: "
         f"rayStartParams {dict(target.head_params)})",
     ]
@@ -324,7 +325,7 @@ def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehearsa
         bundles = infeasible_bundles(cluster.autoscaler_events())
         if bundles:
             result.infeasible = [format_resources(b) for b in bundles]
-            raise RehearsalFailed(infeasible_message(bundles, demands, nodes))
+            raise RehearsalFailedError(infeasible_message(bundles, demands, nodes))
         try:
             snapshot = cluster.client.snapshot()
         except DashboardError:
@@ -335,11 +336,11 @@ def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehearsa
             if rollout.failed:
                 lines = [f"application {app.name!r} is {app.status}: " + "; ".join(
                     app.failure_summary()) for app in rollout.failed]
-                raise RehearsalFailed("\n".join(lines))
+                raise RehearsalFailedError("\n".join(lines))
             status = ", ".join(f"{name} {snapshot.applications[name].status}"
                                if name in snapshot.applications else f"{name} -"
                                for name in expected)
-            nodes_now = ", ".join(f"{t}×{c}" for t, c in sorted(
+            nodes_now = ", ".join(f"{t}x{c}" for t, c in sorted(
                 (view.nodes_per_type() if view else {}).items()))
             line = f"{status} | nodes {nodes_now or '-'}"
             if line != last:
@@ -356,9 +357,9 @@ def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehearsa
             pending = [n for n in expected if snapshot is None or
                        snapshot.applications.get(n) is None or
                        snapshot.applications[n].status != "RUNNING"]
-            demand = (", ".join(f"{format_resources(b)}×{c}" for b, c in view.demand)
+            demand = (", ".join(f"{format_resources(b)}x{c}" for b, c in view.demand)
                       if view else "unknown")
-            raise RehearsalFailed(
+            raise RehearsalFailedError(
                 f"not RUNNING after {timeout_s:.0f} s: {', '.join(pending) or 'replicas'}; "
                 f"the autoscaler's pending demand: {demand or 'none'}")
         time.sleep(POLL_S)
@@ -401,13 +402,14 @@ def _load_step(cluster: FakeCluster, probe: AutoscalerProbe, result: RehearsalRe
             continue
         result.timeline.append(now)
         progress(_sample_line(now, "idle"))
-        if all(now.nodes.get(g, 0) <= m for g, m in minima.items()) and not any(now.pending.values()):
+        at_min = all(now.nodes.get(g, 0) <= m for g, m in minima.items())
+        if at_min and not any(now.pending.values()):
             break
     result.load_summary.append("peak nodes per group: " + ", ".join(
         f"{g} {peak.get(g, 0)} (plan max {m})" for g, m in sorted(maxima.items())))
 
 
 def _sample_line(now: Sample, phase: str) -> str:
-    nodes = ", ".join(f"{t}×{c}" for t, c in sorted(now.nodes.items()))
+    nodes = ", ".join(f"{t}x{c}" for t, c in sorted(now.nodes.items()))
     replicas = ", ".join(f"{k} {v}" for k, v in now.replicas.items())
     return f"[{phase}] nodes {nodes} | replicas {replicas}"

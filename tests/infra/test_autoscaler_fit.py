@@ -134,4 +134,4 @@ def test_max_replicas_beyond_what_the_groups_hold_is_named() -> None:
     too_many = ReplicaDemand("embeddings", "Embedder", {"CPU": 1.0}, max_replicas=100)
     problems = placement_problems(nodes, [too_many])
     assert problems[0][0] == "apps.embeddings.deployments.Embedder.autoscaling.max_replicas"
-    assert "cpu (3 per node × maxReplicas 2)" in problems[0][1]
+    assert "cpu (3 per node x maxReplicas 2)" in problems[0][1]
