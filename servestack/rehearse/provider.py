@@ -35,7 +35,7 @@ OBJECT_STORE_ENV = "SERVESTACK_REHEARSAL_OBJECT_STORE_BYTES"
 DEFAULT_OBJECT_STORE_BYTES = 128 * 1024**2
 
 
-class MemoryAwareFakeProvider(FakeMultiNodeProvider):  # type: ignore[misc]
+class MemoryAwareFakeProvider(FakeMultiNodeProvider):
     """Fake nodes with CPU, GPU, memory and custom resources exactly as the node type says."""
 
     def _create_node_with_resources_and_labels(
@@ -46,7 +46,7 @@ class MemoryAwareFakeProvider(FakeMultiNodeProvider):  # type: ignore[misc]
         object_store = int(os.environ.get(OBJECT_STORE_ENV, DEFAULT_OBJECT_STORE_BYTES))
         with self.lock:
             node_type = tags[TAG_RAY_USER_NODE_TYPE]
-            next_id = self._next_hex_node_id()
+            next_id: str = self._next_hex_node_id()  # type: ignore[no-untyped-call]
             memory = resources.pop("memory", None)
             resources.pop("object_store_memory", None)
             ray_params = ray._private.parameter.RayParams(
@@ -80,4 +80,5 @@ class MemoryAwareFakeProvider(FakeMultiNodeProvider):  # type: ignore[misc]
                 TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE,
             }
             all_tags.update(tags)
-            self._nodes[next_id] = {"tags": all_tags, "node": node}
+            entry: dict[str, Any] = {"tags": all_tags, "node": node}
+            self._nodes[next_id] = entry
