@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 
+from infra.autoscaler_fit import PlacementError, autoscaler_placement_problems
 from infra.capacity import CapacityError, CapacityPlan, plan_capacity
 from infra.clusters.base import (
     BackendUnavailableError,
@@ -47,6 +48,10 @@ def validate(stack_name: str) -> tuple[StackConfig, CapacityPlan, dict[str, Any]
         plan = plan_capacity(stack)
     except CapacityError as error:
         failures.append(str(error))
+    else:
+        placement = autoscaler_placement_problems(stack, plan)
+        if placement:
+            failures.append(str(PlacementError(stack_name, placement)))
     if failures:
         raise pulumi.RunError("\n".join(failures))
     try:

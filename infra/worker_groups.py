@@ -7,6 +7,7 @@ GPU limit equals the devices the plan reserved, the tolerations equal the pool's
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from infra.capacity import CapacityPlan, PodShape, WorkerGroupPlan
@@ -162,20 +163,49 @@ def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
     }
 
 
+ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
+"""Ray's resource for a node's accelerator type (ray._common.utils.RESOURCE_CONSTRAINT_PREFIX);
+a deployment's `accelerator_type: L4` demands `accelerator_type:L4` (0.001 of it)."""
+
+
+def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, int]:
+    """`{"accelerator_type:<ray_type>": 1}` for a GPU group on a pool that names its Ray type.
+
+    Ray detects the type from the device on a real GPU node, but the KubeRay autoscaler knows
+    a group only by Ray's translation of its spec (CPU, GPU, memory and rayStartParams
+    `resources`). Without this, a deployment with `accelerator_type` is infeasible there
+    (KubeRay issue #863), so the group could never scale up for it, from zero least of all.
+    """
+    accelerator = stack.pool(group.pool).accelerator
+    if group.ray_num_gpus == 0 or accelerator is None or accelerator.ray_type is None:
+        return {}
+    return {f"{ACCELERATOR_TYPE_PREFIX}{accelerator.ray_type}": 1}
+
+
+def ray_resources_param(resources: dict[str, int]) -> str:
+    """rayStartParams `resources` as KubeRay itself writes it (pod.go): single-quoted JSON,
+    which both KubeRay's shell command and Ray's autoscaler translation parse."""
+    return f"'{json.dumps(resources, sort_keys=True)}'"
+
+
 def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, Any]:
     gpu = group.pod.gpus > 0
     container = _container(stack, WORKER_CONTAINER, stack.image.reference(gpu=gpu),
                            shape_resources(group.pod), head=False)
+    params = {
+        "memory": str(group.ray_memory),
+        "metrics-export-port": _metrics(stack),
+        "num-cpus": str(group.ray_num_cpus),
+        "num-gpus": str(group.ray_num_gpus),
+    }
+    custom = accelerator_type_resources(stack, group)
+    if custom:
+        params["resources"] = ray_resources_param(custom)
     return {
         "groupName": group.name,
         "maxReplicas": group.max_pods,
         "minReplicas": group.min_pods,
-        "rayStartParams": {
-            "memory": str(group.ray_memory),
-            "metrics-export-port": _metrics(stack),
-            "num-cpus": str(group.ray_num_cpus),
-            "num-gpus": str(group.ray_num_gpus),
-        },
+        "rayStartParams": params,
         # Only the first apply uses this; afterwards the autoscaler owns it (ignore_changes).
         "replicas": group.min_pods,
         "template": _pod_template(stack, container, group.node_selector, group.tolerations),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -18,6 +19,7 @@ from ray.serve import Application, Deployment
 
 from apps.batching import BatchRecorder, batch_options, spec_batching
 from apps.classifier.checkpoint import LoadedCheckpoint, load_checkpoint
+from apps.classifier.device import inference_device
 from apps.classifier.model import LABELS, TileArray, predict_probabilities
 from apps.classifier.spec import (
     CLASSIFIER,
@@ -56,6 +58,7 @@ class TileClassifierReplica:
         self._settings = ClassifierSettings()
         self._checkpoint: LoadedCheckpoint | None = None
         self._batches = BatchRecorder(spec_batching(TILE_CLASSIFIER))
+        self._device = inference_device(ray.get_gpu_ids())
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Parse, then load the checkpoint if its URI changed, then swap: all or nothing."""
@@ -63,6 +66,7 @@ class TileClassifierReplica:
         checkpoint = self._checkpoint
         if checkpoint is None or checkpoint.uri != settings.checkpoint_uri:
             checkpoint = load_checkpoint(settings.checkpoint_uri)
+            checkpoint.model.to(self._device)
         self._batches.apply(self._classify_batch, batching)
         self._checkpoint = checkpoint
         self._settings = settings

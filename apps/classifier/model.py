@@ -72,7 +72,8 @@ def tiles_to_tensor(tiles: list[TileArray] | npt.NDArray[np.uint8]) -> torch.Ten
 
 def predict_probabilities(model: TileNet, tiles: list[TileArray] | TileArray) -> list[float]:
     """Positive-class probability per tile; the one inference path, shared by app and tests."""
+    device = next(model.parameters()).device
     with torch.inference_mode():
-        logits = model(tiles_to_tensor(tiles))
+        logits = model(tiles_to_tensor(tiles).to(device))
         probabilities: list[Any] = torch.sigmoid(logits).tolist()
     return [float(p) for p in probabilities]

@@ -24,6 +24,7 @@ class _Reported(BaseModel):
 class ReplicaState(_Reported):
     state: str
     replica_id: str = ""
+    node_id: str | None = None  # hex id of the Ray node it runs on (the rehearsal's placement)
 
 
 class DeploymentState(_Reported):

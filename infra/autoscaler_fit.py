@@ -1,0 +1,195 @@
+"""Can Ray's autoscaler place every deployment on the worker groups the RayService declares?
+
+The KubeRay autoscaler does not read pod templates the way Kubernetes does: it knows a group
+only by Ray's own translation of the group spec
+(`ray.autoscaler._private.kuberay.autoscaling_config`), and a replica only by what Serve
+demands for it (`ray._common.utils.resources_from_ray_options`). Both are Ray's code, called
+here, never re-implemented, so a resource the translation does not see (an
+`accelerator_type:L4` missing from `rayStartParams`, for one) fails here, before anything
+is registered, instead of leaving a deployment infeasible on the cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from apps.spec import ApplicationSpec
+from infra.capacity import CapacityPlan
+from infra.config import PROJECT, StackConfig
+from infra.worker_groups import ray_cluster_config
+
+HEAD_NODE_TYPE = "headgroup"
+"""What Ray's translation calls the head group (autoscaling_config._HEAD_GROUP_NAME)."""
+
+
+class PlacementError(ValueError):
+    """Ray's autoscaler could not place some deployment; each problem names its field path."""
+
+    def __init__(self, stack: str, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {PROJECT}:{path}: {message}" for path, message in self.problems)
+        super().__init__(f"stack {stack!r}: Ray's autoscaler could not place:\n{lines}")
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """One autoscaler node type, exactly as Ray's translation derives it from a group."""
+
+    name: str
+    resources: Mapping[str, float]
+    min_workers: int
+    max_workers: int
+
+    @property
+    def is_head(self) -> bool:
+        return self.name == HEAD_NODE_TYPE
+
+
+@dataclass(frozen=True)
+class ReplicaDemand:
+    """What Serve asks Ray for, per replica of one deployment."""
+
+    app: str
+    deployment: str
+    resources: Mapping[str, float]
+    max_replicas: int
+
+    @property
+    def path(self) -> str:
+        return f"apps.{self.app}.deployments.{self.deployment}"
+
+
+def raycluster_document(name: str, namespace: str, ray_cluster_config: Mapping[str, Any]
+                        ) -> dict[str, Any]:
+    """The RayCluster KubeRay creates from a RayService's `rayClusterConfig`, as the autoscaler
+    sidecar fetches it."""
+    return {"apiVersion": "ray.io/v1", "kind": "RayCluster",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(ray_cluster_config)}
+
+
+def autoscaling_config(raycluster: Mapping[str, Any]) -> dict[str, Any]:
+    """Ray's translation of a RayCluster into its autoscaling config (the sidecar's code)."""
+    from ray.autoscaler._private.kuberay.autoscaling_config import (
+        _derive_autoscaling_config_from_ray_cr,
+    )
+
+    config: dict[str, Any] = _derive_autoscaling_config_from_ray_cr(dict(raycluster))
+    return config
+
+
+def node_types(config: Mapping[str, Any]) -> tuple[NodeType, ...]:
+    """The node types of a translated autoscaling config, head first, then in spec order."""
+    return tuple(
+        NodeType(name=name, resources=dict(spec.get("resources") or {}),
+                 min_workers=int(spec.get("min_workers", 0)),
+                 max_workers=int(spec.get("max_workers", 0)))
+        for name, spec in config["available_node_types"].items()
+    )
+
+
+def replica_demand(ray_actor_options: Mapping[str, Any]) -> dict[str, float]:
+    """Serve's resource request for one replica (ReplicaConfig uses the same Ray function);
+    zero amounts are no demand at all."""
+    from ray._common.utils import resources_from_ray_options
+
+    resources: dict[str, float] = resources_from_ray_options(dict(ray_actor_options))
+    return {key: float(value) for key, value in sorted(resources.items()) if value}
+
+
+def demands_of(applications: Iterable[ApplicationSpec]) -> tuple[ReplicaDemand, ...]:
+    return tuple(
+        ReplicaDemand(app=app.name, deployment=dep.name,
+                      resources=replica_demand(dep.ray_actor_options()),
+                      max_replicas=dep.max_replicas)
+        for app in applications for dep in app.deployments
+    )
+
+
+def lacks(demand: Mapping[str, float], node: NodeType) -> dict[str, tuple[float, float]]:
+    """Each resource the node type offers too little of: name → (demanded, offered)."""
+    return {key: (amount, node.resources.get(key, 0.0)) for key, amount in demand.items()
+            if node.resources.get(key, 0.0) < amount}
+
+
+def replicas_per_node(demand: Mapping[str, float], node: NodeType) -> int:
+    """Replicas of one demand that one node of this type holds (Ray's 1/10000 granularity)."""
+    counts = [math.floor(round(node.resources.get(key, 0.0) * 10_000) / round(amount * 10_000))
+              for key, amount in demand.items()]
+    return min(counts) if counts else 0
+
+
+def format_resources(resources: Mapping[str, float]) -> str:
+    """`{CPU: 1, GPU: 0.5, accelerator_type:L4: 0.001, memory: 3GiB}`: memory in GiB."""
+    parts = []
+    for key in sorted(resources):
+        value = resources[key]
+        parts.append(f"{key}: {value / 1024**3:.3g}GiB" if key in ("memory", "object_store_memory")
+                     else f"{key}: {value:g}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def describe_lacks(demand: Mapping[str, float], nodes: Iterable[NodeType]) -> str:
+    """`cpu lacks GPU (0.5 > 0), accelerator_type:L4 (…); gpu-… lacks …` for every node type."""
+    described = []
+    for node in nodes:
+        missing = lacks(demand, node)
+        what = ", ".join(
+            f"{key} ({needed:g} > {offered:g})" if key != "memory"
+            else f"memory ({needed / 1024**3:.3g}GiB > {offered / 1024**3:.3g}GiB)"
+            for key, (needed, offered) in missing.items()
+        ) if missing else "nothing"
+        described.append(f"{node.name} {format_resources(node.resources)} lacks {what}")
+    return "; ".join(described)
+
+
+def placement_problems(nodes: Iterable[NodeType], demands: Iterable[ReplicaDemand]
+                       ) -> list[tuple[str, str]]:
+    """Every deployment must fit some worker node type, never the head, and the worker types
+    it fits must hold its max_replicas within their maxReplicas."""
+    nodes = tuple(nodes)
+    workers = [node for node in nodes if not node.is_head]
+    problems: list[tuple[str, str]] = []
+    for demand in demands:
+        head = [node for node in nodes if node.is_head and not lacks(demand.resources, node)]
+        if head:
+            problems.append((
+                f"{demand.path}.resources",
+                f"a replica demanding {format_resources(demand.resources)} fits the head "
+                f"({format_resources(head[0].resources)}), so Ray may place it there beside the "
+                "GCS and the Serve controller; give it num_cpus > 0",
+            ))
+            continue
+        fitting = [node for node in workers if not lacks(demand.resources, node)]
+        if not fitting:
+            problems.append((
+                f"{demand.path}.resources",
+                f"Ray's autoscaler cannot place a replica demanding "
+                f"{format_resources(demand.resources)}: {describe_lacks(demand.resources, nodes)}",
+            ))
+            continue
+        room = sum(replicas_per_node(demand.resources, node) * node.max_workers
+                   for node in fitting)
+        if room < demand.max_replicas:
+            groups = ", ".join(
+                f"{node.name} ({replicas_per_node(demand.resources, node)} per node x "
+                f"maxReplicas {node.max_workers})" for node in fitting)
+            problems.append((
+                f"{demand.path}.autoscaling.max_replicas",
+                f"max_replicas is {demand.max_replicas} but the worker groups that fit a replica "
+                f"hold only {room}: {groups}",
+            ))
+    return problems
+
+
+def autoscaler_placement_problems(stack: StackConfig, plan: CapacityPlan
+                                  ) -> list[tuple[str, str]]:
+    """Ray's translation of the RayCluster this stack renders, against Serve's demand for every
+    deployment; `(field path, message)` per deployment the autoscaler could not place."""
+    document = raycluster_document(stack.rayservice.name, stack.namespace,
+                                   ray_cluster_config(stack, plan))
+    return placement_problems(node_types(autoscaling_config(document)),
+                              demands_of(stack.applications))

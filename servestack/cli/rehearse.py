@@ -1,0 +1,108 @@
+"""`servestack rehearse`: a stack's RayService on a local fake multi-node Ray, scaled by Ray's
+own autoscaler, with the stack's Serve config deployed as KubeRay deploys it.
+
+Exit codes: 0 every app RUNNING and every replica where it belongs; 1 the rehearsal failed
+(an infeasible deployment, a replica in the wrong group, an app not RUNNING in time);
+2 the stack or the RayService file is invalid, nothing was started; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from infra.capacity import CapacityError, plan_capacity
+from infra.config import STACKS_DIR, StackConfigError, load_stack_config, stack_file
+from servestack.cli import app
+from servestack.rehearse.cluster import ClusterError
+from servestack.rehearse.report import print_report
+from servestack.rehearse.run import RehearsalFailedError, RehearsalOptions, rehearse
+from servestack.rehearse.translation import RayServiceError, file_target, rendered_target
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (CI cancelling, `timeout`) cleans up exactly as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+@app.command("rehearse")
+def rehearse_command(
+    stack: str = typer.Option(..., "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."),
+    stacks_dir: Path = typer.Option(
+        STACKS_DIR, "--stacks-dir", envvar="SERVESTACK_STACKS_DIR", file_okay=False,
+        help="Directory holding the Pulumi.<stack>.yaml files.",
+    ),
+    rayservice: Path | None = typer.Option(
+        None, "--rayservice", dir_okay=False,
+        help="Rehearse this RayService manifest instead of the stack's render (e.g. one "
+        "applied by hand, or an old render); the stack still gives the plan and the apps.",
+    ),
+    load_step: bool = typer.Option(
+        False, "--load-step", help="After RUNNING, drive a bounded loopback load so Serve and "
+        "the autoscaler scale up to the plan's max, then watch them scale back down.",
+    ),
+    timeout: float = typer.Option(
+        600.0, "--timeout", min=10, help="Seconds for every app to be RUNNING with replicas."
+    ),
+    load_seconds: float = typer.Option(120.0, "--load-seconds", min=5,
+                                       help="Longest the load step sends load."),
+    keep_logs: bool = typer.Option(
+        False, "--keep-logs", help="Keep the fake cluster's temp dir (Ray's logs) afterwards."),
+    settle_seconds: float = typer.Option(
+        240.0, "--settle-seconds", min=5,
+        help="Longest to wait, after the load, for the groups to return to their minimum."),
+) -> None:
+    """Rehearse a stack: its RayService on a local multi-node Ray driven by Ray's autoscaler.
+
+    Renders the RayService as `pulumi up` would, translates its groups with Ray's KubeRay
+    code, starts a private fake multi-node Ray (head with num-cpus 0, worker nodes launched
+    and removed by autoscaler v2), deploys serveConfigV2 through the dashboard REST API,
+    sends one example request per app and reports where every replica landed."""
+    out, err = Console(), Console(stderr=True)
+    started = time.monotonic()
+    try:
+        config = load_stack_config(stack, stacks_dir)
+        plan = plan_capacity(config)
+        with err.status("Rendering the RayService (the program under Pulumi mocks)…"):
+            target = (file_target(rayservice) if rayservice is not None
+                      else rendered_target(stack_file(stack, stacks_dir), stack))
+    except (FileNotFoundError, StackConfigError, CapacityError, RayServiceError) as error:
+        err.print(Text(str(error), style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+    def progress(message: str) -> None:
+        err.print(Text(f"[{time.monotonic() - started:5.0f} s] {message}", style="dim"),
+                  soft_wrap=True)
+
+    options = RehearsalOptions(timeout_s=timeout, load_step=load_step, load_s=load_seconds,
+                               settle_s=settle_seconds, keep_logs=keep_logs)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = rehearse(target, plan, config.applications, options, progress)
+    except RehearsalFailedError as failure:
+        err.print(Text(f"rehearsal of {target.source} failed:\n{failure}", style="red"),
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    except ClusterError as error:
+        err.print(Text(str(error), style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        err.print(Text("Interrupted: the fake cluster was stopped.", style="red"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print_report(result, out)
+    if result.problems:
+        err.print(Text("rehearsal failed:\n  " + "\n  ".join(result.problems), style="red"),
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)

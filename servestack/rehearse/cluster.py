@@ -1,0 +1,274 @@
+"""A private fake multi-node Ray: head with the head group's start params, Ray's autoscaler v2
+launching and removing local raylets per worker group.
+
+Everything is private to one rehearsal: free ports picked at start, a fresh temp dir, a fresh
+auth token. Stopping ends exactly the processes whose command line names that temp dir (and
+their children): another Ray on the machine is never touched (no `ray stop`).
+
+Autoscaler v2: KubeRay 1.7 sets RAY_USAGE_STATS_KUBERAY_IN_USE, RAY_CLOUD_INSTANCE_ID and
+RAY_NODE_TYPE_NAME on every Ray container, and Ray 2.60's `ray start --head` then enables
+autoscaler v2 unless RAY_enable_autoscaler_v2 says otherwise (ray/scripts/scripts.py);
+KubeRay sets that variable only when `autoscalerOptions.version` is given, and our
+RayService pins `version: v2`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from infra.config import REPO_ROOT
+from servestack.local.dashboard import DashboardClient, DashboardError
+from servestack.local.head import LOOPBACK, output_tail, ray_executable
+from servestack.rehearse.provider import OBJECT_STORE_ENV
+from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
+
+START_TIMEOUT_S = 300.0
+OBJECT_STORE_BYTES = 128 * 1024**2
+"""Per node, head included: logical nodes share this machine's /dev/shm (the cluster's pods
+each get Ray's default, 30% of their memory)."""
+FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
+"""ray.autoscaler._private.fake_multi_node.node_provider.FAKE_HEAD_NODE_ID (kept here so the
+CLI does not import the autoscaler before it needs to)."""
+GRACE_PERIOD_S = 8.0
+
+
+class ClusterError(RuntimeError):
+    """The fake cluster could not be started; the message carries Ray's own output."""
+
+
+@dataclass(frozen=True)
+class RehearsalPorts:
+    gcs: int
+    dashboard: int
+    client: int
+    metrics: int
+    dashboard_agent: int
+    http: int
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{LOOPBACK}:{self.gcs}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.dashboard}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http}"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just gave out: free now, and unlikely to be handed out again soon."""
+    sockets = []
+    try:
+        for _ in range(count):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.bind((LOOPBACK, 0))
+            sockets.append(probe)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+@dataclass
+class FakeCluster:
+    temp_dir: Path
+    ports: RehearsalPorts
+    token: str
+    env: dict[str, str]
+
+    @property
+    def client(self) -> DashboardClient:
+        return DashboardClient(self.ports.dashboard_url, self.token, timeout_s=30.0)
+
+    @property
+    def session_dir(self) -> Path:
+        return self.temp_dir / "session_latest"
+
+    def autoscaler_events(self) -> list[str]:
+        """Messages the autoscaler logged as events (its scheduling decisions, infeasible
+        requests included), oldest first."""
+        messages: list[str] = []
+        for path in sorted((self.session_dir / "logs" / "events").glob("event_AUTOSCALER*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    messages.append(str(json.loads(line).get("message", "")))
+                except json.JSONDecodeError:
+                    continue
+        return messages
+
+    def processes(self) -> list[psutil.Process]:
+        return cluster_processes(self.temp_dir)
+
+
+def head_environment(base: Mapping[str, str], temp_dir: Path, token: str) -> dict[str, str]:
+    """What the head (and, through its monitor, every fake node) runs with."""
+    env = {k: v for k, v in base.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH_TOKEN"))}
+    paths = [str(REPO_ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    env.update({
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "HF_HUB_OFFLINE": "1",
+        "RAY_TMPDIR": str(temp_dir),
+        "RAY_FAKE_CLUSTER": "1",
+        "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+        "RAY_enable_autoscaler_v2": "1",
+        "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID,
+        "RAY_NODE_TYPE_NAME": FAKE_HEAD_NODE_TYPE,
+        OBJECT_STORE_ENV: str(OBJECT_STORE_BYTES),
+        # No GPUs here: replicas on logical GPU nodes must not look for CUDA devices.
+        "CUDA_VISIBLE_DEVICES": "",
+        # Ray's memory monitor judges the whole host, which every fake node (and every other
+        # user of the machine) shares; on the cluster each pod is judged by its own limit.
+        "RAY_memory_monitor_refresh_ms": "0",
+    })
+    return env
+
+
+def head_argv(ports: RehearsalPorts, temp_dir: Path, config_path: Path,
+              head_resources: Mapping[str, float]) -> list[str]:
+    """`ray start --head` with the head group's resources as Ray's translation reads them
+    (rayStartParams num-cpus, memory from the container limit as KubeRay adds it), on
+    loopback and private ports."""
+    argv = [
+        ray_executable(), "start", "--head",
+        f"--node-ip-address={LOOPBACK}",
+        f"--dashboard-host={LOOPBACK}",
+        f"--port={ports.gcs}",
+        f"--dashboard-port={ports.dashboard}",
+        f"--ray-client-server-port={ports.client}",
+        f"--metrics-export-port={ports.metrics}",
+        f"--dashboard-agent-listen-port={ports.dashboard_agent}",
+        f"--num-cpus={int(head_resources.get('CPU', 0))}",
+        f"--num-gpus={int(head_resources.get('GPU', 0))}",
+        f"--object-store-memory={OBJECT_STORE_BYTES}",
+        f"--temp-dir={temp_dir}",
+        f"--autoscaling-config={config_path}",
+        "--disable-usage-stats",
+    ]
+    if "memory" in head_resources:
+        argv.append(f"--memory={int(head_resources['memory'])}")
+    custom = {k: v for k, v in head_resources.items() if k not in ("CPU", "GPU", "memory")}
+    if custom:
+        argv.append(f"--resources={json.dumps(custom, sort_keys=True)}")
+    return argv
+
+
+@contextmanager
+def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
+                 base_env: Mapping[str, str] = os.environ, keep_logs: bool = False
+                 ) -> Iterator[FakeCluster]:
+    """Start the cluster, yield it, and stop it on exit, failure or Ctrl-C.
+
+    `config_for(gcs_address)` returns the autoscaling config: it names the GCS address,
+    which is known only once the ports are chosen.
+    """
+    # Short: Ray's Unix socket paths under it must stay below 108 characters.
+    temp_dir = Path(tempfile.mkdtemp(prefix="ssr-", dir="/tmp"))
+    gcs, dashboard, client, metrics, agent, http = free_ports(6)
+    ports = RehearsalPorts(gcs, dashboard, client, metrics, agent, http)
+    token = secrets.token_hex(32)
+    env = head_environment(base_env, temp_dir, token)
+    config_path = temp_dir / "autoscaling-config.json"
+    config_path.write_text(json.dumps(config_for(ports.gcs_address), indent=2, sort_keys=True))
+    cluster = FakeCluster(temp_dir=temp_dir, ports=ports, token=token, env=env)
+    try:
+        argv = head_argv(ports, temp_dir, config_path, head_resources)
+        try:
+            result = subprocess.run(argv, env=env, capture_output=True, text=True,
+                                    timeout=START_TIMEOUT_S, check=False,
+                                    start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(
+                f"`ray start --head` did not finish in {START_TIMEOUT_S:.0f} s") from None
+        if result.returncode != 0:
+            raise ClusterError(f"`ray start --head` failed (exit {result.returncode}):\n"
+                               + output_tail(result.stdout + result.stderr))
+        _wait_for_dashboard(cluster.client, START_TIMEOUT_S)
+        yield cluster
+    finally:
+        stop(cluster, remove=not keep_logs)
+
+
+def _wait_for_dashboard(client: DashboardClient, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.version()
+            return
+        except DashboardError as error:
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"the dashboard at {client.url} did not come up: {error}") from None
+        time.sleep(0.5)
+
+
+def cluster_processes(temp_dir: Path) -> list[psutil.Process]:
+    """This user's processes whose command line names the temp dir, and their children."""
+    marker = str(temp_dir)
+    uid = os.getuid()
+    own = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            if proc.info["uids"].real != uid or proc.pid in own:
+                continue
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                found[proc.pid] = proc
+                found.update((child.pid, child) for child in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    return sorted(found.values(), key=lambda p: p.pid)
+
+
+def stop(cluster: FakeCluster, remove: bool = True) -> int:
+    """Terminate the cluster's processes (raylets and workers first, GCS last), kill what
+    outlives the grace period, remove the temp dir; returns how many processes there were."""
+    processes = cluster.processes()
+    names = {}
+    for proc in processes:
+        try:
+            names[proc.pid] = proc.name()
+        except psutil.Error:
+            names[proc.pid] = ""
+    stages = [[p for p in processes if names[p.pid] not in ("gcs_server",)],
+              [p for p in processes if names[p.pid] == "gcs_server"]]
+    for group in stages:
+        for proc in group:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                continue
+        _, alive = psutil.wait_procs(group, timeout=GRACE_PERIOD_S / 2)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                continue
+        psutil.wait_procs(alive, timeout=2)
+    # Processes that started while we stopped (a raylet the autoscaler was launching).
+    for proc in cluster.processes():
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+    if remove:
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+    return len(processes)

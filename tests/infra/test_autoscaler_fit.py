@@ -1,0 +1,137 @@
+"""Ray's own KubeRay translation of every rendered RayService places every deployment.
+
+The RayService is what the program registers (under Pulumi mocks); its groups go through
+`ray.autoscaler._private.kuberay.autoscaling_config` and each deployment's demand through
+Serve's `resources_from_ray_options`, so these tests judge what the KubeRay autoscaler would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from infra.autoscaler_fit import (
+    ReplicaDemand,
+    autoscaler_placement_problems,
+    autoscaling_config,
+    node_types,
+    placement_problems,
+    raycluster_document,
+    replica_demand,
+)
+from infra.capacity import plan_capacity
+from infra.config import load_stack_config
+from infra.pod_preview import RAYSERVICE_TYPE
+from servestack.offline import ProgramRun, run_stack_file
+from servestack.render import manifest
+from tests.infra.conftest import STACKS
+from tests.infra.test_broken_stacks import write_stack
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURE_STACKS = sorted(p for p in FIXTURES.glob("*.yaml") if not p.name.startswith("rayservice-"))
+BEFORE_FIX = FIXTURES / "rayservice-dev-gpu-group-without-accelerator-type.yaml"
+
+
+def rayservice_of(run: ProgramRun) -> dict[str, Any]:
+    return manifest(run.one(RAYSERVICE_TYPE))
+
+
+def demands_in(rayservice: Mapping[str, Any]) -> list[ReplicaDemand]:
+    """Serve's demand per deployment, read from the serveConfigV2 the RayService carries."""
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    out = []
+    for app in serve["applications"]:
+        for dep in app["deployments"]:
+            scaling = dep.get("autoscaling_config") or {}
+            out.append(ReplicaDemand(app["name"], dep["name"],
+                                     replica_demand(dep["ray_actor_options"]),
+                                     int(scaling.get("max_replicas") or dep["num_replicas"])))
+    return out
+
+
+def translated(rayservice: Mapping[str, Any]) -> dict[str, Any]:
+    meta = rayservice["metadata"]
+    return autoscaling_config(raycluster_document(meta["name"], meta["namespace"],
+                                                  rayservice["spec"]["rayClusterConfig"]))
+
+
+def assert_every_deployment_placed(rayservice: Mapping[str, Any]) -> None:
+    problems = placement_problems(node_types(translated(rayservice)), demands_in(rayservice))
+    assert problems == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rays_translation_of_each_stack_places_every_deployment(
+        stack: str, stack_run: Callable[[str], ProgramRun]) -> None:
+    assert_every_deployment_placed(rayservice_of(stack_run(stack).check()))
+
+
+def _renders(path: Path) -> bool:
+    return run_stack_file(path).error is None
+
+
+@pytest.mark.parametrize("path", FIXTURE_STACKS, ids=[p.stem for p in FIXTURE_STACKS])
+def test_rays_translation_of_each_fixture_that_renders_places_every_deployment(
+        path: Path) -> None:
+    run = run_stack_file(path)
+    if run.error is not None:
+        pytest.skip("refused before rendering (tests/infra/test_broken_stacks.py)")
+    assert_every_deployment_placed(rayservice_of(run))
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_gpu_groups_offer_their_pools_accelerator_type_to_rays_translation(
+        stack: str, stack_run: Callable[[str], ProgramRun]) -> None:
+    config = load_stack_config(stack)
+    plan = plan_capacity(config)
+    types = {t.name: t for t in node_types(translated(rayservice_of(stack_run(stack))))}
+    gpu_groups = [g for g in plan.worker_groups if g.ray_num_gpus]
+    assert gpu_groups
+    for group in gpu_groups:
+        accelerator = config.pool(group.pool).accelerator
+        assert accelerator is not None and accelerator.ray_type
+        assert types[group.name].resources[f"accelerator_type:{accelerator.ray_type}"] == 1
+
+
+def test_cpu_groups_offer_no_accelerator_type(stack_run: Callable[[str], ProgramRun]) -> None:
+    for node_type in node_types(translated(rayservice_of(stack_run("prod")))):
+        if not node_type.resources.get("GPU"):
+            assert not [k for k in node_type.resources if k.startswith("accelerator_type:")]
+
+
+def test_the_render_from_before_the_fix_leaves_the_classifier_unplaceable() -> None:
+    rayservice = next(d for d in yaml.safe_load_all(BEFORE_FIX.read_text()) if d)
+    problems = placement_problems(node_types(translated(rayservice)), demands_in(rayservice))
+    assert [path for path, _ in problems] == [
+        "apps.classifier.deployments.TileClassifier.resources"]
+    message = problems[0][1]
+    assert "accelerator_type:L4: 0.001" in message
+    assert "gpu-nvidia-com-gpu-l4" in message and "lacks accelerator_type:L4" in message
+
+
+def test_a_replica_that_fits_the_head_is_refused_naming_its_field(tmp_path: Path) -> None:
+    """num_cpus 0 fits the head (num-cpus 0 but memory): Ray could put it beside the GCS."""
+    path = write_stack(tmp_path, "zero-cpu", "dev", {"servestack:apps": {
+        "embeddings": {"deployments": {"Embedder": {"resources": {"num_cpus": 0}}}}}})
+    config = load_stack_config("zero-cpu", tmp_path)
+    problems = autoscaler_placement_problems(config, plan_capacity(config))
+    assert [p for p, _ in problems] == ["apps.embeddings.deployments.Embedder.resources"]
+    assert "fits the head" in problems[0][1]
+    run = run_stack_file(path)
+    assert isinstance(run.error, pulumi.RunError)
+    assert "servestack:apps.embeddings.deployments.Embedder.resources" in str(run.error)
+    assert run.resources == ()
+
+
+def test_max_replicas_beyond_what_the_groups_hold_is_named() -> None:
+    rayservice = next(d for d in yaml.safe_load_all(BEFORE_FIX.read_text()) if d)
+    nodes = node_types(translated(rayservice))
+    too_many = ReplicaDemand("embeddings", "Embedder", {"CPU": 1.0}, max_replicas=100)
+    problems = placement_problems(nodes, [too_many])
+    assert problems[0][0] == "apps.embeddings.deployments.Embedder.autoscaling.max_replicas"
+    assert "cpu (3 per node x maxReplicas 2)" in problems[0][1]
