@@ -25,15 +25,15 @@ from infra.autoscaler_fit import (
     replica_demand,
 )
 from infra.capacity import plan_capacity
-from infra.config import load_stack_config
+from infra.config import available_stacks, load_stack_config
 from infra.pod_preview import RAYSERVICE_TYPE
 from servestack.offline import ProgramRun, run_stack_file
 from servestack.render import manifest
-from tests.infra.conftest import STACKS
 from tests.infra.test_broken_stacks import write_stack
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FIXTURE_STACKS = sorted(p for p in FIXTURES.glob("*.yaml") if not p.name.startswith("rayservice-"))
+STACKS = available_stacks()
 BEFORE_FIX = FIXTURES / "rayservice-dev-gpu-group-without-accelerator-type.yaml"
 
 
@@ -67,8 +67,8 @@ def assert_every_deployment_placed(rayservice: Mapping[str, Any]) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_rays_translation_of_each_stack_places_every_deployment(
-        stack: str, stack_run: Callable[[str], ProgramRun]) -> None:
-    assert_every_deployment_placed(rayservice_of(stack_run(stack).check()))
+        stack: str, unchecked_stack_run: Callable[[str], ProgramRun]) -> None:
+    assert_every_deployment_placed(rayservice_of(unchecked_stack_run(stack).check()))
 
 
 def _renders(path: Path) -> bool:
@@ -86,10 +86,11 @@ def test_rays_translation_of_each_fixture_that_renders_places_every_deployment(
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_gpu_groups_offer_their_pools_accelerator_type_to_rays_translation(
-        stack: str, stack_run: Callable[[str], ProgramRun]) -> None:
+        stack: str, unchecked_stack_run: Callable[[str], ProgramRun]) -> None:
     config = load_stack_config(stack)
     plan = plan_capacity(config)
-    types = {t.name: t for t in node_types(translated(rayservice_of(stack_run(stack))))}
+    run = unchecked_stack_run(stack)
+    types = {t.name: t for t in node_types(translated(rayservice_of(run)))}
     gpu_groups = [g for g in plan.worker_groups if g.ray_num_gpus]
     assert gpu_groups
     for group in gpu_groups:
@@ -98,8 +99,9 @@ def test_gpu_groups_offer_their_pools_accelerator_type_to_rays_translation(
         assert types[group.name].resources[f"accelerator_type:{accelerator.ray_type}"] == 1
 
 
-def test_cpu_groups_offer_no_accelerator_type(stack_run: Callable[[str], ProgramRun]) -> None:
-    for node_type in node_types(translated(rayservice_of(stack_run("prod")))):
+def test_cpu_groups_offer_no_accelerator_type(
+        unchecked_stack_run: Callable[[str], ProgramRun]) -> None:
+    for node_type in node_types(translated(rayservice_of(unchecked_stack_run("prod")))):
         if not node_type.resources.get("GPU"):
             assert not [k for k in node_type.resources if k.startswith("accelerator_type:")]
 
