@@ -247,6 +247,16 @@ class DeploymentSpec(SpecModel):
         assert self.num_replicas is not None
         return self.num_replicas
 
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas a freshly started cluster deploys before it takes traffic: Serve starts an
+        autoscaling deployment at initial_replicas, else at min_replicas."""
+        if self.autoscaling is not None:
+            initial = self.autoscaling.initial_replicas
+            return initial if initial is not None else self.autoscaling.min_replicas
+        assert self.num_replicas is not None
+        return self.num_replicas
+
     def ray_actor_options(self) -> dict[str, Any]:
         """Ray's per-replica resource request, derived from `resources`."""
         res = self.resources

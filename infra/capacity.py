@@ -2,21 +2,30 @@
 
 It runs before any Pulumi resource is registered, so a stack that cannot hold its worst case
 (every deployment at max_replicas) fails with every problem listed instead of leaving pods
-Pending in a half-built cluster. Quantities are integers inside: CPUs and GPUs in 1/10000
-(Ray's own resource granularity), memory in bytes, so packing never drifts on floats.
-docs/capacity.md states the rules.
+Pending in a half-built cluster: each check returns its problems and `plan_capacity` raises
+them together. Every amount (a replica's need, a pod, Ray's share of a pod, a node) is one
+`ResourceVector` of integers: CPUs and GPUs in 1/10000 (Ray's own resource granularity), memory
+in bytes, so packing never drifts on floats. The `capacityPlan` output is built from the plan's
+dataclass fields, so it cannot drift from what the program builds. docs/capacity.md states the
+rules.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from enum import Enum
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
-from apps.spec import ApplicationSpec, DeploymentSpec
+from pydantic import BaseModel
+
+from apps.spec import ApplicationSpec, DeploymentSpec, Resources
 from infra.config import PROJECT, NodePool, PodResources, StackConfig, Taint
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 UNIT = 10_000
 """Ray rounds resource quantities to 1/10000; CPUs and GPUs are counted in these units."""
@@ -26,25 +35,189 @@ MAX_GROUP_NAME = 40
 """KubeRay puts groupName into pod names and the 63-character `ray.io/group` label."""
 
 
+class Problem(NamedTuple):
+    """One reason the plan does not fit: the `servestack:` config key and what to change."""
+
+    path: str
+    message: str
+
+
 class CapacityError(ValueError):
     """A replica, pod or pool cannot hold the worst case; each problem names where and what fits."""
 
     def __init__(self, problems: Iterable[tuple[str, str]], stack: str | None = None) -> None:
-        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+        self.problems: tuple[Problem, ...] = tuple(Problem(*problem) for problem in problems)
         self.stack = stack
         where = f"stack {stack!r}: " if stack else ""
         lines = "\n".join(f"  {PROJECT}:{path}: {message}" for path, message in self.problems)
         super().__init__(f"{where}capacity plan does not fit:\n{lines}")
 
 
-@dataclass(frozen=True)
-class PodShape:
-    """Requests (= limits) of one pod."""
+class Load(Enum):
+    """The replica counts a plan is sized for, in the order `servestack plan` prints them."""
 
-    cpu: float
-    memory: int  # bytes
-    accelerator_resource: str | None = None
-    gpus: int = 0
+    MIN = "min"  # every deployment at min_replicas: the idle footprint
+    INITIAL = "initial"  # what a freshly started cluster deploys before it takes traffic
+    MAX = "max"  # the worst case, which every pool must hold
+
+    def replicas(self, dep: DeploymentSpec) -> int:
+        return {Load.MIN: dep.min_replicas, Load.INITIAL: dep.initial_replicas,
+                Load.MAX: dep.max_replicas}[self]
+
+
+# --- the resource vector ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceVector:
+    """What a replica needs, a pod reserves, Ray may schedule in a pod, or a node offers.
+
+    `cpu` and `gpu` count 1/10000 of a CPU or device (pods and nodes hold whole devices, so
+    their `gpu` is a multiple of UNIT), `memory` counts bytes.
+    """
+
+    cpu: int = 0
+    memory: int = 0
+    gpu: int = 0
+
+    @classmethod
+    def of_replica(cls, resources: Resources) -> ResourceVector:
+        return cls(_units(resources.num_cpus), int(resources.memory), _units(resources.num_gpus))
+
+    @classmethod
+    def of_pod(cls, pod: PodResources) -> ResourceVector:
+        """A container's requests: Kubernetes rounds CPU up to the next millicore."""
+        return cls(_ceil_div(_units(pod.cpu), UNITS_PER_MILLI) * UNITS_PER_MILLI, int(pod.memory))
+
+    @classmethod
+    def of_node(cls, pool: NodePool) -> ResourceVector:
+        """One node's allocatable: CPU rounds down to a millicore, GPUs are whole devices."""
+        milli = _units(pool.cpu) // UNITS_PER_MILLI
+        return cls(milli * UNITS_PER_MILLI, int(pool.memory), pool.gpus * UNIT)
+
+    @classmethod
+    def whole(cls, cpus: int, memory: int, devices: int) -> ResourceVector:
+        """Whole CPUs and devices: what `ray start --num-cpus/--num-gpus` can express."""
+        return cls(cpus * UNIT, memory, devices * UNIT)
+
+    @classmethod
+    def covering(cls, vectors: Iterable[ResourceVector]) -> ResourceVector:
+        """The smallest vector at least as large as each of `vectors`, dimension by dimension."""
+        vectors = list(vectors)
+        return cls(max((v.cpu for v in vectors), default=0),
+                   max((v.memory for v in vectors), default=0),
+                   max((v.gpu for v in vectors), default=0))
+
+    @property
+    def cpus(self) -> float:
+        return self.cpu / UNIT
+
+    @property
+    def gpus(self) -> float:
+        return self.gpu / UNIT
+
+    @property
+    def whole_cpus(self) -> int:
+        """CPUs rounded up: Ray counts a pod's CPUs in whole numbers."""
+        return _ceil_div(self.cpu, UNIT)
+
+    @property
+    def devices(self) -> int:
+        """Whole devices: a fraction of a GPU shares one device and never spans two."""
+        return _ceil_div(self.gpu, UNIT)
+
+    @property
+    def is_empty(self) -> bool:
+        return self == ResourceVector()
+
+    def __add__(self, other: ResourceVector) -> ResourceVector:
+        return ResourceVector(self.cpu + other.cpu, self.memory + other.memory,
+                              self.gpu + other.gpu)
+
+    def __sub__(self, other: ResourceVector) -> ResourceVector:
+        return ResourceVector(self.cpu - other.cpu, self.memory - other.memory,
+                              self.gpu - other.gpu)
+
+    def __mul__(self, times: int) -> ResourceVector:
+        return ResourceVector(self.cpu * times, self.memory * times, self.gpu * times)
+
+    def lacking(self, room: ResourceVector) -> tuple[str, ...]:
+        """The dimensions (`cpu`, `memory`, `gpu`) in which this needs more than `room` has."""
+        return tuple(name for name, need, has in (("cpu", self.cpu, room.cpu),
+                                                  ("memory", self.memory, room.memory),
+                                                  ("gpu", self.gpu, room.gpu))
+                     if need > has)
+
+    def fits(self, room: ResourceVector) -> bool:
+        return not self.lacking(room)
+
+    def count_in(self, room: ResourceVector) -> int:
+        """How many of this one `room` holds side by side; a GPU fraction never spans devices.
+
+        An empty vector fits any number of times: callers decide what that means."""
+        counts = [room.cpu // self.cpu] if self.cpu else []
+        if self.memory:
+            counts.append(room.memory // self.memory)
+        if self.gpu >= UNIT:
+            counts.append(room.gpu // UNIT // self.devices)
+        elif self.gpu:
+            counts.append(room.gpu // UNIT * (UNIT // self.gpu))  # a device holds UNIT // gpu
+        if not counts:
+            raise ValueError("an empty resource vector fits any number of times")
+        return min(counts)
+
+    def describe(self, resource: str | None = None) -> str:
+        """For messages: `1.5 CPU, 4GiB[, 1 nvidia.com/gpu]`."""
+        text = f"{self.cpus:g} CPU, {_gib(self.memory)}"
+        if self.gpu:
+            text += f", {self.gpus:g} {resource or 'GPU'}"
+        return text
+
+    def to_output(self, accelerator_resource: str | None = None) -> dict[str, Any]:
+        """As a pod's shape in the plan output: CPUs as a number, GPUs as whole devices."""
+        return {"accelerator_resource": accelerator_resource if self.gpu else None,
+                "cpu": self.cpus, "gpus": self.devices, "memory": self.memory}
+
+
+def _units(quantity: float) -> int:
+    return round(quantity * UNIT)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.3g}GiB"
+
+
+# --- the plan's types ---------------------------------------------------------------------
+
+
+@runtime_checkable
+class _Outputs(Protocol):
+    def to_output(self) -> dict[str, Any]: ...
+
+
+def _output(value: Any) -> Any:
+    """JSON-able form: plan types by their own `to_output`, mappings with sorted keys."""
+    if isinstance(value, _Outputs):
+        return value.to_output()
+    if isinstance(value, BaseModel):
+        return _output(value.model_dump(mode="json"))
+    if isinstance(value, Mapping):
+        return {key: _output(value[key]) for key in sorted(value)}
+    if isinstance(value, tuple | list):
+        return [_output(item) for item in value]
+    return value
+
+
+def _fields_output(plan: DataclassInstance, omit: Iterable[str] = (),
+                   **derived: Any) -> dict[str, Any]:
+    """A plan dataclass's fields (less `omit`) plus `derived` values, keys sorted."""
+    skipped = set(omit)
+    values = {f.name: getattr(plan, f.name) for f in fields(plan) if f.name not in skipped}
+    return {key: _output(value) for key, value in sorted({**values, **derived}.items())}
 
 
 @dataclass(frozen=True)
@@ -63,6 +236,13 @@ class DeploymentPlacement:
     def path(self) -> str:
         return f"apps.{self.app}.deployments.{self.deployment}"
 
+    def replicas(self, load: Load) -> int:
+        return {Load.MIN: self.min_replicas, Load.INITIAL: self.initial_replicas,
+                Load.MAX: self.max_replicas}[load]
+
+    def to_output(self) -> dict[str, Any]:
+        return _fields_output(self)
+
 
 @dataclass(frozen=True)
 class WorkerGroupPlan:
@@ -70,17 +250,46 @@ class WorkerGroupPlan:
 
     name: str
     pool: str
-    pod: PodShape
-    ray_num_cpus: int  # rayStartParams num-cpus (Ray takes whole CPUs): pod cpu - overhead
-    ray_num_gpus: int
+    ray: ResourceVector  # rayStartParams num-cpus/memory/num-gpus: whole CPUs and devices
+    overhead: ResourceVector  # rayservice.worker_overhead: raylet, agents, object store
+    accelerator_resource: str | None  # the extended resource of the pod's GPUs; None: no GPUs
     min_pods: int
+    initial_pods: int  # pods holding every deployment's initial replicas
     max_pods: int
     node_selector: dict[str, str]
     tolerations: tuple[Taint, ...]
     deployments: tuple[DeploymentPlacement, ...]
-    ray_memory: int  # rayStartParams memory (bytes): pod memory - overhead
-    initial_pods: int  # pods holding every deployment's initial replicas
     replicas_per_pod: int  # the pod is sized for this many of the group's largest replica
+
+    @property
+    def pod(self) -> ResourceVector:
+        """Requests (= limits) of one pod: Ray's share plus the overhead."""
+        return self.ray + self.overhead
+
+    def pods(self, load: Load) -> int:
+        return {Load.MIN: self.min_pods, Load.INITIAL: self.initial_pods,
+                Load.MAX: self.max_pods}[load]
+
+    def to_output(self) -> dict[str, Any]:
+        return _fields_output(
+            self, omit=("accelerator_resource", "overhead", "ray"),
+            pod=self.pod.to_output(self.accelerator_resource),
+            ray_memory=self.ray.memory, ray_num_cpus=self.ray.whole_cpus,
+            ray_num_gpus=self.ray.devices,
+        )
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """The Ray head pod: ray-head container plus the autoscaler sidecar, on a plain pool
+    (no accelerator, no taints), so it needs no tolerations."""
+
+    pool: str
+    pod: ResourceVector
+    node_selector: dict[str, str]
+
+    def to_output(self) -> dict[str, Any]:
+        return _fields_output(self)
 
 
 @dataclass(frozen=True)
@@ -100,29 +309,22 @@ class PoolPlan:
         """Nodes missing for an upgrade surge; 0 when max_nodes covers it."""
         return max(0, self.nodes_needed_during_upgrade - self.max_nodes)
 
+    def to_output(self) -> dict[str, Any]:
+        return _fields_output(self, upgrade_shortfall=self.upgrade_shortfall)
+
 
 @dataclass(frozen=True)
 class CapacityPlan:
-    head_pool: str
+    head: HeadPlan
     worker_groups: tuple[WorkerGroupPlan, ...]
     pools: tuple[PoolPlan, ...]
     stack: str
     upgrade_strategy: str
-    head_pod: PodShape  # ray-head container plus the autoscaler sidecar
-    head_node_selector: dict[str, str]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     def to_output(self) -> dict[str, Any]:
         """JSON-able form with sorted keys: exported as a stack output and by `plan --json`."""
-        return {
-            "head": {"node_selector": _sorted(self.head_node_selector),
-                     "pod": _pod_output(self.head_pod), "pool": self.head_pool},
-            "pools": [_pool_output(pool) for pool in self.pools],
-            "stack": self.stack,
-            "upgrade_strategy": self.upgrade_strategy,
-            "warnings": list(self.warnings),
-            "worker_groups": [_group_output(group) for group in self.worker_groups],
-        }
+        return _fields_output(self)
 
     def group(self, name: str) -> WorkerGroupPlan:
         for group in self.worker_groups:
@@ -145,16 +347,15 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
 
     Raises CapacityError listing every problem found; a plan that returns fits.
     """
-    problems: list[tuple[str, str]] = []
-    warnings: list[str] = []
     rs = stack.rayservice
-    overhead = _Need.of_pod(rs.worker_overhead)
-
+    overhead = ResourceVector.of_pod(rs.worker_overhead)
     by_shape = _groups_by_shape(stack.applications)
-    _check_plain_pool(stack, by_shape.get(_GroupKey(None, None), []), problems)
+    problems = _plain_pool_problems(stack, by_shape.get(_CPU_KEY, []))
+    warnings: list[str] = []
     groups: list[WorkerGroupPlan] = []
     for key, members in by_shape.items():
-        pool = _pool_for_group(stack, key, members, overhead, problems)
+        pool, found = _pool_for_group(stack, key, members, overhead)
+        problems += found
         if pool is None:
             continue
         if key.is_cpu and pool.accelerator is not None:
@@ -162,28 +363,35 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
                 f"worker group {CPU_GROUP} runs CPU replicas on accelerator pool "
                 f"{pool.name!r} (rayservice.cpu_pool); they take GPU node capacity"
             )
-        group = _plan_group(stack, key, members, pool, overhead, problems)
-        if group is not None:
-            groups.append(group)
+        fitting, found = _fitting_members(key, members, pool, overhead)
+        problems += found
+        # The rest are still sized, so the pool checks report their problems in the same run.
+        if fitting:
+            groups.append(_plan_group(stack, key, fitting, pool, overhead))
 
-    head_pod = _head_pod(rs.head, rs.autoscaler.resources)
+    head_pod = ResourceVector.of_pod(rs.head) + ResourceVector.of_pod(rs.autoscaler.resources)
     cpu_group = next((g.pool for g in groups if g.name == CPU_GROUP), rs.cpu_pool)
-    head_pool = _head_pool_for(stack, _pod_need(head_pod), cpu_group)
-    pools = [_plan_pool(stack, pool, groups, head_pool, head_pod, problems, warnings)
-             for pool in stack.pools]
-    _check_idle_taints(stack, pools, problems, warnings)
-    _check_selectors(stack, pools, warnings)
+    head_pool = _head_pool_for(stack, head_pod, cpu_group)
+    pools = [_plan_pool(stack, pool, groups, head_pool, head_pod) for pool in stack.pools]
+    for pool, plan in zip(stack.pools, pools, strict=True):
+        if plan.hosts_head:
+            problems += _system_pod_problems(stack, pool, head_pod)
+        problems += _worst_case_problems(plan, groups)
+        warnings += _upgrade_warnings(stack, plan)
+    idle = list(_idle_tainted_pools(stack, pools))
+    problems += [_idle_taint_problem(pool, taints) for pool, taints in idle if pool.min_nodes]
+    warnings += [f"pools[{pool.name}] is tainted ({taints}) and no worker group lands on it; "
+                 "it stays at 0 nodes" for pool, taints in idle if not pool.min_nodes]
+    warnings += _selector_warnings(stack, pools)
     if problems:
         raise CapacityError(problems, stack.stack)
     assert head_pool is not None  # a missing head pool is a problem above
     return CapacityPlan(
-        head_pool=head_pool.name,
+        head=HeadPlan(pool=head_pool.name, pod=head_pod, node_selector=dict(head_pool.labels)),
         worker_groups=tuple(groups),
         pools=tuple(pools),
         stack=stack.stack,
         upgrade_strategy=rs.upgrade_strategy,
-        head_pod=head_pod,
-        head_node_selector=dict(head_pool.labels),
         warnings=tuple(warnings),
     )
 
@@ -205,6 +413,7 @@ class _GroupKey(NamedTuple):
         return (not self.is_cpu, self.accelerator_resource or "", self.accelerator_type or "")
 
 
+_CPU_KEY = _GroupKey(None, None)
 _Member = tuple[ApplicationSpec, DeploymentSpec]
 
 
@@ -214,7 +423,7 @@ def _groups_by_shape(apps: Iterable[ApplicationSpec]) -> dict[_GroupKey, list[_M
         for dep in app.deployments:
             res = dep.resources
             key = (_GroupKey(res.accelerator_resource, res.accelerator_type) if res.is_gpu
-                   else _GroupKey(None, None))
+                   else _CPU_KEY)
             groups.setdefault(key, []).append((app, dep))
     return {key: groups[key] for key in sorted(groups, key=_GroupKey.sort_key)}
 
@@ -239,61 +448,62 @@ def _plain_cpu_pools(stack: StackConfig) -> list[NodePool]:
     return [p for p in stack.pools if p.accelerator is None and not p.taints]
 
 
-def _first_holding(pools: Sequence[NodePool], pods: Iterable[_Need]) -> NodePool | None:
+def _first_holding(pools: Sequence[NodePool], pods: Iterable[ResourceVector]) -> NodePool | None:
     """The first pool (stack order) whose nodes hold each pod; else the first pool, whose
     too-small nodes the caller then reports."""
     pods = list(pods)
     for pool in pools:
-        if all(pod.fits(_Need.of_node(pool)) for pod in pods):
+        node = ResourceVector.of_node(pool)
+        if all(pod.fits(node) for pod in pods):
             return pool
     return pools[0] if pools else None
 
 
-def _check_plain_pool(stack: StackConfig, cpu_members: Sequence[_Member],
-                      problems: list[tuple[str, str]]) -> None:
+def _plain_pool_problems(stack: StackConfig, cpu_members: Sequence[_Member]) -> list[Problem]:
     if _plain_cpu_pools(stack):
-        return
+        return []
     needs = ["the Ray head pod"]
     if cpu_members and stack.rayservice.cpu_pool is None:
         needs.append("the CPU deployments (" + ", ".join(
             f"apps.{app.name}.deployments.{dep.name}" for app, dep in cpu_members) + ")")
-    problems.append((
+    return [Problem(
         "pools",
         f"{' and '.join(needs)} need a pool without accelerator and without taints, and there "
         "is none; add one (for example `- {name: cpu, cpu: 4, memory: 16GiB, max_nodes: 2}`)"
         + ("; CPU replicas may also use a tainted pool named in rayservice.cpu_pool"
            if len(needs) > 1 else ""),
-    ))
+    )]
 
 
-def _head_pool_for(stack: StackConfig, head_pod: _Need, cpu_pool: str | None) -> NodePool | None:
-    """Beside the CPU workers when their pool is plain, else the first plain pool that holds it."""
+def _head_pool_for(stack: StackConfig, head_pod: ResourceVector,
+                   cpu_pool: str | None) -> NodePool | None:
+    """Beside the CPU workers when their pool is plain, else the first plain pool that holds it.
+    Only plain pools qualify, so the head never needs a toleration."""
     plain = sorted(_plain_cpu_pools(stack), key=lambda p: p.name != cpu_pool)
     return _first_holding(plain, [head_pod])
 
 
 def _pool_for_group(
-    stack: StackConfig, key: _GroupKey, members: Sequence[_Member], overhead: _Need,
-    problems: list[tuple[str, str]],
-) -> NodePool | None:
-    pods = [_replica_pod(_Need.of_replica(dep), overhead) for _, dep in members]
+    stack: StackConfig, key: _GroupKey, members: Sequence[_Member], overhead: ResourceVector,
+) -> tuple[NodePool | None, list[Problem]]:
+    pods = [_replica_pod(ResourceVector.of_replica(dep.resources), overhead) for _, dep in members]
     if not key.is_cpu:
-        return _gpu_pool_for(stack, key, members, pods, problems)
+        return _gpu_pool_for(stack, key, members, pods)
     explicit = stack.rayservice.cpu_pool
     if explicit is None:
-        return _first_holding(_plain_cpu_pools(stack), pods)
+        return _first_holding(_plain_cpu_pools(stack), pods), []
     for pool in stack.pools:
         if pool.name == explicit:
-            return pool
+            return pool, []
     known = ", ".join(p.name for p in stack.pools)
-    problems.append(("rayservice.cpu_pool", f"no pool named {explicit!r}; choose one of: {known}"))
-    return None
+    return None, [Problem("rayservice.cpu_pool",
+                          f"no pool named {explicit!r}; choose one of: {known}")]
 
 
 def _gpu_pool_for(
-    stack: StackConfig, key: _GroupKey, members: Sequence[_Member], pods: Sequence[_Need],
-    problems: list[tuple[str, str]],
-) -> NodePool | None:
+    stack: StackConfig, key: _GroupKey, members: Sequence[_Member],
+    pods: Sequence[ResourceVector],
+) -> tuple[NodePool | None, list[Problem]]:
     """The first pool that provides the group's accelerator resource (and Ray accelerator type)
     and whose nodes hold each replica's pod."""
     resource, accelerator_type = key
@@ -303,7 +513,7 @@ def _gpu_pool_for(
         and (accelerator_type is None or p.accelerator.ray_type == accelerator_type)
     ]
     if matching:
-        return _first_holding(matching, pods)
+        return _first_holding(matching, pods), []
     offered = sorted(
         f"{p.name} ({p.accelerator.resource}"
         + (f", ray_type {p.accelerator.ray_type}" if p.accelerator.ray_type else "") + ")"
@@ -312,105 +522,59 @@ def _gpu_pool_for(
     wanted = f"resource: {resource}" + (f", ray_type: {accelerator_type}" if accelerator_type
                                         else "")
     kind = f" with accelerator_type {accelerator_type}" if accelerator_type else ""
-    for app, dep in members:
-        problems.append((
+    return None, [
+        Problem(
             f"apps.{app.name}.deployments.{dep.name}.resources",
             f"deployment apps.{app.name}.deployments.{dep.name} requests "
             f"{dep.resources.num_gpus:g} {resource}{kind} but no pool provides it "
             f"(accelerator pools: {', '.join(offered) or 'none'}); "
             f"add a pool with accelerator: {{{wanted}}}",
-        ))
-    return None
+        )
+        for app, dep in members
+    ]
 
 
 # --- sizing one worker group --------------------------------------------------------------
 
 
-class _Need(NamedTuple):
-    """A resource vector: cpu in 1/10000 CPU, memory in bytes, gpu in 1/10000 device
-    (for nodes and pods: whole devices times UNIT)."""
-
-    cpu: int
-    memory: int
-    gpu: int
-
-    @classmethod
-    def of_replica(cls, dep: DeploymentSpec) -> _Need:
-        res = dep.resources
-        return cls(_units(res.num_cpus), int(res.memory), _units(res.num_gpus))
-
-    @classmethod
-    def of_pod(cls, pod: PodResources) -> _Need:
-        return cls(_milli_up(pod.cpu) * UNITS_PER_MILLI, int(pod.memory), 0)
-
-    @classmethod
-    def of_node(cls, pool: NodePool) -> _Need:
-        milli = _units(pool.cpu) // UNITS_PER_MILLI  # allocatable rounds down
-        return cls(milli * UNITS_PER_MILLI, int(pool.memory), pool.gpus * UNIT)
-
-    def fits(self, room: _Need) -> bool:
-        return self.cpu <= room.cpu and self.memory <= room.memory and self.gpu <= room.gpu
-
-    def plus(self, other: _Need) -> _Need:
-        return _Need(self.cpu + other.cpu, self.memory + other.memory, self.gpu + other.gpu)
-
-    def minus(self, other: _Need) -> _Need:
-        return _Need(self.cpu - other.cpu, self.memory - other.memory, self.gpu - other.gpu)
-
-
-def _units(quantity: float) -> int:
-    return round(quantity * UNIT)
-
-
-def _milli_up(cpus: float) -> int:
-    """Kubernetes expresses CPU in millicores; round a request up to the next one."""
-    return _ceil_div(_units(cpus), UNITS_PER_MILLI)
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _devices(gpu_units: int) -> int:
-    """Whole devices one replica occupies: a fraction shares one device, never spans two."""
-    return _ceil_div(gpu_units, UNIT)
-
-
-def _replica_pod(replica: _Need, overhead: _Need) -> _Need:
+def _replica_pod(replica: ResourceVector, overhead: ResourceVector) -> ResourceVector:
     """The smallest pod holding one replica: Ray's num-cpus is a whole number."""
-    return _Need(_ceil_div(replica.cpu, UNIT) * UNIT + overhead.cpu,
-                 replica.memory + overhead.memory, _devices(replica.gpu) * UNIT)
+    return ResourceVector.whole(replica.whole_cpus, replica.memory, replica.devices) + overhead
 
 
-class _Capacity(NamedTuple):
-    """What Ray may schedule in one pod: whole CPUs, memory, whole devices."""
-
-    cpus: int
-    memory: int
-    gpus: int
-
-    def pod(self, overhead: _Need) -> _Need:
-        return _Need(self.cpus * UNIT + overhead.cpu, self.memory + overhead.memory,
-                     self.gpus * UNIT)
+def _fitting_members(
+    key: _GroupKey, members: Sequence[_Member], pool: NodePool, overhead: ResourceVector,
+) -> tuple[list[_Member], list[Problem]]:
+    """The members whose one-replica pod fits a node of `pool`; the others as problems."""
+    node = ResourceVector.of_node(pool)
+    fitting: list[_Member] = []
+    problems: list[Problem] = []
+    for app, dep in members:
+        replica = ResourceVector.of_replica(dep.resources)
+        if _replica_pod(replica, overhead).fits(node):
+            fitting.append((app, dep))
+        else:
+            problems.append(Problem(f"apps.{app.name}.deployments.{dep.name}.resources",
+                                    _too_large(replica, overhead, pool, key)))
+    return fitting, problems
 
 
 class _OpenPod:
     """A pod being filled during packing; GPUs are tracked per device like Ray does."""
 
-    def __init__(self, capacity: _Capacity) -> None:
-        self.cpu = capacity.cpus * UNIT
-        self.memory = capacity.memory
-        self.devices = [UNIT] * capacity.gpus
+    def __init__(self, ray: ResourceVector) -> None:
+        self.free = replace(ray, gpu=0)  # CPU and memory left
+        self.devices = [UNIT] * ray.devices  # what is left of each device
 
-    def take(self, replica: _Need) -> bool:
-        if replica.cpu > self.cpu or replica.memory > self.memory:
+    def take(self, replica: ResourceVector) -> bool:
+        cpu_and_memory = replace(replica, gpu=0)
+        if not cpu_and_memory.fits(self.free):
             return False
         if replica.gpu >= UNIT:
             free = [i for i, left in enumerate(self.devices) if left == UNIT]
-            whole = _devices(replica.gpu)
-            if len(free) < whole:
+            if len(free) < replica.devices:
                 return False
-            for i in free[:whole]:
+            for i in free[:replica.devices]:
                 self.devices[i] = 0
         elif replica.gpu > 0:
             fitting = [i for i, left in enumerate(self.devices) if left >= replica.gpu]
@@ -418,373 +582,276 @@ class _OpenPod:
                 return False
             fullest = min(fitting, key=lambda i: (self.devices[i], i))
             self.devices[fullest] -= replica.gpu
-        self.cpu -= replica.cpu
-        self.memory -= replica.memory
+        self.free = self.free - cpu_and_memory
         return True
 
 
-def _largest_first(item: _Need) -> tuple[int, int, int]:
+def _largest_first(item: ResourceVector) -> tuple[int, int, int]:
     return (item.gpu, item.cpu, item.memory)
 
 
-def _pods_needed(replicas: Iterable[_Need], capacity: _Capacity) -> int:
+def _pods_needed(replicas: Iterable[ResourceVector], ray: ResourceVector) -> int:
     """First-fit decreasing: a placement of `replicas` into this many pods exists."""
     pods: list[_OpenPod] = []
     for replica in sorted(replicas, key=_largest_first, reverse=True):
         if not any(pod.take(replica) for pod in pods):
-            pod = _OpenPod(capacity)
+            pod = _OpenPod(ray)
             if not pod.take(replica):
-                raise ValueError(f"replica {replica} is larger than pod capacity {capacity}")
+                raise ValueError(f"replica {replica} is larger than pod capacity {ray}")
             pods.append(pod)
     return len(pods)
 
 
-def _nodes_needed(pods: Iterable[_Need], node: _Need) -> int:
+def _nodes_needed(pods: Iterable[ResourceVector], node: ResourceVector) -> int:
     """First-fit decreasing of pods onto identical nodes."""
-    free: list[_Need] = []
+    free: list[ResourceVector] = []
     for pod in sorted(pods, key=_largest_first, reverse=True):
         for i, room in enumerate(free):
             if pod.fits(room):
-                free[i] = room.minus(pod)
+                free[i] = room - pod
                 break
         else:
             if not pod.fits(node):
                 raise ValueError(f"pod {pod} is larger than node {node}")
-            free.append(node.minus(pod))
+            free.append(node - pod)
     return len(free)
 
 
-def _replicas(members: Sequence[_Member], count: str) -> list[_Need]:
-    out: list[_Need] = []
-    for _, dep in members:
-        n = {"max": dep.max_replicas, "min": dep.min_replicas, "initial": _initial(dep)}[count]
-        out.extend([_Need.of_replica(dep)] * n)
-    return out
+def _replicas(members: Sequence[_Member], load: Load) -> list[ResourceVector]:
+    return [ResourceVector.of_replica(dep.resources)
+            for _, dep in members for _ in range(load.replicas(dep))]
 
 
-def _initial(dep: DeploymentSpec) -> int:
-    scaling = dep.autoscaling
-    if scaling is None:
-        return dep.max_replicas
-    initial = scaling.initial_replicas
-    return initial if initial is not None else scaling.min_replicas
-
-
-def _capacity_for(k: int, unit: _Need, overhead: _Need, node: _Need) -> _Capacity:
-    """A pod for k of the largest replica, cut down to what one node leaves after overhead."""
-    room = _Need(node.cpu - overhead.cpu, node.memory - overhead.memory, node.gpu)
+def _ray_share(k: int, unit: ResourceVector, overhead: ResourceVector,
+               node: ResourceVector) -> ResourceVector:
+    """What Ray may schedule in a pod for k of the largest replica, cut down to what one node
+    leaves after overhead."""
+    room = node - overhead
     if unit.gpu == 0:
         devices = 0
     elif unit.gpu >= UNIT:
-        devices = k * _devices(unit.gpu)
+        devices = k * unit.devices
     else:
         devices = _ceil_div(k, UNIT // unit.gpu)  # a device holds UNIT // gpu fractions
-    return _Capacity(
-        cpus=min(_ceil_div(k * unit.cpu, UNIT), room.cpu // UNIT),
-        memory=min(k * unit.memory, room.memory),
-        gpus=min(devices, room.gpu // UNIT),
-    )
+    wanted = unit * k
+    return ResourceVector.whole(cpus=min(wanted.whole_cpus, room.cpu // UNIT),
+                                memory=min(wanted.memory, room.memory),
+                                devices=min(devices, room.gpu // UNIT))
 
 
 @dataclass(frozen=True)
 class _Sizing:
     replicas_per_pod: int
-    capacity: _Capacity
+    ray: ResourceVector
     max_pods: int
 
 
-def _size_group(members: Sequence[_Member], overhead: _Need, node: _Need,
+def _size_group(members: Sequence[_Member], overhead: ResourceVector, node: ResourceVector,
                 max_replicas_per_pod: int) -> _Sizing:
     """Pick the pod size (k of the largest replica, k ≤ max_replicas_per_pod) that needs the
     fewest nodes for the worst case, then the fewest at min replicas, then fewer pods; ties go
     to the smaller pod, which scales in finer steps."""
-    replicas = [_Need.of_replica(dep) for _, dep in members]
-    unit = _Need(*(max(values) for values in zip(*replicas, strict=True)))
-    at_max, at_min = _replicas(members, "max"), _replicas(members, "min")
+    unit = ResourceVector.covering(ResourceVector.of_replica(dep.resources) for _, dep in members)
+    at_max, at_min = _replicas(members, Load.MAX), _replicas(members, Load.MIN)
     best: tuple[tuple[int, int, int, int], _Sizing] | None = None
-    seen: set[_Capacity] = set()
+    seen: set[ResourceVector] = set()
     for k in range(1, min(max_replicas_per_pod, len(at_max)) + 1):
-        capacity = _capacity_for(k, unit, overhead, node)
-        if capacity in seen:
+        ray = _ray_share(k, unit, overhead, node)
+        if ray in seen:
             continue
-        seen.add(capacity)
-        pod = capacity.pod(overhead)
-        per_node = _pods_per_node(pod, node)
-        max_pods = _pods_needed(at_max, capacity)
-        min_pods = _pods_needed(at_min, capacity)
+        seen.add(ray)
+        per_node = (ray + overhead).count_in(node)  # a pod always takes CPU: overhead.cpu > 0
+        max_pods = _pods_needed(at_max, ray)
+        min_pods = _pods_needed(at_min, ray)
         score = (_ceil_div(max_pods, per_node), _ceil_div(min_pods, per_node), max_pods, k)
         if best is None or score < best[0]:
-            best = (score, _Sizing(k, capacity, max_pods))
+            best = (score, _Sizing(k, ray, max_pods))
     assert best is not None
     return best[1]
 
 
-def _pods_per_node(pod: _Need, node: _Need) -> int:
-    """Identical pods per node; a pod always takes CPU (worker_overhead.cpu > 0)."""
-    counts = [room // need for room, need in zip(node, pod, strict=True) if need]
-    return min(counts)
-
-
 def _plan_group(
     stack: StackConfig, key: _GroupKey, members: Sequence[_Member], pool: NodePool,
-    overhead: _Need, problems: list[tuple[str, str]],
-) -> WorkerGroupPlan | None:
-    node = _Need.of_node(pool)
-    fitting = []
-    for app, dep in members:
-        replica = _Need.of_replica(dep)
-        if _replica_pod(replica, overhead).fits(node):
-            fitting.append((app, dep))
-        else:
-            problems.append((f"apps.{app.name}.deployments.{dep.name}.resources",
-                             _too_large(replica, overhead, pool, key)))
-    if not fitting:
-        return None
-    # The rest are still sized, so the pool checks report their problems in the same run.
-    sizing = _size_group(fitting, overhead, node, stack.rayservice.max_replicas_per_pod)
-    capacity = sizing.capacity
-    pod = capacity.pod(overhead)
-    name = group_name(key.accelerator_resource, key.accelerator_type)
+    overhead: ResourceVector,
+) -> WorkerGroupPlan:
+    sizing = _size_group(members, overhead, ResourceVector.of_node(pool),
+                         stack.rayservice.max_replicas_per_pod)
+    ray = sizing.ray
     placements = tuple(
         DeploymentPlacement(
             app=app.name, deployment=dep.name,
             min_replicas=dep.min_replicas, max_replicas=dep.max_replicas,
             num_cpus=dep.resources.num_cpus, num_gpus=dep.resources.num_gpus,
-            memory=int(dep.resources.memory), initial_replicas=_initial(dep),
-            replicas_per_pod=_fit_count(_Need.of_replica(dep), capacity, sizing.replicas_per_pod),
+            memory=int(dep.resources.memory), initial_replicas=dep.initial_replicas,
+            replicas_per_pod=_fit_count(ResourceVector.of_replica(dep.resources), ray,
+                                        sizing.replicas_per_pod),
         )
-        for app, dep in fitting
+        for app, dep in members
     )
     return WorkerGroupPlan(
-        name=name,
+        name=group_name(key.accelerator_resource, key.accelerator_type),
         pool=pool.name,
-        pod=PodShape(cpu=pod.cpu / UNIT, memory=pod.memory,
-                     accelerator_resource=key.accelerator_resource if capacity.gpus else None,
-                     gpus=capacity.gpus),
-        ray_num_cpus=capacity.cpus,
-        ray_num_gpus=capacity.gpus,
-        min_pods=_pods_needed(_replicas(fitting, "min"), capacity),
+        ray=ray,
+        overhead=overhead,
+        accelerator_resource=key.accelerator_resource if ray.gpu else None,
+        min_pods=_pods_needed(_replicas(members, Load.MIN), ray),
+        initial_pods=_pods_needed(_replicas(members, Load.INITIAL), ray),
         max_pods=sizing.max_pods,
         node_selector=dict(pool.labels),
         tolerations=tuple(pool.taints),
         deployments=placements,
-        ray_memory=capacity.memory,
-        initial_pods=_pods_needed(_replicas(fitting, "initial"), capacity),
         replicas_per_pod=sizing.replicas_per_pod,
     )
 
 
-def _fit_count(replica: _Need, capacity: _Capacity, design: int) -> int:
-    """How many of one replica a single pod takes; a fraction of a GPU never spans devices."""
-    counts = []
-    if replica.cpu:
-        counts.append(capacity.cpus * UNIT // replica.cpu)
-    if replica.memory:
-        counts.append(capacity.memory // replica.memory)
-    if replica.gpu >= UNIT:
-        counts.append(capacity.gpus // _devices(replica.gpu))
-    elif replica.gpu:
-        counts.append(capacity.gpus * (UNIT // replica.gpu))
-    return min(counts) if counts else design
+def _fit_count(replica: ResourceVector, ray: ResourceVector, design: int) -> int:
+    """How many of one replica a single pod takes; a replica needing nothing counts as the
+    pod's design size."""
+    return design if replica.is_empty else replica.count_in(ray)
 
 
 # --- pools --------------------------------------------------------------------------------
 
 
-def _head_pod(head: PodResources, autoscaler: PodResources) -> PodShape:
-    need = _Need.of_pod(head).plus(_Need.of_pod(autoscaler))
-    return PodShape(cpu=need.cpu / UNIT, memory=need.memory)
-
-
-def _pod_need(pod: PodShape) -> _Need:
-    return _Need(round(pod.cpu * UNIT), pod.memory, pod.gpus * UNIT)
-
-
 def _plan_pool(
     stack: StackConfig, pool: NodePool, groups: Sequence[WorkerGroupPlan],
-    head_pool: NodePool | None, head_pod: PodShape,
-    problems: list[tuple[str, str]], warnings: list[str],
+    head_pool: NodePool | None, head_pod: ResourceVector,
 ) -> PoolPlan:
-    node = _Need.of_node(pool)
+    node = ResourceVector.of_node(pool)
     here = [g for g in groups if g.pool == pool.name]
     hosts_head = head_pool is not None and head_pool.name == pool.name
-    system: list[_Need] = []  # per Ray cluster: doubled while an upgrade runs two clusters
-    shared: list[_Need] = []  # the operator serves both clusters
-    if hosts_head:
-        head = _pod_need(head_pod)
-        operator = _Need.of_pod(stack.kuberay.resources)
-        if _fits_pool(head, "rayservice.head", "the head pod (rayservice.head plus the "
-                      "autoscaler sidecar, rayservice.autoscaler.resources)", pool, problems):
-            system.append(head)
-        if _fits_pool(operator, "kuberay.resources", "the KubeRay operator pod", pool, problems):
-            shared.append(operator)
+    system: list[ResourceVector] = []  # per Ray cluster: doubled while an upgrade runs two
+    shared: list[ResourceVector] = []  # the operator serves both clusters
+    if hosts_head:  # one larger than a node is a problem of _system_pod_problems
+        system = [head_pod] if head_pod.fits(node) else []
+        operator = ResourceVector.of_pod(stack.kuberay.resources)
+        shared = [operator] if operator.fits(node) else []
 
-    def pods(count: str) -> list[_Need]:
-        out: list[_Need] = []
-        for g in here:
-            n = {"max": g.max_pods, "min": g.min_pods, "initial": g.initial_pods}[count]
-            out.extend([_pod_need(g.pod)] * n)
-        return out
+    def pods(load: Load) -> list[ResourceVector]:
+        return [g.pod for g in here for _ in range(g.pods(load))]
 
-    worst = _nodes_needed([*system, *shared, *pods("max")], node)
-    at_min = _nodes_needed([*system, *shared, *pods("min")], node)
     surge = {
         "None": [],
-        "NewCluster": [*system, *pods("initial")],
-        "NewClusterWithIncrementalUpgrade": [*system, *pods("max")],
+        "NewCluster": [*system, *pods(Load.INITIAL)],
+        "NewClusterWithIncrementalUpgrade": [*system, *pods(Load.MAX)],
     }[stack.rayservice.upgrade_strategy]
-    during_upgrade = _nodes_needed([*system, *shared, *pods("max"), *surge], node)
-    plan = PoolPlan(
+    return PoolPlan(
         pool=pool.name, min_nodes=pool.min_nodes, max_nodes=pool.max_nodes,
-        nodes_needed=worst, nodes_needed_during_upgrade=during_upgrade,
-        gpus_needed=sum(g.pod.gpus * g.max_pods for g in here),
-        nodes_needed_at_min=at_min, worker_groups=tuple(g.name for g in here),
+        nodes_needed=_nodes_needed([*system, *shared, *pods(Load.MAX)], node),
+        nodes_needed_during_upgrade=_nodes_needed(
+            [*system, *shared, *pods(Load.MAX), *surge], node),
+        gpus_needed=sum(g.pod.devices * g.max_pods for g in here),
+        nodes_needed_at_min=_nodes_needed([*system, *shared, *pods(Load.MIN)], node),
+        worker_groups=tuple(g.name for g in here),
         hosts_head=hosts_head,
     )
-    if worst > pool.max_nodes:
-        problems.append((
-            f"pools[{pool.name}].max_nodes",
-            f"the worst case (every deployment at max_replicas) needs {worst} nodes for "
-            f"{_contents(here, hosts_head)}; max_nodes is {pool.max_nodes}; raise "
-            f"max_nodes to {worst} or lower the deployments' max_replicas",
-        ))
-    elif plan.upgrade_shortfall:
-        warnings.append(
-            f"pools[{pool.name}]: a {stack.rayservice.upgrade_strategy} upgrade runs the new "
-            f"Ray cluster beside the old one and needs {during_upgrade} nodes; max_nodes is "
-            f"{pool.max_nodes}, {plan.upgrade_shortfall} short, so the new cluster waits for "
-            f"capacity. Raise max_nodes to {during_upgrade} to upgrade at peak load"
-        )
-    return plan
 
 
-def _fits_pool(need: _Need, path: str, what: str, pool: NodePool,
-               problems: list[tuple[str, str]]) -> bool:
-    node = _Need.of_node(pool)
-    if need.fits(node):
-        return True
-    problems.append((path, f"{what} needs {_describe(need)} but a node of pool {pool.name!r} "
-                           f"has allocatable {_describe(node)}; lower it or give "
-                           f"pools[{pool.name}] larger nodes (cpu, memory)"))
-    return False
+def _system_pod_problems(stack: StackConfig, pool: NodePool,
+                         head_pod: ResourceVector) -> list[Problem]:
+    """The head pod and the KubeRay operator pod each fit a node of the head's pool."""
+    node = ResourceVector.of_node(pool)
+    system = (
+        ("rayservice.head", "the head pod (rayservice.head plus the autoscaler sidecar, "
+         "rayservice.autoscaler.resources)", head_pod),
+        ("kuberay.resources", "the KubeRay operator pod",
+         ResourceVector.of_pod(stack.kuberay.resources)),
+    )
+    return [
+        Problem(path, f"{what} needs {need.describe()} but a node of pool {pool.name!r} has "
+                      f"allocatable {node.describe()}; lower it or give pools[{pool.name}] "
+                      f"larger nodes ({_node_fields(need.lacking(node))})")
+        for path, what, need in system if not need.fits(node)
+    ]
 
 
-def _check_idle_taints(stack: StackConfig, pools: Sequence[PoolPlan],
-                       problems: list[tuple[str, str]], warnings: list[str]) -> None:
+def _worst_case_problems(plan: PoolPlan, groups: Sequence[WorkerGroupPlan]) -> list[Problem]:
+    if plan.nodes_needed <= plan.max_nodes:
+        return []
+    here = [g for g in groups if g.pool == plan.pool]
+    return [Problem(
+        f"pools[{plan.pool}].max_nodes",
+        f"the worst case (every deployment at max_replicas) needs {plan.nodes_needed} nodes for "
+        f"{_contents(here, plan.hosts_head)}; max_nodes is {plan.max_nodes}; raise "
+        f"max_nodes to {plan.nodes_needed} or lower the deployments' max_replicas",
+    )]
+
+
+def _upgrade_warnings(stack: StackConfig, plan: PoolPlan) -> list[str]:
+    """Only for a pool that holds the worst case: otherwise the plan fails anyway."""
+    if plan.nodes_needed > plan.max_nodes or not plan.upgrade_shortfall:
+        return []
+    during = plan.nodes_needed_during_upgrade
+    return [
+        f"pools[{plan.pool}]: a {stack.rayservice.upgrade_strategy} upgrade runs the new "
+        f"Ray cluster beside the old one and needs {during} nodes; max_nodes is "
+        f"{plan.max_nodes}, {plan.upgrade_shortfall} short, so the new cluster waits for "
+        f"capacity. Raise max_nodes to {during} to upgrade at peak load"
+    ]
+
+
+def _idle_tainted_pools(stack: StackConfig,
+                        pools: Sequence[PoolPlan]) -> Iterator[tuple[NodePool, str]]:
     """Tolerations are derived from the taints of the pool a group lands on, so a taint is
-    tolerated by nothing exactly when no worker group lands on its pool."""
+    tolerated by nothing exactly when no worker group lands on its pool: yields such pools
+    with their taints spelled out."""
     for plan in pools:
         pool = stack.pool(plan.pool)
-        if not pool.taints or plan.worker_groups:
-            continue
-        taints = ", ".join(f"{t.key}={t.value}:{t.effect}" for t in pool.taints)
-        if pool.min_nodes > 0:
-            problems.append((
-                f"pools[{pool.name}].taints",
-                f"no worker group lands on this pool, so nothing tolerates its taints ({taints}) "
-                f"and its min_nodes ({pool.min_nodes}) would sit idle; set min_nodes: 0, "
-                "remove the pool, or point deployments at it (matching accelerator, or "
-                "rayservice.cpu_pool for CPU replicas)",
-            ))
-        else:
-            warnings.append(f"pools[{pool.name}] is tainted ({taints}) and no worker group "
-                            "lands on it; it stays at 0 nodes")
+        if pool.taints and not plan.worker_groups:
+            yield pool, ", ".join(f"{t.key}={t.value}:{t.effect}" for t in pool.taints)
 
 
-def _check_selectors(stack: StackConfig, pools: Sequence[PoolPlan], warnings: list[str]) -> None:
+def _idle_taint_problem(pool: NodePool, taints: str) -> Problem:
+    return Problem(
+        f"pools[{pool.name}].taints",
+        f"no worker group lands on this pool, so nothing tolerates its taints ({taints}) "
+        f"and its min_nodes ({pool.min_nodes}) would sit idle; set min_nodes: 0, "
+        "remove the pool, or point deployments at it (matching accelerator, or "
+        "rayservice.cpu_pool for CPU replicas)",
+    )
+
+
+def _selector_warnings(stack: StackConfig, pools: Sequence[PoolPlan]) -> list[str]:
     if len(stack.pools) < 2:
-        return
-    for plan in pools:
-        if (plan.worker_groups or plan.hosts_head) and not stack.pool(plan.pool).labels:
-            warnings.append(
-                f"pools[{plan.pool}] has no labels, so pods placed on it get no nodeSelector "
-                "and may land on any other pool whose taints they tolerate; add labels "
-                f"(e.g. servestack.io/pool: {plan.pool})"
-            )
+        return []
+    return [
+        f"pools[{plan.pool}] has no labels, so pods placed on it get no nodeSelector "
+        "and may land on any other pool whose taints they tolerate; add labels "
+        f"(e.g. servestack.io/pool: {plan.pool})"
+        for plan in pools
+        if (plan.worker_groups or plan.hosts_head) and not stack.pool(plan.pool).labels
+    ]
 
 
-# --- messages and output ------------------------------------------------------------------
+# --- messages -----------------------------------------------------------------------------
 
 
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.3g}GiB"
+_NODE_FIELDS = {"cpu": "cpu", "memory": "memory", "gpu": "accelerator.count"}
 
 
-def _describe(need: _Need, resource: str | None = None) -> str:
-    text = f"{need.cpu / UNIT:g} CPU, {_gib(need.memory)}"
-    if need.gpu:
-        text += f", {need.gpu / UNIT:g} {resource or 'GPU'}"
-    return text
+def _node_fields(lacking: Iterable[str]) -> str:
+    """The pool fields that would make a node large enough."""
+    return ", ".join(_NODE_FIELDS[dimension] for dimension in lacking)
 
 
-def _too_large(replica: _Need, overhead: _Need, pool: NodePool, key: _GroupKey) -> str:
+def _too_large(replica: ResourceVector, overhead: ResourceVector, pool: NodePool,
+               key: _GroupKey) -> str:
     pod = _replica_pod(replica, overhead)
-    node = _Need.of_node(pool)
+    node = ResourceVector.of_node(pool)
     resource = key.accelerator_resource
     whole = "" if replica.cpu % UNIT == 0 else (
-        f" (Ray counts a pod's CPUs in whole numbers: {_ceil_div(replica.cpu, UNIT)})")
+        f" (Ray counts a pod's CPUs in whole numbers: {replica.whole_cpus})")
     return (
-        f"one replica needs {_describe(replica, resource)}{whole}; with "
-        f"rayservice.worker_overhead ({_describe(overhead)}) its pod needs "
-        f"{_describe(pod, resource)}, but a node of pool "
-        f"{pool.name!r} has allocatable {_describe(node, resource)}; lower this deployment's "
-        f"resources or give pools[{pool.name}] larger nodes (cpu, memory"
-        + (", accelerator.count)" if resource else ")")
+        f"one replica needs {replica.describe(resource)}{whole}; with "
+        f"rayservice.worker_overhead ({overhead.describe()}) its pod needs "
+        f"{pod.describe(resource)}, but a node of pool "
+        f"{pool.name!r} has allocatable {node.describe(resource)}; lower this deployment's "
+        f"resources or give pools[{pool.name}] larger nodes ({_node_fields(pod.lacking(node))})"
     )
 
 
 def _contents(groups: Sequence[WorkerGroupPlan], head: bool) -> str:
     parts = ["the head pod and the KubeRay operator"] if head else []
     parts += [f"{g.max_pods} pods of worker group {g.name} "
-              f"({g.pod.cpu:g} CPU, {_gib(g.pod.memory)}"
-              + (f", {g.pod.gpus} {g.pod.accelerator_resource}" if g.pod.gpus else "") + ")"
-              for g in groups]
+              f"({g.pod.describe(g.accelerator_resource)})" for g in groups]
     return ", ".join(parts) or "nothing"
-
-
-def _sorted(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: mapping[key] for key in sorted(mapping)}
-
-
-def _pod_output(pod: PodShape) -> dict[str, Any]:
-    return {"accelerator_resource": pod.accelerator_resource, "cpu": pod.cpu,
-            "gpus": pod.gpus, "memory": pod.memory}
-
-
-def _group_output(group: WorkerGroupPlan) -> dict[str, Any]:
-    return {
-        "deployments": [
-            {"app": d.app, "deployment": d.deployment, "initial_replicas": d.initial_replicas,
-             "max_replicas": d.max_replicas, "memory": d.memory, "min_replicas": d.min_replicas,
-             "num_cpus": d.num_cpus, "num_gpus": d.num_gpus,
-             "replicas_per_pod": d.replicas_per_pod}
-            for d in group.deployments
-        ],
-        "initial_pods": group.initial_pods,
-        "max_pods": group.max_pods,
-        "min_pods": group.min_pods,
-        "name": group.name,
-        "node_selector": _sorted(group.node_selector),
-        "pod": _pod_output(group.pod),
-        "pool": group.pool,
-        "ray_memory": group.ray_memory,
-        "ray_num_cpus": group.ray_num_cpus,
-        "ray_num_gpus": group.ray_num_gpus,
-        "replicas_per_pod": group.replicas_per_pod,
-        "tolerations": [_sorted(t.model_dump(mode="json")) for t in group.tolerations],
-    }
-
-
-def _pool_output(pool: PoolPlan) -> dict[str, Any]:
-    return {
-        "gpus_needed": pool.gpus_needed,
-        "hosts_head": pool.hosts_head,
-        "max_nodes": pool.max_nodes,
-        "min_nodes": pool.min_nodes,
-        "nodes_needed": pool.nodes_needed,
-        "nodes_needed_at_min": pool.nodes_needed_at_min,
-        "nodes_needed_during_upgrade": pool.nodes_needed_during_upgrade,
-        "pool": pool.pool,
-        "upgrade_shortfall": pool.upgrade_shortfall,
-        "worker_groups": list(pool.worker_groups),
-    }

@@ -181,9 +181,8 @@ def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
                 "if the capacity plan needs it).",
                 stack, application=app.name, deployment=dep.name,
             ))
-    gpu_resources = sorted({gpu_resource_label(group.pod.accelerator_resource)
-                            for group in plan.worker_groups
-                            if group.pod.gpus and group.pod.accelerator_resource})
+    gpu_resources = sorted({gpu_resource_label(group.accelerator_resource)
+                            for group in plan.worker_groups if group.accelerator_resource})
     if gpu_resources:
         pending = _selector(namespace=ns, phase="Pending")
         requests = _selector(namespace=ns, resource="=~" + "|".join(gpu_resources))

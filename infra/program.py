@@ -68,7 +68,7 @@ def deploy(stack: StackConfig, plan: CapacityPlan, serve_config: dict[str, Any],
         provider=cluster.provider, depends_on=list(cluster.ready)))
     operator = KubeRayOperator(
         "kuberay",
-        KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head_node_selector,
+        KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head.node_selector,
                             operator_scrape_annotations(stack)),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.capacity import CapacityPlan, PodShape, WorkerGroupPlan
+from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
 from infra.quantities import cpu_quantity, memory_quantity
 
@@ -57,12 +57,12 @@ def pod_resources(resources: PodResources) -> dict[str, Any]:
     return {"limits": dict(amounts), "requests": dict(amounts)}
 
 
-def shape_resources(pod: PodShape) -> dict[str, Any]:
+def shape_resources(pod: ResourceVector, accelerator_resource: str | None) -> dict[str, Any]:
     """Requests equal limits (Guaranteed QoS); GPUs only as limits, as Kubernetes requires."""
-    amounts = {"cpu": cpu_quantity(pod.cpu), "memory": memory_quantity(pod.memory)}
+    amounts = {"cpu": cpu_quantity(pod.cpus), "memory": memory_quantity(pod.memory)}
     limits = dict(amounts)
-    if pod.gpus and pod.accelerator_resource:
-        limits[pod.accelerator_resource] = str(pod.gpus)
+    if pod.devices and accelerator_resource:
+        limits[accelerator_resource] = str(pod.devices)
     return {"limits": limits, "requests": amounts}
 
 
@@ -111,7 +111,7 @@ def _ports(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
 
 def _pod_template(
     stack: StackConfig, container: dict[str, Any], node_selector: dict[str, str],
-    tolerations: tuple[Taint, ...],
+    tolerations: tuple[Taint, ...] = (),
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "containers": [container],
@@ -152,14 +152,14 @@ def _volume_mounts() -> list[dict[str, str]]:
 
 def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
     """num-cpus 0: no Serve replica ever lands on the head, so losing a replica never
-    takes the GCS and the controller down with it."""
+    takes the GCS and the controller down with it. No tolerations: the plan only places the
+    head on a pool without taints."""
     container = _container(stack, HEAD_CONTAINER, stack.image.reference(gpu=False),
                            pod_resources(stack.rayservice.head), head=True)
-    head_pool = stack.pool(plan.head_pool)
     return {
         "rayStartParams": {"dashboard-host": "0.0.0.0", "metrics-export-port": _metrics(stack),
                            "num-cpus": "0"},
-        "template": _pod_template(stack, container, plan.head_node_selector, head_pool.taints),
+        "template": _pod_template(stack, container, plan.head.node_selector),
     }
 
 
@@ -177,7 +177,7 @@ def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> di
     (KubeRay issue #863), so the group could never scale up for it, from zero least of all.
     """
     accelerator = stack.pool(group.pool).accelerator
-    if group.ray_num_gpus == 0 or accelerator is None or accelerator.ray_type is None:
+    if group.ray.devices == 0 or accelerator is None or accelerator.ray_type is None:
         return {}
     return {f"{ACCELERATOR_TYPE_PREFIX}{accelerator.ray_type}": 1}
 
@@ -189,14 +189,14 @@ def ray_resources_param(resources: dict[str, int]) -> str:
 
 
 def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, Any]:
-    gpu = group.pod.gpus > 0
+    gpu = group.pod.devices > 0
     container = _container(stack, WORKER_CONTAINER, stack.image.reference(gpu=gpu),
-                           shape_resources(group.pod), head=False)
+                           shape_resources(group.pod, group.accelerator_resource), head=False)
     params = {
-        "memory": str(group.ray_memory),
+        "memory": str(group.ray.memory),
         "metrics-export-port": _metrics(stack),
-        "num-cpus": str(group.ray_num_cpus),
-        "num-gpus": str(group.ray_num_gpus),
+        "num-cpus": str(group.ray.whole_cpus),
+        "num-gpus": str(group.ray.devices),
     }
     custom = accelerator_type_resources(stack, group)
     if custom:

@@ -140,10 +140,10 @@ def _compare_with_plan(resource: Any, group: RayGroup, plan: CapacityPlan) -> It
             resource.urn,
         )
     cpu, memory = _ray_container_requests(group)
-    if cpu is not None and cpu > shape.pod.cpu + 1e-9:
+    if cpu is not None and cpu > shape.pod.cpus + 1e-9:
         yield (
             f"{group.path}: the Ray container requests {cpu:g} CPU but the plan packed "
-            f"{shape.pod.cpu:g} CPU per pod onto pool {shape.pool!r}",
+            f"{shape.pod.cpus:g} CPU per pod onto pool {shape.pool!r}",
             resource.urn,
         )
     if memory is not None and memory > shape.pod.memory:
@@ -153,10 +153,10 @@ def _compare_with_plan(resource: Any, group: RayGroup, plan: CapacityPlan) -> It
             resource.urn,
         )
     gpus, _names = group_gpu_limit(group)
-    if gpus != shape.pod.gpus:
+    if gpus != shape.pod.devices:
         yield (
             f"{group.path}: the Ray container's GPU limit is {gpus:g} but the plan reserved "
-            f"{shape.pod.gpus} per pod",
+            f"{shape.pod.devices} per pod",
             resource.urn,
         )
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.capacity import CapacityError, CapacityPlan, plan_capacity
+from infra.capacity import CapacityError, CapacityPlan, Load, plan_capacity
 from infra.config import STACKS_DIR, StackConfigError, load_stack_config
 from servestack.cli import app
 
@@ -78,7 +78,7 @@ def deployments_table(capacity: CapacityPlan) -> Table:
             gpus = f", {dep.num_gpus:g} GPU" if dep.num_gpus else ""
             table.add_row(Text(dep.app), Text(dep.deployment), Text(group.name),
                           _shape(dep.num_cpus, dep.memory) + gpus,
-                          f"{dep.min_replicas}/{dep.initial_replicas}/{dep.max_replicas}",
+                          "/".join(str(dep.replicas(load)) for load in Load),
                           str(dep.replicas_per_pod))
     return table
 
@@ -87,16 +87,16 @@ def worker_groups_table(capacity: CapacityPlan) -> Table:
     table = _table("Worker groups (pod = limits; Ray = what replicas may use; "
                    "pods: min/initial/max)",
                    "group", "pool", "pod", "Ray", "pods", "tolerates")
-    head = capacity.head_pod
-    table.add_row("head", Text(capacity.head_pool), _shape(head.cpu, head.memory), "-",
+    head = capacity.head
+    table.add_row("head", Text(head.pool), _shape(head.pod.cpus, head.pod.memory), "-",
                   "1/1/1", "-")
     for group in capacity.worker_groups:
-        pod = group.pod
+        pod, ray = group.pod, group.ray
         table.add_row(
             Text(group.name), Text(group.pool),
-            _shape(pod.cpu, pod.memory, pod.gpus, "GPU"),
-            _shape(group.ray_num_cpus, group.ray_memory, group.ray_num_gpus, "GPU"),
-            f"{group.min_pods}/{group.initial_pods}/{group.max_pods}",
+            _shape(pod.cpus, pod.memory, pod.devices, "GPU"),
+            _shape(ray.whole_cpus, ray.memory, ray.devices, "GPU"),
+            "/".join(str(group.pods(load)) for load in Load),
             Text(", ".join(t.key for t in group.tolerations) or "-"),
         )
     return table

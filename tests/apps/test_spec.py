@@ -56,6 +56,23 @@ def test_initial_replicas_inside_bounds_is_accepted() -> None:
     assert spec.serve_options()["autoscaling_config"]["initial_replicas"] == 1
 
 
+@pytest.mark.parametrize(
+    ("fields", "bounds"),
+    [
+        ({"autoscaling": {"min_replicas": 0, "initial_replicas": 1, "max_replicas": 3}},
+         (0, 1, 3)),
+        ({"autoscaling": {"min_replicas": 2, "max_replicas": 5}}, (2, 2, 5)),
+        ({"num_replicas": 4}, (4, 4, 4)),
+    ],
+)
+def test_replica_bounds_read_min_initial_max_from_autoscaling_or_the_fixed_count(
+    fields: dict[str, Any], bounds: tuple[int, int, int]
+) -> None:
+    """A fresh cluster starts at initial_replicas, else min_replicas; a fixed count is all three."""
+    spec = deployment(**{"num_replicas": None, **fields})
+    assert (spec.min_replicas, spec.initial_replicas, spec.max_replicas) == bounds
+
+
 def test_target_ongoing_requests_cannot_exceed_max_ongoing_requests() -> None:
     with pytest.raises(SpecError) as error:
         EMBEDDER.with_overrides({"autoscaling": {"target_ongoing_requests": 100}})

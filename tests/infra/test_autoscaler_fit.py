@@ -91,7 +91,7 @@ def test_gpu_groups_offer_their_pools_accelerator_type_to_rays_translation(
     plan = plan_capacity(config)
     run = unchecked_stack_run(stack)
     types = {t.name: t for t in node_types(translated(rayservice_of(run)))}
-    gpu_groups = [g for g in plan.worker_groups if g.ray_num_gpus]
+    gpu_groups = [g for g in plan.worker_groups if g.ray.devices]
     assert gpu_groups
     for group in gpu_groups:
         accelerator = config.pool(group.pool).accelerator

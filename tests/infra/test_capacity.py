@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from infra.capacity import CapacityError, CapacityPlan, group_name, plan_capacity
+from infra.capacity import (
+    CapacityError,
+    CapacityPlan,
+    ResourceVector,
+    group_name,
+    plan_capacity,
+)
 from infra.config import StackConfig, load_stack_config, parse_stack_config, read_stack_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -99,7 +105,7 @@ def test_gpu_deployments_get_one_group_per_accelerator_resource_and_type() -> No
         ("gpu-nvidia-com-mig-1g-10gb", "mig"),
     ]
     mig = plan.group("gpu-nvidia-com-mig-1g-10gb")
-    assert mig.pod.accelerator_resource == "nvidia.com/mig-1g.10gb"
+    assert mig.accelerator_resource == "nvidia.com/mig-1g.10gb"
     assert [d.deployment for d in mig.deployments] == ["TileClassifier"]
 
 
@@ -150,7 +156,7 @@ def test_cpu_group_and_head_avoid_accelerator_and_tainted_pools() -> None:
                  "taints": [{"key": "dedicated", "value": "batch"}]}
     plan = plan_capacity(stack(pools=[untainted_gpu, dedicated, CPU_POOL]))
     assert plan.group("cpu").pool == "cpu"
-    assert plan.head_pool == "cpu"
+    assert plan.head.pool == "cpu"
     assert plan.group("cpu").tolerations == ()
 
 
@@ -164,8 +170,8 @@ def test_cpu_pool_setting_places_cpu_replicas_on_a_tainted_pool_tolerating_its_t
     assert group.pool == "ray-cpu"
     assert group.tolerations == config.pool("ray-cpu").taints
     assert group.node_selector == {"servestack.io/pool": "ray-cpu"}
-    assert plan.head_pool == "system"
-    assert plan.head_node_selector == {"servestack.io/pool": "system"}
+    assert plan.head.pool == "system"
+    assert plan.head.node_selector == {"servestack.io/pool": "system"}
 
 
 def test_unknown_cpu_pool_is_rejected_with_the_known_pools() -> None:
@@ -181,22 +187,22 @@ def test_pod_holds_its_replicas_plus_worker_overhead() -> None:
     group = plan.group("cpu")
     # Three replicas fit one 8-CPU node in one pod: the fewest pods for the fewest nodes.
     assert group.replicas_per_pod == 3
-    assert group.ray_num_cpus == 3 and group.ray_memory == 6 * GiB
-    assert group.pod.cpu == 3.5 and group.pod.memory == 7 * GiB
+    assert group.ray == ResourceVector.whole(cpus=3, memory=6 * GiB, devices=0)
+    assert group.pod.cpus == 3.5 and group.pod.memory == 7 * GiB
     assert (group.min_pods, group.initial_pods, group.max_pods) == (1, 1, 1)
 
 
 def test_ray_gets_whole_cpus_so_fractional_replicas_round_the_pod_up() -> None:
     group = plan_capacity(stack(apps=embedder(1, 3, num_cpus=0.5))).group("cpu")
-    assert group.ray_num_cpus == 2, "ray start --num-cpus takes an integer"
-    assert group.pod.cpu == group.ray_num_cpus + 0.5
+    assert group.ray.cpus == 2, "ray start --num-cpus takes an integer"
+    assert group.pod.cpus == group.ray.cpus + 0.5
 
 
 def test_max_replicas_per_pod_bounds_the_pod() -> None:
     group = plan_capacity(stack(apps=embedder(2, 5, num_cpus=1),
                                 max_replicas_per_pod=1)).group("cpu")
     assert group.replicas_per_pod == 1
-    assert (group.ray_num_cpus, group.min_pods, group.max_pods) == (1, 2, 5)
+    assert (group.ray.cpus, group.min_pods, group.max_pods) == (1, 2, 5)
 
 
 def test_fractional_gpus_share_a_device_but_never_span_two() -> None:
@@ -207,7 +213,7 @@ def test_fractional_gpus_share_a_device_but_never_span_two() -> None:
             **gpu(0.4), "autoscaling": {"min_replicas": 1, "max_replicas": 5}}}}},
     )).group("gpu-nvidia-com-gpu")
     # 5 x 0.4 = 2.0 GPUs, but a device holds two 0.4s: the fifth needs a third device.
-    assert (group.pod.gpus, group.ray_num_gpus, group.max_pods) == (3, 3, 1)
+    assert (group.pod.devices, group.ray.devices, group.max_pods) == (3, 3, 1)
     assert group.deployments[0].replicas_per_pod == 5, "5 whole CPUs bind before devices"
 
 
@@ -216,7 +222,7 @@ def test_whole_gpu_replicas_take_whole_devices_and_pods_stay_within_a_node() -> 
     plan = plan_capacity(stack(pools=pools, apps={"embeddings": {"deployments": {"Embedder": {
         **gpu(2), "autoscaling": {"min_replicas": 1, "max_replicas": 3}}}}}))
     group = plan.group("gpu-nvidia-com-gpu")
-    assert (group.pod.gpus, group.max_pods, group.min_pods) == (4, 2, 1)
+    assert (group.pod.devices, group.max_pods, group.min_pods) == (4, 2, 1)
     assert plan.pool("gpu").gpus_needed == 8
     assert plan.pool("gpu").nodes_needed == 2
 
@@ -260,7 +266,7 @@ def test_head_pod_occupies_its_pool() -> None:
     assert plan.group("cpu").max_pods == 1
     assert plan.pool("cpu").hosts_head
     assert plan.pool("cpu").nodes_needed == 2
-    assert plan.head_pod.cpu == 1.5 and plan.head_pod.memory == int(4.5 * GiB)
+    assert plan.head.pod == ResourceVector(cpu=15_000, memory=int(4.5 * GiB))
 
 
 def test_head_pod_larger_than_its_pool_nodes_is_rejected() -> None:
@@ -377,7 +383,7 @@ def test_plan_output_is_json_with_sorted_keys_and_deterministic() -> None:
 def test_local_stack_plans() -> None:
     plan = plan_capacity(load_stack_config("local"))
     assert [g.name for g in plan.worker_groups] == ["cpu"]
-    assert plan.pool(plan.head_pool).hosts_head
+    assert plan.pool(plan.head.pool).hosts_head
 
 
 @pytest.mark.parametrize(("fixture", "path"), [

@@ -119,11 +119,11 @@ def check_never_under_provisions(config: StackConfig, plan: CapacityPlan) -> Non
     assert placed == sorted((a.name, d.name) for a in config.applications for d in a.deployments)
     for group in plan.worker_groups:
         pool = config.pool(group.pool)
-        assert group.pod.cpu <= pool.cpu + EPS and group.pod.memory <= pool.memory
-        assert group.pod.gpus <= pool.gpus
-        assert math.isclose(group.pod.cpu, group.ray_num_cpus + overhead.cpu)
-        assert group.pod.memory == group.ray_memory + overhead.memory
-        assert group.ray_num_gpus == group.pod.gpus
+        assert group.pod.cpus <= pool.cpu + EPS and group.pod.memory <= pool.memory
+        assert group.pod.devices <= pool.gpus
+        assert math.isclose(group.pod.cpus, group.ray.whole_cpus + overhead.cpu)
+        assert group.pod.memory == group.ray.memory + overhead.memory
+        assert group.ray.devices == group.pod.devices
         assert group.tolerations == pool.taints and group.node_selector == pool.labels
         assert 1 <= group.replicas_per_pod <= config.rayservice.max_replicas_per_pod
         assert group.min_pods <= group.initial_pods <= group.max_pods
@@ -134,17 +134,17 @@ def check_never_under_provisions(config: StackConfig, plan: CapacityPlan) -> Non
             if spec.resources.is_gpu:
                 assert pool.accelerator is not None
                 assert pool.accelerator.resource == spec.resources.accelerator_resource
-                assert group.pod.accelerator_resource == pool.accelerator.resource
+                assert group.accelerator_resource == pool.accelerator.resource
                 if spec.resources.accelerator_type:
                     assert pool.accelerator.ray_type == spec.resources.accelerator_type
             # every replica is placeable in one pod of its group
-            assert dep.num_cpus <= group.ray_num_cpus and dep.memory <= group.ray_memory
-            assert math.ceil(dep.num_gpus) <= group.ray_num_gpus
+            assert dep.num_cpus <= group.ray.cpus and dep.memory <= group.ray.memory
+            assert math.ceil(dep.num_gpus) <= group.ray.devices
             assert dep.replicas_per_pod >= 1
         # the worst case fits the group's max pods
-        for need, per_pod in ((lambda d: d.num_cpus, group.ray_num_cpus),
-                              (lambda d: d.memory, group.ray_memory),
-                              (lambda d: d.num_gpus, group.ray_num_gpus)):
+        for need, per_pod in ((lambda d: d.num_cpus, group.ray.cpus),
+                              (lambda d: d.memory, group.ray.memory),
+                              (lambda d: d.num_gpus, group.ray.devices)):
             total = sum(d.max_replicas * need(d) for d in group.deployments)
             assert total <= group.max_pods * per_pod + EPS
     for pool_plan in plan.pools:
@@ -153,13 +153,13 @@ def check_never_under_provisions(config: StackConfig, plan: CapacityPlan) -> Non
         assert pool_plan.nodes_needed <= pool_plan.nodes_needed_during_upgrade
         pods = [(g.pod, g.max_pods) for g in plan.worker_groups if g.pool == pool.name]
         if pool_plan.hosts_head:
-            pods.append((plan.head_pod, 1))
-        for size, capacity in ((lambda p: p.cpu, pool.cpu), (lambda p: p.memory, pool.memory),
-                               (lambda p: p.gpus, pool.gpus)):
+            pods.append((plan.head.pod, 1))
+        for size, capacity in ((lambda p: p.cpus, pool.cpu), (lambda p: p.memory, pool.memory),
+                               (lambda p: p.devices, pool.gpus)):
             total = sum(size(pod) * n for pod, n in pods)
             if total:
                 assert pool_plan.nodes_needed >= math.ceil(total / capacity - EPS)
-    head = config.pool(plan.head_pool)
+    head = config.pool(plan.head.pool)
     assert head.accelerator is None and not head.taints
 
 

@@ -110,7 +110,7 @@ def test_worker_groups_are_derived_from_the_plan_and_their_pools(
         if pool.accelerator is not None:
             assert pool.accelerator.resource in resources["limits"]
             gpus = int(resources["limits"][pool.accelerator.resource])
-            assert gpus == group.pod.gpus
+            assert gpus == group.pod.devices
             assert 1 <= gpus <= pool.accelerator.count
             assert spec["rayStartParams"]["num-gpus"] == str(gpus)
             assert container["image"].endswith("-gpu")
@@ -122,7 +122,7 @@ def test_worker_groups_are_derived_from_the_plan_and_their_pools(
             for t in pool.taints
         ]
         assert pod.get("nodeSelector", {}) == dict(pool.labels)
-        assert spec["rayStartParams"]["num-cpus"] == str(group.ray_num_cpus)
+        assert spec["rayStartParams"]["num-cpus"] == str(group.ray.whole_cpus)
         assert (spec["minReplicas"], spec["maxReplicas"], spec["replicas"]) == (
             group.min_pods, group.max_pods, group.min_pods)
 

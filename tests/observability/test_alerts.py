@@ -103,8 +103,8 @@ def test_gpu_pending_alert_watches_exactly_the_plans_gpu_resources(
     stack: str, checked_stack_run: Runs
 ) -> None:
     plan = plan_capacity(load_stack_config(stack))
-    gpu = sorted({g.pod.accelerator_resource.replace(".", "_").replace("/", "_")
-                  for g in plan.worker_groups if g.pod.gpus and g.pod.accelerator_resource})
+    gpu = sorted({g.accelerator_resource.replace(".", "_").replace("/", "_")
+                  for g in plan.worker_groups if g.accelerator_resource})
     pending = [r for r in rules(checked_stack_run(stack)) if r["alert"] == "RayGpuWorkerPending"]
     if not gpu:
         assert pending == []
