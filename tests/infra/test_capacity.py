@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ import pytest
 from infra.capacity import (
     CapacityError,
     CapacityPlan,
+    DeploymentPlacement,
+    PoolPlan,
     ResourceVector,
+    WorkerGroupPlan,
     group_name,
     plan_capacity,
 )
@@ -179,6 +183,27 @@ def test_unknown_cpu_pool_is_rejected_with_the_known_pools() -> None:
     assert problems["rayservice.cpu_pool"] == "no pool named 'nope'; choose one of: cpu"
 
 
+# --- the resource vector ----------------------------------------------------------------------
+
+
+def test_gpu_fractions_are_counted_per_device() -> None:
+    """Three devices hold six 0.4-GPU replicas, not 7.5: a fraction never spans two devices."""
+    fraction = ResourceVector(gpu=4_000)
+    assert fraction.count_in(ResourceVector.whole(cpus=0, memory=0, devices=3)) == 6
+    assert ResourceVector(gpu=20_000).count_in(ResourceVector.whole(0, 0, 5)) == 2
+    assert fraction.devices == 1 and ResourceVector(gpu=20_000).devices == 2
+
+
+def test_resource_vectors_add_scale_and_name_what_a_room_lacks() -> None:
+    replica = ResourceVector(cpu=5_000, memory=GiB)
+    assert replica * 3 + ResourceVector(cpu=5_000) == ResourceVector(cpu=20_000, memory=3 * GiB)
+    node = ResourceVector.whole(cpus=4, memory=2 * GiB, devices=0)
+    assert (replica * 2).fits(node)
+    assert (replica * 3).lacking(node) == ("memory",)
+    assert ResourceVector(cpu=50_000, memory=4 * GiB, gpu=1).lacking(node) == (
+        "cpu", "memory", "gpu")
+
+
 # --- sizing pods ------------------------------------------------------------------------------
 
 
@@ -248,6 +273,12 @@ def test_replica_with_more_gpus_than_a_node_has_is_rejected() -> None:
     message = problems["apps.embeddings.deployments.Embedder.resources"]
     assert "2 nvidia.com/gpu" in message and "1 nvidia.com/gpu" in message
     assert "accelerator.count" in message
+
+
+def test_replica_too_large_names_only_the_node_fields_that_fall_short() -> None:
+    problems = problems_of(stack(apps=embedder(memory="40GiB")))
+    message = problems["apps.embeddings.deployments.Embedder.resources"]
+    assert message.endswith("give pools[cpu] larger nodes (memory)")
 
 
 # --- pools ----------------------------------------------------------------------------------
@@ -378,6 +409,19 @@ def test_plan_output_is_json_with_sorted_keys_and_deterministic() -> None:
     [gpu_group] = [g for g in output["worker_groups"] if g["name"] != "cpu"]
     assert gpu_group["tolerations"] == [GPU_TAINT]
     assert gpu_group["pod"]["accelerator_resource"] == "nvidia.com/gpu"
+
+
+def test_plan_output_carries_every_field_of_the_plan() -> None:
+    """The output is derived from the dataclasses: a new field cannot be left out of it."""
+    output = plan_capacity(stack()).to_output()
+    assert set(output) == {f.name for f in fields(CapacityPlan)}
+    assert set(output["pools"][0]) == {f.name for f in fields(PoolPlan)} | {"upgrade_shortfall"}
+    assert set(output["worker_groups"][0]["deployments"][0]) == {
+        f.name for f in fields(DeploymentPlacement)}
+    group_fields = {f.name for f in fields(WorkerGroupPlan)}
+    assert set(output["worker_groups"][0]) == (
+        group_fields - {"ray", "overhead", "accelerator_resource"}
+        | {"pod", "ray_memory", "ray_num_cpus", "ray_num_gpus"})
 
 
 def test_local_stack_plans() -> None:
