@@ -9,7 +9,6 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from kuberay_crd import from_wire, validate_rayservice
 from ray.serve.schema import ServeDeploySchema
 
 from infra.capacity import plan_capacity
@@ -17,6 +16,7 @@ from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig, load_stack_c
 from infra.serve_config import serve_config_for
 from infra.worker_groups import container_security_context
 from servestack.offline import ProgramRun, RegisteredResource
+from tests.infra.kuberay_crd import from_wire, validate_rayservice
 
 STACKS = ["local", "dev", "staging", "prod"]
 RAYSERVICE = "kubernetes:ray.io/v1:RayService"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pulumi
 import yaml
-from kuberay_crd import validate_rayservice
 
 from servestack.offline import ProgramRun, run_stack_file
+from tests.infra.kuberay_crd import validate_rayservice
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "fixtures"
 MIG = FIXTURES / "onprem-mig.yaml"
