@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from apps.spec import ApplicationSpec, DeploymentSpec, Resources
 from infra.config import PROJECT, NodePool, PodResources, StackConfig, Taint
+from infra.quantities import gib
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -168,7 +169,7 @@ class ResourceVector:
 
     def describe(self, resource: str | None = None) -> str:
         """For messages: `1.5 CPU, 4GiB[, 1 nvidia.com/gpu]`."""
-        text = f"{self.cpus:g} CPU, {_gib(self.memory)}"
+        text = f"{self.cpus:g} CPU, {gib(self.memory)}"
         if self.gpu:
             text += f", {self.gpus:g} {resource or 'GPU'}"
         return text
@@ -185,10 +186,6 @@ def _units(quantity: float) -> int:
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.3g}GiB"
 
 
 # --- the plan's types ---------------------------------------------------------------------

@@ -32,7 +32,7 @@ from apps.spec import (
     SpecModel,
     check_unique_applications,
 )
-from infra.names import KUBECONFIG_KEY
+from infra.names import KUBECONFIG_KEY, NO_SCHEDULE, SERVE_CLIENT_LABEL, TaintEffect
 
 PROJECT = "servestack"
 RAY_VERSION = "2.60.0"
@@ -157,8 +157,8 @@ ClusterConfig = Annotated[
 class Taint(SpecModel):
     key: str = Field(description="Taint key, e.g. nvidia.com/gpu.")
     value: str = Field("", description="Taint value.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
-        "NoSchedule", description="What the node does to pods that do not tolerate the taint."
+    effect: TaintEffect = Field(
+        NO_SCHEDULE, description="What the node does to pods that do not tolerate the taint."
     )
 
     @field_validator("key")
@@ -429,7 +429,7 @@ class SecurityConfig(SpecModel):
         True, description="Default-deny NetworkPolicies with only the paths Ray and Serve need.",
     )
     serve_clients: tuple[NetworkPeer, ...] = Field(
-        (NetworkPeer(namespace_labels={"servestack.io/serve-client": "true"}),),
+        (NetworkPeer(namespace_labels={SERVE_CLIENT_LABEL: "true"}),),
         description="Who may call Serve's HTTP port: the ingress path. Default: pods in "
         "namespaces labelled servestack.io/serve-client=true.",
     )

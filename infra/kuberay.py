@@ -15,12 +15,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import KubeRayConfig
+from infra.names import APP_NAME_LABEL
 from infra.worker_groups import pod_resources
 
 KUBERAY_COMPONENT = "servestack:index:KubeRayOperator"
 CHART = "kuberay-operator"
-OPERATOR_METRICS_PORT_NAME = "http"  # the chart's container port 8080: /metrics and probes
-OPERATOR_METRICS_PORT = 8080
+OPERATOR_METRICS_PORT = 8080  # the chart's container port (names.OPERATOR_METRICS_PORT_NAME)
 CRD_KINDS = ("rayclusters", "rayjobs", "rayservices")
 CRD_URL = ("https://raw.githubusercontent.com/ray-project/kuberay/v{version}/"
            "ray-operator/config/crd/bases/ray.io_{kind}.yaml")
@@ -32,7 +32,7 @@ def crd_urls(version: str) -> dict[str, str]:
 
 def operator_pod_labels() -> dict[str, str]:
     """The label the chart puts on the operator Pod (its nameOverride, the chart name)."""
-    return {"app.kubernetes.io/name": CHART}
+    return {APP_NAME_LABEL: CHART}
 
 
 def operator_values(config: KubeRayConfig, namespace: str,

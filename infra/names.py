@@ -1,10 +1,121 @@
 """Names other systems read: the only place each label, port name, taint effect and config key
-is spelled. Everything else imports them, so a rename is one edit and a test can hunt strays.
+is spelled. Everything else imports them, so a rename is one edit and a test can hunt strays
+(tests/infra/test_names.py: every `*_LABEL`, `*_ANNOTATION` and `*_PORT_NAME` here, and every
+taint effect).
+
+Pure: imports nothing of ours, so the policy pack and the tool may use it as well as the program.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Final, Literal, get_args
 
 KUBECONFIG_KEY: Final = "kubeconfig"
 """Secret config key holding the kubeconfig: `pulumi config set --secret servestack:kubeconfig`."""
+
+# --- labels on the objects we create ------------------------------------------------------
+
+PRODUCT: Final = "servestack"
+"""The value of `app.kubernetes.io/part-of` on everything, and of `name` on Ray pods."""
+APP_NAME_LABEL: Final = "app.kubernetes.io/name"
+APP_INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+APP_PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
+STACK_LABEL: Final = "servestack.io/stack"
+SERVE_CLIENT_LABEL: Final = "servestack.io/serve-client"
+"""The namespace label the default `security.serve_clients` admits to Serve's port."""
+GRAFANA_DASHBOARD_LABEL: Final = "grafana_dashboard"
+"""What kube-prometheus-stack's Grafana sidecar watches ConfigMaps for (value "1")."""
+PROMETHEUS_RELEASE_LABEL: Final = "release"
+"""kube-prometheus-stack's Prometheus selects monitors and rules by its Helm release name."""
+
+
+def stack_labels(stack: str) -> dict[str, str]:
+    """What every object of the stack carries, so one selector finds all of a stack."""
+    return {APP_PART_OF_LABEL: PRODUCT, STACK_LABEL: stack}
+
+
+def ray_pod_labels(stack: str, rayservice: str) -> dict[str, str]:
+    """Our labels on the Ray pod templates; NetworkPolicies and PodMonitors select by them."""
+    return {APP_INSTANCE_LABEL: rayservice, APP_NAME_LABEL: PRODUCT, STACK_LABEL: stack}
+
+
+# --- labels others set --------------------------------------------------------------------
+
+RAY_CLUSTER_LABEL: Final = "ray.io/cluster"
+RAY_GROUP_LABEL: Final = "ray.io/group"
+RAY_NODE_TYPE_LABEL: Final = "ray.io/node-type"
+"""KubeRay sets these three on every Ray pod it creates."""
+RAY_HEAD_NODE_TYPE: Final = "head"
+RAY_HEAD_GROUP: Final = "headgroup"
+"""KubeRay's `ray.io/node-type` and `ray.io/group` values on the head pod."""
+APP_CREATED_BY_LABEL: Final = "app.kubernetes.io/created-by"
+KUBERAY_CREATED_BY: Final = "kuberay-operator"
+"""KubeRay's `app.kubernetes.io/created-by` value on the pods it creates."""
+NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
+"""Set by the API server on every namespace."""
+K8S_APP_LABEL: Final = "k8s-app"
+DNS_POD_LABELS: Final[Mapping[str, str]] = {K8S_APP_LABEL: "kube-dns"}
+"""CoreDNS/kube-dns on GKE, EKS and kind."""
+GKE_NODE_POOL_LABEL: Final = "cloud.google.com/gke-nodepool"
+EKS_NODE_GROUP_LABEL: Final = "eks.amazonaws.com/nodegroup"
+"""Set by the platform on every node of a pool, next to the labels the stack declares."""
+
+PodSecurityMode = Literal["enforce", "audit", "warn"]
+POD_SECURITY_MODES: Final[tuple[PodSecurityMode, ...]] = get_args(PodSecurityMode)
+POD_SECURITY_ENFORCE_LABEL: Final = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_AUDIT_LABEL: Final = "pod-security.kubernetes.io/audit"
+POD_SECURITY_WARN_LABEL: Final = "pod-security.kubernetes.io/warn"
+POD_SECURITY_LABELS: Final[Mapping[PodSecurityMode, str]] = {
+    "enforce": POD_SECURITY_ENFORCE_LABEL,
+    "audit": POD_SECURITY_AUDIT_LABEL,
+    "warn": POD_SECURITY_WARN_LABEL,
+}
+"""The API server's Pod Security admission reads a namespace's level from these."""
+
+
+def pod_security_version_label(mode: PodSecurityMode) -> str:
+    return f"{POD_SECURITY_LABELS[mode]}-version"
+
+
+# --- annotations --------------------------------------------------------------------------
+
+PROMETHEUS_SCRAPE_ANNOTATION: Final = "prometheus.io/scrape"
+PROMETHEUS_PORT_ANNOTATION: Final = "prometheus.io/port"
+PROMETHEUS_PATH_ANNOTATION: Final = "prometheus.io/path"
+METRICS_PATH: Final = "/metrics"
+
+
+def prometheus_scrape_annotations(port: int) -> dict[str, str]:
+    """What a Prometheus without the Operator's monitors reads to find a pod's metrics."""
+    return {PROMETHEUS_PATH_ANNOTATION: METRICS_PATH, PROMETHEUS_PORT_ANNOTATION: str(port),
+            PROMETHEUS_SCRAPE_ANNOTATION: "true"}
+
+
+# --- container port names (NetworkPolicies and monitors refer to ports by these) ----------
+
+SERVE_PORT_NAME: Final = "serve"
+METRICS_PORT_NAME: Final = "metrics"
+"""Ray's metrics export port, on head and workers."""
+AUTOSCALER_METRICS_PORT_NAME: Final = "as-metrics"
+DASHBOARD_METRICS_PORT_NAME: Final = "dash-metrics"
+HEAD_METRICS_PORT_NAMES: Final = (AUTOSCALER_METRICS_PORT_NAME, DASHBOARD_METRICS_PORT_NAME)
+"""The head's extra metrics ports; they simply match no worker container."""
+DASHBOARD_PORT_NAME: Final = "dashboard"
+GCS_PORT_NAME: Final = "gcs-server"
+CLIENT_PORT_NAME: Final = "client"
+OPERATOR_METRICS_PORT_NAME: Final = "http"
+"""The KubeRay chart's container port 8080: /metrics and probes."""
+
+# --- taints -------------------------------------------------------------------------------
+
+TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+"""Kubernetes' spelling, which the stack file uses too."""
+TAINT_EFFECTS: Final[tuple[TaintEffect, ...]] = get_args(TaintEffect)
+NO_SCHEDULE: Final[TaintEffect] = "NoSchedule"
+CLOUD_TAINT_EFFECTS: Final[Mapping[TaintEffect, str]] = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
+"""The GKE node-pool API and the EKS managed node-group API spell effects the same way."""

@@ -10,15 +10,21 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import StackConfig
+from infra.names import (
+    POD_SECURITY_LABELS,
+    POD_SECURITY_MODES,
+    pod_security_version_label,
+    stack_labels,
+)
 
 POD_SECURITY_LEVEL = "restricted"
 
 
 def namespace_labels(stack: StackConfig) -> dict[str, str]:
-    labels = {"app.kubernetes.io/part-of": "servestack", "servestack.io/stack": stack.stack}
-    for mode in ("enforce", "audit", "warn"):
-        labels[f"pod-security.kubernetes.io/{mode}"] = POD_SECURITY_LEVEL
-        labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    labels = stack_labels(stack.stack)
+    for mode in POD_SECURITY_MODES:
+        labels[POD_SECURITY_LABELS[mode]] = POD_SECURITY_LEVEL
+        labels[pod_security_version_label(mode)] = "latest"
     return dict(sorted(labels.items()))
 
 

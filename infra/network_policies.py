@@ -18,17 +18,23 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import NetworkPeer, StackConfig
-from infra.kuberay import OPERATOR_METRICS_PORT_NAME, operator_pod_labels
-from infra.worker_groups import METRICS_PORT_NAME, pod_labels
+from infra.kuberay import operator_pod_labels
+from infra.names import (
+    DASHBOARD_PORT_NAME,
+    DNS_POD_LABELS,
+    HEAD_METRICS_PORT_NAMES,
+    METRICS_PORT_NAME,
+    NAMESPACE_NAME_LABEL,
+    OPERATOR_METRICS_PORT_NAME,
+    RAY_HEAD_NODE_TYPE,
+    RAY_NODE_TYPE_LABEL,
+    SERVE_PORT_NAME,
+    stack_labels,
+)
+from infra.worker_groups import pod_labels
 
 NETWORK_POLICIES_COMPONENT = "servestack:index:NetworkPolicies"
-NODE_TYPE_LABEL = "ray.io/node-type"  # set by KubeRay on every Ray pod: head | worker
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on namespaces
 DNS_NAMESPACE = "kube-system"
-DNS_POD_LABELS = {"k8s-app": "kube-dns"}  # CoreDNS/kube-dns on GKE, EKS and kind
-HEAD_METRICS_PORT_NAMES = ("as-metrics", "dash-metrics")  # autoscaler and dashboard metrics
-DASHBOARD_PORT_NAME = "dashboard"
-SERVE_PORT_NAME = "serve"
 
 
 def ray_pods(stack: StackConfig) -> dict[str, Any]:
@@ -37,7 +43,7 @@ def ray_pods(stack: StackConfig) -> dict[str, Any]:
 
 
 def ray_head(stack: StackConfig) -> dict[str, Any]:
-    return {"matchLabels": {**pod_labels(stack), NODE_TYPE_LABEL: "head"}}
+    return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
 
 
 def _namespace(name: str) -> dict[str, Any]:
@@ -62,8 +68,7 @@ def _policy(stack: StackConfig, name: str, spec: dict[str, Any]) -> dict[str, An
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
-            "labels": {"app.kubernetes.io/part-of": "servestack",
-                       "servestack.io/stack": stack.stack},
+            "labels": stack_labels(stack.stack),
             "name": name,
             "namespace": stack.namespace,
         },

@@ -26,27 +26,47 @@ import pulumi_random as random
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
 from infra.kuberay import CHART as KUBERAY_CHART
-from infra.kuberay import OPERATOR_METRICS_PORT, OPERATOR_METRICS_PORT_NAME, operator_pod_labels
-from infra.worker_groups import METRICS_PORT_NAME, pod_labels
+from infra.kuberay import OPERATOR_METRICS_PORT, operator_pod_labels
+from infra.names import (
+    GRAFANA_DASHBOARD_LABEL,
+    HEAD_METRICS_PORT_NAMES,
+    METRICS_PATH,
+    METRICS_PORT_NAME,
+    OPERATOR_METRICS_PORT_NAME,
+    POD_SECURITY_AUDIT_LABEL,
+    POD_SECURITY_ENFORCE_LABEL,
+    POD_SECURITY_WARN_LABEL,
+    PROMETHEUS_RELEASE_LABEL,
+    RAY_CLUSTER_LABEL,
+    prometheus_scrape_annotations,
+    stack_labels,
+)
+from infra.worker_groups import pod_labels
 
 OBSERVABILITY_COMPONENT = "servestack:index:Observability"
 MONITORING_API = "monitoring.coreos.com/v1"
 KUBE_PROMETHEUS_STACK_CHART = "kube-prometheus-stack"
-DASHBOARD_LABEL = ("grafana_dashboard", "1")  # what the Grafana sidecar watches for
+DASHBOARD_LABEL = (GRAFANA_DASHBOARD_LABEL, "1")  # what the Grafana sidecar watches for
 GRAFANA_ADMIN_USER_KEY = "admin-user"
 GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
-HEAD_METRICS_PORTS = ("as-metrics", "dash-metrics")  # named in infra.worker_groups._ports
 RATE_WINDOW = "5m"
 HEALTH_ROUTES = "/-/.*"  # Serve's own health routes, left out as Ray's dashboards do
 
 
-def stack_labels(stack: StackConfig) -> dict[str, str]:
-    return {"app.kubernetes.io/part-of": "servestack", "servestack.io/stack": stack.stack}
+def prometheus_label(name: str) -> str:
+    """A Kubernetes label or resource name as Prometheus writes it (Prometheus' pod-label meta
+    labels and kube-state-metrics alike): every character outside [a-zA-Z0-9_] becomes `_`."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+RAY_CLUSTER = prometheus_label(RAY_CLUSTER_LABEL)
+"""`ray.io/cluster` in Prometheus: Ray's dashboards filter on it, our alerts group by it."""
 
 
 def monitor_labels(stack: StackConfig) -> dict[str, str]:
     """kube-prometheus-stack's Prometheus selects monitors and rules by its release label."""
-    return {**stack_labels(stack), "release": stack.observability.prometheus_release}
+    return {**stack_labels(stack.stack),
+            PROMETHEUS_RELEASE_LABEL: stack.observability.prometheus_release}
 
 
 def dashboards_namespace(stack: StackConfig) -> str:
@@ -60,8 +80,7 @@ def operator_scrape_annotations(stack: StackConfig) -> dict[str, str]:
     """prometheus.io/* for the operator Pod when no ServiceMonitor will scrape it."""
     if stack.observability.uses_prometheus_operator:
         return {}
-    return {"prometheus.io/path": "/metrics", "prometheus.io/port": str(OPERATOR_METRICS_PORT),
-            "prometheus.io/scrape": "true"}
+    return prometheus_scrape_annotations(OPERATOR_METRICS_PORT)
 
 
 # --- scraping ----------------------------------------------------------------------------
@@ -76,10 +95,11 @@ def _custom_resource(stack: StackConfig, kind: str, name: str, namespace: str,
 
 def ray_pod_monitor(stack: StackConfig) -> dict[str, Any]:
     """Head and workers; the head's extra ports simply match no worker container."""
-    relabel = [{"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_label_ray_io_cluster"],
-                "targetLabel": "ray_io_cluster"}]  # Ray's dashboards filter on it
-    endpoints = [{"path": "/metrics", "port": port, "relabelings": relabel}
-                 for port in (METRICS_PORT_NAME, *HEAD_METRICS_PORTS)]
+    relabel = [{"action": "replace",
+                "sourceLabels": [f"__meta_kubernetes_pod_label_{RAY_CLUSTER}"],
+                "targetLabel": RAY_CLUSTER}]
+    endpoints = [{"path": METRICS_PATH, "port": port, "relabelings": relabel}
+                 for port in (METRICS_PORT_NAME, *HEAD_METRICS_PORT_NAMES)]
     return _custom_resource(stack, "PodMonitor", f"{stack.rayservice.name}-ray", stack.namespace, {
         "namespaceSelector": {"matchNames": [stack.namespace]},
         "podMetricsEndpoints": endpoints,
@@ -90,7 +110,7 @@ def ray_pod_monitor(stack: StackConfig) -> dict[str, Any]:
 def operator_service_monitor(stack: StackConfig) -> dict[str, Any]:
     """The operator's control-plane metrics, through the chart's Service (port `http`)."""
     return _custom_resource(stack, "ServiceMonitor", KUBERAY_CHART, stack.namespace, {
-        "endpoints": [{"honorLabels": True, "path": "/metrics",
+        "endpoints": [{"honorLabels": True, "path": METRICS_PATH,
                        "port": OPERATOR_METRICS_PORT_NAME}],
         "namespaceSelector": {"matchNames": [stack.namespace]},
         "selector": {"matchLabels": operator_pod_labels()},
@@ -127,11 +147,6 @@ def _alert(name: str, expr: str, duration: str, severity: str, summary: str,
         "labels": {"namespace": stack.namespace, "servestack_stack": stack.stack,
                    "severity": severity, **labels},
     }
-
-
-def gpu_resource_label(resource: str) -> str:
-    """kube-state-metrics writes extended resource names with every non [a-zA-Z0-9_] as `_`."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", resource)
 
 
 def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
@@ -171,7 +186,7 @@ def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
             rules.append(_alert(
                 "ServeDeploymentAtMaxReplicas",
                 # Per RayCluster first: during a NewCluster upgrade two clusters report.
-                "max by (application, deployment) (sum by (ray_io_cluster, application, "
+                f"max by (application, deployment) (sum by ({RAY_CLUSTER}, application, "
                 f"deployment) (ray_serve_deployment_replica_healthy{healthy}))\n"
                 f">= {dep.max_replicas}",
                 "15m", "warning",
@@ -181,7 +196,7 @@ def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
                 "if the capacity plan needs it).",
                 stack, application=app.name, deployment=dep.name,
             ))
-    gpu_resources = sorted({gpu_resource_label(group.accelerator_resource)
+    gpu_resources = sorted({prometheus_label(group.accelerator_resource)
                             for group in plan.worker_groups if group.accelerator_resource})
     if gpu_resources:
         pending = _selector(namespace=ns, phase="Pending")
@@ -263,7 +278,7 @@ def dashboard_config_maps(stack: StackConfig) -> list[dict[str, Any]]:
         "apiVersion": "v1",
         "data": {f"{name}.json": json.dumps(document, sort_keys=True, separators=(",", ":"))},
         "kind": "ConfigMap",
-        "metadata": {"labels": {**stack_labels(stack), key: value},
+        "metadata": {"labels": {**stack_labels(stack.stack), key: value},
                      "name": f"{stack.rayservice.name}-{name}-dashboard",
                      "namespace": namespace},
     } for name, document in grafana_dashboards(stack).items()]
@@ -279,10 +294,10 @@ def grafana_admin_secret_name(stack: StackConfig) -> str:
 def monitoring_namespace_labels(stack: StackConfig) -> dict[str, str]:
     """baseline, not restricted: the chart's admission-webhook Job and Grafana's init
     container are not restricted-clean in every version; restricted is audited and warned."""
-    labels = {**stack_labels(stack),
-              "pod-security.kubernetes.io/audit": "restricted",
-              "pod-security.kubernetes.io/enforce": "baseline",
-              "pod-security.kubernetes.io/warn": "restricted"}
+    labels = {**stack_labels(stack.stack),
+              POD_SECURITY_AUDIT_LABEL: "restricted",
+              POD_SECURITY_ENFORCE_LABEL: "baseline",
+              POD_SECURITY_WARN_LABEL: "restricted"}
     return dict(sorted(labels.items()))
 
 
@@ -367,7 +382,8 @@ class Observability(pulumi.ComponentResource):
                                          special=False, opts=child)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
-            metadata={"labels": stack_labels(stack), "name": grafana_admin_secret_name(stack),
+            metadata={"labels": stack_labels(stack.stack),
+                      "name": grafana_admin_secret_name(stack),
                       "namespace": obs.monitoring_namespace},
             type="Opaque",
             string_data={GRAFANA_ADMIN_PASSWORD_KEY: password.result,

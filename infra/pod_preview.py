@@ -13,6 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from infra.names import (
+    APP_CREATED_BY_LABEL,
+    KUBERAY_CREATED_BY,
+    RAY_CLUSTER_LABEL,
+    RAY_GROUP_LABEL,
+    RAY_HEAD_GROUP,
+    RAY_NODE_TYPE_LABEL,
+)
+from infra.quantities import guaranteed_resources
+
 RAYSERVICE_TYPE = "kubernetes:ray.io/v1:RayService"
 RAYCLUSTER_TYPE = "kubernetes:ray.io/v1:RayCluster"
 PREVIEW_ANNOTATION = "servestack.io/preview"
@@ -21,10 +31,8 @@ SOURCE_ANNOTATION = "servestack.io/preview-source"
 
 # KubeRay's defaults for the autoscaler sidecar when autoscalerOptions leaves them out.
 AUTOSCALER_CONTAINER = "autoscaler"
-AUTOSCALER_DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
-    "limits": {"cpu": "500m", "memory": "512Mi"},
-    "requests": {"cpu": "500m", "memory": "512Mi"},
-}
+AUTOSCALER_DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = guaranteed_resources(
+    0.5, 512 * 2**20)
 
 
 @dataclass(frozen=True)
@@ -186,10 +194,10 @@ def preview_pods(
         suffix = "head" if group.kind == "head" else f"{group.name}-worker"
         labels = {
             **{str(k): str(v) for k, v in as_mapping(template_meta.get("labels")).items()},
-            "app.kubernetes.io/created-by": "kuberay-operator",
-            "ray.io/cluster": owner,
-            "ray.io/group": "headgroup" if group.kind == "head" else group.name,
-            "ray.io/node-type": group.kind,
+            APP_CREATED_BY_LABEL: KUBERAY_CREATED_BY,
+            RAY_CLUSTER_LABEL: owner,
+            RAY_GROUP_LABEL: RAY_HEAD_GROUP if group.kind == "head" else group.name,
+            RAY_NODE_TYPE_LABEL: group.kind,
         }
         annotations = {
             **{str(k): str(v) for k, v in as_mapping(template_meta.get("annotations")).items()},

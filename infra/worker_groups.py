@@ -12,7 +12,18 @@ from typing import Any
 
 from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
-from infra.quantities import cpu_quantity, memory_quantity
+from infra.names import (
+    AUTOSCALER_METRICS_PORT_NAME,
+    CLIENT_PORT_NAME,
+    DASHBOARD_METRICS_PORT_NAME,
+    DASHBOARD_PORT_NAME,
+    GCS_PORT_NAME,
+    METRICS_PORT_NAME,
+    SERVE_PORT_NAME,
+    prometheus_scrape_annotations,
+    ray_pod_labels,
+)
+from infra.quantities import guaranteed_resources
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
@@ -20,7 +31,6 @@ SHM_VOLUME = "dshm"
 TMP_VOLUME = "tmp"
 TMP_MOUNT = "/tmp"
 """Ray's only writable path: session dir, logs, sockets and spilled objects under /tmp/ray."""
-METRICS_PORT_NAME = "metrics"
 AUTOSCALER_METRICS_PORT = 44217  # ray.autoscaler._private.constants.AUTOSCALER_METRIC_PORT
 DASHBOARD_METRICS_PORT = 44227  # ray.dashboard.consts.DASHBOARD_METRIC_PORT
 HEAD_CONTAINER = "ray-head"
@@ -53,17 +63,12 @@ def pod_security_context() -> dict[str, Any]:
 
 
 def pod_resources(resources: PodResources) -> dict[str, Any]:
-    amounts = {"cpu": cpu_quantity(resources.cpu), "memory": memory_quantity(int(resources.memory))}
-    return {"limits": dict(amounts), "requests": dict(amounts)}
+    return guaranteed_resources(resources.cpu, int(resources.memory))
 
 
 def shape_resources(pod: ResourceVector, accelerator_resource: str | None) -> dict[str, Any]:
-    """Requests equal limits (Guaranteed QoS); GPUs only as limits, as Kubernetes requires."""
-    amounts = {"cpu": cpu_quantity(pod.cpus), "memory": memory_quantity(pod.memory)}
-    limits = dict(amounts)
-    if pod.devices and accelerator_resource:
-        limits[accelerator_resource] = str(pod.devices)
-    return {"limits": limits, "requests": amounts}
+    devices = {accelerator_resource: pod.devices} if pod.devices and accelerator_resource else {}
+    return guaranteed_resources(pod.cpus, pod.memory, devices=devices)
 
 
 def toleration(taint: Taint) -> dict[str, Any]:
@@ -71,11 +76,7 @@ def toleration(taint: Taint) -> dict[str, Any]:
 
 
 def pod_labels(stack: StackConfig) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/instance": stack.rayservice.name,
-        "app.kubernetes.io/name": "servestack",
-        "servestack.io/stack": stack.stack,
-    }
+    return ray_pod_labels(stack.stack, stack.rayservice.name)
 
 
 def _env() -> list[dict[str, str]]:
@@ -86,25 +87,21 @@ def scrape_annotations(stack: StackConfig) -> dict[str, str]:
     """prometheus.io/* annotations, for a Prometheus without the Operator's PodMonitors."""
     if stack.observability.uses_prometheus_operator:
         return {}
-    return {
-        "prometheus.io/path": "/metrics",
-        "prometheus.io/port": str(stack.observability.metrics_port),
-        "prometheus.io/scrape": "true",
-    }
+    return prometheus_scrape_annotations(stack.observability.metrics_port)
 
 
 def _ports(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
     ports = [
-        {"containerPort": stack.serve.http.port, "name": "serve"},
+        {"containerPort": stack.serve.http.port, "name": SERVE_PORT_NAME},
         {"containerPort": stack.observability.metrics_port, "name": METRICS_PORT_NAME},
     ]
     if head:
         ports += [
-            {"containerPort": 6379, "name": "gcs-server"},
-            {"containerPort": 8265, "name": "dashboard"},
-            {"containerPort": 10001, "name": "client"},
-            {"containerPort": AUTOSCALER_METRICS_PORT, "name": "as-metrics"},
-            {"containerPort": DASHBOARD_METRICS_PORT, "name": "dash-metrics"},
+            {"containerPort": 6379, "name": GCS_PORT_NAME},
+            {"containerPort": 8265, "name": DASHBOARD_PORT_NAME},
+            {"containerPort": 10001, "name": CLIENT_PORT_NAME},
+            {"containerPort": AUTOSCALER_METRICS_PORT, "name": AUTOSCALER_METRICS_PORT_NAME},
+            {"containerPort": DASHBOARD_METRICS_PORT, "name": DASHBOARD_METRICS_PORT_NAME},
         ]
     return sorted(ports, key=lambda port: str(port["name"]))
 

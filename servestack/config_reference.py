@@ -24,6 +24,7 @@ from apps.catalog import CATALOG
 from apps.spec import ApplicationSpec, ReplicaUserConfig
 from infra.config import PROJECT, GcsFaultTolerance, StackConfig
 from infra.names import KUBECONFIG_KEY
+from infra.quantities import byte_size
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,9 @@ class ConfigKey:
     meaning: str
 
 
-def _size(value: int) -> str:
-    for suffix, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if value and value % factor == 0:
-            return f"{value // factor}{suffix}"
-    return str(value)
-
-
 def _value(value: Any) -> str:
     if isinstance(value, ByteSize):
-        return _size(int(value))
+        return byte_size(int(value))
     if isinstance(value, BaseModel):
         return json.dumps(value.model_dump(mode="json"), sort_keys=True)
     if isinstance(value, tuple):

@@ -17,12 +17,8 @@ import pulumi_kubernetes as k8s
 
 from infra.clusters.base import Cluster, kubernetes_provider, pool_path
 from infra.config import EksCluster, NodePool, StackConfig
+from infra.names import CLOUD_TAINT_EFFECTS, EKS_NODE_GROUP_LABEL
 
-EKS_TAINT_EFFECTS = {
-    "NoSchedule": "NO_SCHEDULE",
-    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
-    "NoExecute": "NO_EXECUTE",
-}
 CPU_AMI = "AL2023_x86_64_STANDARD"
 GPU_AMI = "AL2023_x86_64_NVIDIA"
 NODE_POLICIES = (
@@ -30,7 +26,6 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 )
-NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
 DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
 DEVICE_PLUGIN_VERSION = "0.17.1"
@@ -69,7 +64,7 @@ def node_group_args(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
         "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
         "disk_size": pool.disk_gb,
         "labels": dict(pool.labels),
-        "taints": [{"key": t.key, "value": t.value, "effect": EKS_TAINT_EFFECTS[t.effect]}
+        "taints": [{"key": t.key, "value": t.value, "effect": CLOUD_TAINT_EFFECTS[t.effect]}
                    for t in pool.taints],
         "scaling_config": {"min_size": pool.min_nodes, "max_size": pool.max_nodes,
                            "desired_size": pool.min_nodes},
@@ -83,7 +78,7 @@ def device_plugin_values(cluster: EksCluster, gpu_pools: list[NodePool]) -> dict
     return {
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [{
-                "key": NODEGROUP_LABEL, "operator": "In",
+                "key": EKS_NODE_GROUP_LABEL, "operator": "In",
                 "values": [node_group_name(cluster, pool) for pool in gpu_pools],
             }]}],
         }}},

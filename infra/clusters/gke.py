@@ -15,12 +15,8 @@ from pulumi_gcp import container
 
 from infra.clusters.base import Cluster, kubernetes_provider, pool_path
 from infra.config import GkeCluster, NodePool, StackConfig
+from infra.names import CLOUD_TAINT_EFFECTS
 
-GKE_TAINT_EFFECTS = {
-    "NoSchedule": "NO_SCHEDULE",
-    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
-    "NoExecute": "NO_EXECUTE",
-}
 _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 
 
@@ -68,7 +64,7 @@ def node_config(pool: NodePool, gke: GkeCluster) -> container.NodePoolNodeConfig
         spot=pool.spot,
         labels=dict(pool.labels),
         taints=[container.NodePoolNodeConfigTaintArgs(
-            key=t.key, value=t.value, effect=GKE_TAINT_EFFECTS[t.effect]) for t in pool.taints],
+            key=t.key, value=t.value, effect=CLOUD_TAINT_EFFECTS[t.effect]) for t in pool.taints],
         guest_accelerators=accelerators,
         oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
         workload_metadata_config=container.NodePoolNodeConfigWorkloadMetadataConfigArgs(

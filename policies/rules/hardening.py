@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from infra.names import POD_SECURITY_ENFORCE_LABEL
 from infra.pod_preview import as_list, as_mapping
 from policies.rules.workloads import NAMESPACE_TYPE, containers
 
-PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 PSA_ACCEPTED = ("baseline", "restricted")
 
 
@@ -53,10 +53,10 @@ def check_namespaces_enforce_pod_security(
     if resource_type != NAMESPACE_TYPE:
         return
     labels = as_mapping(as_mapping(props.get("metadata")).get("labels"))
-    level = labels.get(PSA_ENFORCE)
+    level = labels.get(POD_SECURITY_ENFORCE_LABEL)
     if level not in PSA_ACCEPTED:
         found = "is missing" if level is None else f"is {level!r}"
         yield (
-            f"metadata.labels[{PSA_ENFORCE}] {found}; label the namespace "
-            f"{PSA_ENFORCE}: restricted (or baseline) so the API server rejects privileged pods"
+            f"metadata.labels[{POD_SECURITY_ENFORCE_LABEL}] {found}; label the namespace "
+            f"{POD_SECURITY_ENFORCE_LABEL}: restricted (or baseline) so the API server rejects privileged pods"
         )

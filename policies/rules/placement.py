@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.capacity import CapacityError, CapacityPlan, plan_capacity
 from infra.config import NodePool, StackConfig, Taint
+from infra.names import EKS_NODE_GROUP_LABEL, GKE_NODE_POOL_LABEL
 from infra.pod_preview import (
     RAYSERVICE_TYPE,
     RayGroup,
@@ -27,8 +28,8 @@ Finding = tuple[str, str | None]  # (message, urn of the resource it is about)
 
 # Labels a platform puts on every node of a pool, next to the labels the stack declares.
 PLATFORM_POOL_LABELS: Mapping[str, str] = {
-    "gke": "cloud.google.com/gke-nodepool",
-    "eks": "eks.amazonaws.com/nodegroup",
+    "gke": GKE_NODE_POOL_LABEL,
+    "eks": EKS_NODE_GROUP_LABEL,
 }
 
 

@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 
 from infra.config import StackConfig
+from infra.names import POD_SECURITY_ENFORCE_LABEL
 from infra.pod_preview import RAYSERVICE_TYPE, as_list, as_mapping
 from policies.rules.workloads import HELM_RELEASE_TYPES, NAMESPACE_TYPE, containers
 
 NETWORK_POLICY_TYPE = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|API_?KEY|ACCESS_?KEY|CREDENTIAL)",
                          re.IGNORECASE)
 SECRET_REFERENCE_KEYS = re.compile(  # keys that name a Secret or a key in it, not a value
@@ -125,10 +125,10 @@ def check_ray_namespaces_restricted(
             )
             continue
         labels = as_mapping(as_mapping(namespace.props.get("metadata")).get("labels"))
-        level = labels.get(PSA_ENFORCE)
+        level = labels.get(POD_SECURITY_ENFORCE_LABEL)
         if level is not None and level != "restricted":  # missing: namespaces-enforce-pod-security
             yield (
-                f"namespace {name!r} runs Ray pods but metadata.labels[{PSA_ENFORCE}] is "
+                f"namespace {name!r} runs Ray pods but metadata.labels[{POD_SECURITY_ENFORCE_LABEL}] is "
                 f"{level!r}; Ray's pods meet restricted, so enforce restricted",
                 namespace.urn,
             )

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from infra.capacity import CapacityError, CapacityPlan, Load, plan_capacity
 from infra.config import STACKS_DIR, StackConfigError, load_stack_config
+from infra.quantities import gib
 from servestack.cli import app
 
 EXIT_INVALID = 2
@@ -53,12 +54,8 @@ def plan(
         out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
 
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.3g}Gi"
-
-
 def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) -> str:
-    return f"{cpu:g} CPU, {_gib(memory)}" + (f", {gpus} {resource}" if gpus else "")
+    return f"{cpu:g} CPU, {gib(memory)}" + (f", {gpus} {resource}" if gpus else "")
 
 
 def _table(title: str, *columns: str, names: int = 2) -> Table:
