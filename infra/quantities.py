@@ -35,7 +35,7 @@ def memory_quantity(size: int) -> str:
 
 def byte_size(size: int) -> str:
     """Exact, as a stack file spells sizes ("3GiB", "1536MiB", "1000"): pydantic's ByteSize
-    reads "Gi" as gigabits, so the Kubernetes spelling would not round-trip."""
+    refuses the Kubernetes spelling "3Gi", so a documented default must carry the B."""
     quantity = memory_quantity(size)
     return f"{quantity}B" if quantity.endswith("i") else quantity
 

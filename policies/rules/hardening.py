@@ -58,5 +58,6 @@ def check_namespaces_enforce_pod_security(
         found = "is missing" if level is None else f"is {level!r}"
         yield (
             f"metadata.labels[{POD_SECURITY_ENFORCE_LABEL}] {found}; label the namespace "
-            f"{POD_SECURITY_ENFORCE_LABEL}: restricted (or baseline) so the API server rejects privileged pods"
+            f"{POD_SECURITY_ENFORCE_LABEL}: restricted (or baseline) so the API server rejects "
+            "privileged pods"
         )

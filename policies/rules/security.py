@@ -128,8 +128,9 @@ def check_ray_namespaces_restricted(
         level = labels.get(POD_SECURITY_ENFORCE_LABEL)
         if level is not None and level != "restricted":  # missing: namespaces-enforce-pod-security
             yield (
-                f"namespace {name!r} runs Ray pods but metadata.labels[{POD_SECURITY_ENFORCE_LABEL}] is "
-                f"{level!r}; Ray's pods meet restricted, so enforce restricted",
+                f"namespace {name!r} runs Ray pods but "
+                f"metadata.labels[{POD_SECURITY_ENFORCE_LABEL}] is {level!r}; Ray's pods meet "
+                "restricted, so enforce restricted",
                 namespace.urn,
             )
 

@@ -22,6 +22,8 @@ HOME = Path(names.__file__).resolve()
 
 ALLOWED: Mapping[tuple[str, str], str] = {
     ("apps/http_contract.py", "http"): "the ASGI scope type, not the operator's port",
+    ("benchmarks/workloads.py", "serve"): "a word of the synthetic texts the load generator sends",
+    ("infra/kuberay.py", "release"): "the component's output named after its Helm release",
     ("servestack/cli/local.py", "serve"): "the `servestack serve` command",
     ("servestack/config_reference.py", "serve"): "the `serve` section of the stack file",
 }
@@ -97,7 +99,9 @@ def test_no_label_port_name_or_taint_effect_is_spelled_outside_names() -> None:
 
 
 @pytest.mark.parametrize("effect", names.TAINT_EFFECTS)
-def test_every_taint_effect_the_stack_admits_has_a_cloud_spelling(effect: names.TaintEffect) -> None:
+def test_every_taint_effect_the_stack_admits_has_a_cloud_spelling(
+    effect: names.TaintEffect,
+) -> None:
     assert Taint(key="nvidia.com/gpu", effect=effect).effect in names.CLOUD_TAINT_EFFECTS
 
 
