@@ -4,7 +4,6 @@ for people and stack files are written by one function each."""
 from __future__ import annotations
 
 import pytest
-
 from pydantic import ByteSize, TypeAdapter
 
 from infra.quantities import byte_size, cpu_quantity, gib, guaranteed_resources, memory_quantity
