@@ -19,6 +19,7 @@ from typing import Any
 from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
 from infra.config import PROJECT, StackConfig
+from infra.quantities import gib
 from infra.worker_groups import ray_cluster_config
 
 HEAD_NODE_TYPE = "headgroup"
@@ -127,7 +128,7 @@ def format_resources(resources: Mapping[str, float]) -> str:
     parts = []
     for key in sorted(resources):
         value = resources[key]
-        parts.append(f"{key}: {value / 1024**3:.3g}GiB" if key in ("memory", "object_store_memory")
+        parts.append(f"{key}: {gib(value)}" if key in ("memory", "object_store_memory")
                      else f"{key}: {value:g}")
     return "{" + ", ".join(parts) + "}"
 
@@ -139,7 +140,7 @@ def describe_lacks(demand: Mapping[str, float], nodes: Iterable[NodeType]) -> st
         missing = lacks(demand, node)
         what = ", ".join(
             f"{key} ({needed:g} > {offered:g})" if key != "memory"
-            else f"memory ({needed / 1024**3:.3g}GiB > {offered / 1024**3:.3g}GiB)"
+            else f"memory ({gib(needed)} > {gib(offered)})"
             for key, (needed, offered) in missing.items()
         ) if missing else "nothing"
         described.append(f"{node.name} {format_resources(node.resources)} lacks {what}")

@@ -40,7 +40,7 @@ def byte_size(size: int) -> str:
     return f"{quantity}B" if quantity.endswith("i") else quantity
 
 
-def gib(size: int) -> str:
+def gib(size: float) -> str:
     """Bytes as GiB to three significant digits ("1.5GiB", "0.25GiB"): for messages and
     tables, where a reader compares sizes rather than copies them."""
     return f"{size / _GIB:.3g}GiB"
