@@ -2,8 +2,9 @@
 
 Body shape, always: `{"error": {"status", "code", "message", "details": [{"field",
 "message"}]}}`. Codes: `bad_json` 400, `not_found` 404, `method_not_allowed` 405,
-`conflict`/`index_full` 409, `payload_too_large` 413, `invalid_request` 422,
-`not_ready` 503, `internal` 500 (a bug, never the client's input).
+`request_timeout` 408, `conflict`/`index_full` 409, `payload_too_large` 413,
+`invalid_request` 422, `not_ready` 503, `internal` 500 (a bug, never the client's input),
+`replica_failed` 500 (the proxy lost the replica; apps/ingress.py answers it).
 
 The request-size limit is read from the running replica (`max_request_bytes`, a live
 user_config setting), and the body is refused before it is parsed: by its Content-Length
@@ -21,9 +22,10 @@ from typing import Annotated, Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -145,19 +147,45 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", f"invalid request: {summary}{more}", details)
 
 
+def _unparsable_body(error: Exception) -> str | None:
+    """Why FastAPI's generic "error parsing the body" 400 happened, when it is bad JSON:
+    bytes that are not UTF-8, or nesting deeper than the parser's recursion limit."""
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"it is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    return None
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this app accepts at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
     code = _STATUS_CODES.get(status, "bad_request" if status < 500 else "internal")
-    if status == 404:
+    headers = dict(error.headers or {})
+    reason = _unparsable_body(error) if status == 400 else None
+    if reason:
+        code, message = "bad_json", f"request body is not valid JSON: {reason}"
+    elif status == 404:
         message = f"no endpoint {request.method} {request.url.path}"
     elif status == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
     else:
         message = str(error.detail)
     response = error_response(status, code, message)
-    if error.headers:
-        response.headers.update(error.headers)
+    response.headers.update(headers)
     return response
 
 
@@ -224,10 +252,71 @@ class RequestBodyLimit:
         await self.app(scope, limited_receive, send)
 
 
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    status: int
+    code: str = Field(description="bad_json, not_found, method_not_allowed, payload_too_large, "
+                      "invalid_request, not_ready, ...")
+    message: str
+    details: list[ErrorDetail] = []
+    details_truncated: int | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx/5xx an app sends."""
+
+    error: ErrorInfo
+
+
+CONTRACT_RESPONSES = {
+    "400": "Malformed request: bad_json (not JSON, not UTF-8, nested too deeply) or bad_request.",
+    "405": "Method not allowed here; the Allow header lists the methods that are.",
+    "413": "payload_too_large: body or item counts above the app's live limits.",
+    "422": "invalid_request: the JSON does not match the request model; details name fields.",
+}
+
+
+def _openapi_with_contract(app: FastAPI) -> None:
+    """Every operation documents the contract's error responses, with the real body schema
+    (FastAPI would list only 422, with its own HTTPValidationError shape)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        definitions = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(definitions.pop("$defs", {}))
+        components["ErrorResponse"] = definitions
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        reference = {"$ref": "#/components/schemas/ErrorResponse"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in CONTRACT_RESPONSES.items():
+                    if status == "422" and "requestBody" not in operation \
+                            and "parameters" not in operation:
+                        continue
+                    responses[status] = {"description": description,
+                                         "content": {"application/json": {"schema": reference}}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_contract(
     app: FastAPI, max_request_bytes: Callable[[], int] = replica_request_limit
 ) -> FastAPI:
-    """Wire the contract into a FastAPI app: body limit, bare prefix, JSON error handlers."""
+    """Wire the contract into a FastAPI app: body limit, bare prefix, JSON error handlers,
+    and the error responses in its OpenAPI schema."""
+    _openapi_with_contract(app)
     app.add_middleware(RequestBodyLimit, max_request_bytes=max_request_bytes)
     app.add_middleware(BarePrefixAsRoot)
     app.add_exception_handler(ApiError, _api_error)

@@ -399,6 +399,24 @@ class ApplicationSpec(SpecModel):
     slo: ServiceLevel = Field(
         ServiceLevel(), description="Latency and error objectives the stack's alerts check."
     )
+    idempotent_paths: tuple[str, ...] = Field(
+        (),
+        description="Paths below route_prefix (\"/\" is the app's root) whose POSTs are pure "
+        "inference: the ingress retries them once when their replica dies.",
+    )
+
+    @field_validator("idempotent_paths")
+    @classmethod
+    def _paths(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for path in paths:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} must start with '/'")
+        return paths
+
+    def idempotent_urls(self) -> tuple[str, ...]:
+        """The idempotent paths as the proxy sees them: below the route prefix."""
+        prefix = self.route_prefix.rstrip("/")
+        return tuple(sorted((prefix + path).rstrip("/") or "/" for path in self.idempotent_paths))
 
     @model_validator(mode="after")
     def _unique_deployments(self) -> Self:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from apps.catalog import CATALOG
+from apps.ingress import IngressSettings
 from apps.spec import (
     ApplicationSpec,
     ProxyLocation,
@@ -334,22 +335,32 @@ class RayServiceConfig(SpecModel):
 
 
 class HttpOptions(SpecModel):
+    """Ray's `http_options`, written into the Serve config as they are."""
+
     host: str = Field("0.0.0.0", description="Address the proxies bind.")
     port: int = Field(
         8000, ge=1, le=65535,
         description="Serve HTTP port (container port `serve`, the Service's port).",
     )
     request_timeout_s: float | None = Field(
-        None, gt=0, description="End-to-end request timeout (none by default)."
+        60.0, gt=0,
+        description="Ray's proxy answers 408 when a request (body received) has no response "
+        "after this long; null waits forever.",
     )
     keep_alive_timeout_s: float = Field(
-        5.0, gt=0, description="HTTP keep-alive timeout of the proxies."
+        5.0, gt=0, description="Idle keep-alive connections of the proxies are closed after "
+        "this long.",
     )
 
 
 class ServeOptions(SpecModel):
     proxy_location: ProxyLocation = Field("EveryNode", description="Where Serve runs HTTP proxies.")
     http: HttpOptions = Field(HttpOptions(), description="Serve HTTP options.")
+    ingress: IngressSettings = Field(
+        IngressSettings(),
+        description="servestack's layer in Ray's Python proxy (apps/ingress.py): body "
+        "timeout and size, retries; carried to every proxy as $SERVESTACK_INGRESS.",
+    )
 
 
 # --- observability and security ---------------------------------------------------------

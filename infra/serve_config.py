@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from apps.ingress import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from apps.spec import ApplicationSpec
 from infra.config import ServeOptions, StackConfig
 
@@ -34,7 +35,7 @@ def application_entry(app: ApplicationSpec) -> dict[str, Any]:
 
 def build_serve_config(apps: Iterable[ApplicationSpec], serve: ServeOptions) -> dict[str, Any]:
     """The Serve config as a plain dict, validated by `ServeDeploySchema`."""
-    http: dict[str, Any] = serve.http.model_dump(exclude_none=True)
+    http: dict[str, Any] = serve.http.model_dump(exclude_none=True)  # Ray's own keys only
     document: dict[str, Any] = {
         "proxy_location": serve.proxy_location,
         "http_options": http,
@@ -42,6 +43,16 @@ def build_serve_config(apps: Iterable[ApplicationSpec], serve: ServeOptions) -> 
     }
     validate_serve_config(document)
     return document
+
+
+def ingress_environment(apps: Iterable[ApplicationSpec], serve: ServeOptions) -> dict[str, str]:
+    """Env of every Ray process that may run Serve's proxy: Ray calls apps.ingress in it,
+    with the stack's `serve.ingress` and the apps' idempotent paths."""
+    runtime = IngressRuntime(
+        settings=serve.ingress,
+        idempotent_paths=tuple(sorted(url for app in apps for url in app.idempotent_urls())),
+    )
+    return {CALLBACK_ENV: CALLBACK, INGRESS_ENV: runtime.model_dump_json()}
 
 
 def serve_config_for(stack: StackConfig) -> dict[str, Any]:

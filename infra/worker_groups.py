@@ -24,6 +24,7 @@ from infra.names import (
     ray_pod_labels,
 )
 from infra.quantities import guaranteed_resources
+from infra.serve_config import ingress_environment
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
@@ -79,8 +80,11 @@ def pod_labels(stack: StackConfig) -> dict[str, str]:
     return ray_pod_labels(stack.stack, stack.rayservice.name)
 
 
-def _env() -> list[dict[str, str]]:
-    return [{"name": key, "value": value} for key, value in sorted(RAY_ENV.items())]
+def _env(stack: StackConfig) -> list[dict[str, str]]:
+    """Every Ray container: Serve's proxy may run on any node (proxy_location EveryNode), so
+    each one carries the ingress layer's settings."""
+    env = {**RAY_ENV, **ingress_environment(stack.applications, stack.serve)}
+    return [{"name": key, "value": value} for key, value in sorted(env.items())]
 
 
 def scrape_annotations(stack: StackConfig) -> dict[str, str]:
@@ -131,7 +135,7 @@ def _pod_template(
 def _container(stack: StackConfig, name: str, image: str, resources: dict[str, Any],
                head: bool) -> dict[str, Any]:
     return {
-        "env": _env(),
+        "env": _env(stack),
         "image": image,
         "imagePullPolicy": stack.image.pull_policy,
         "name": name,

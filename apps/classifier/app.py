@@ -2,13 +2,17 @@
 
 Every tile of every request joins one `@serve.batch` queue, so concurrent requests share a
 forward pass. The checkpoint comes from `settings.checkpoint_uri` in the live user_config:
-reconfigure loads and verifies a new one *before* swapping it in, so a bad URI fails the
-update (CheckpointError) and the replica keeps serving the model it had.
+reconfigure loads and verifies a new one *before* swapping it in. When that fails on a
+replica that already serves a model, reconfigure does not raise (Ray would replace the
+replica, and the replacements would fail the same way): it keeps the old model and every
+old setting, and reports the failure under `rollout` in `GET /classify/` (apps/rollout.py).
+Only a replica with no model yet fails its start, so Ray shows the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import ray
@@ -18,7 +22,12 @@ from ray import serve
 from ray.serve import Application, Deployment
 
 from apps.batching import BatchRecorder, batch_options, spec_batching
-from apps.classifier.checkpoint import LoadedCheckpoint, load_checkpoint
+from apps.classifier.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    ReadPolicy,
+    load_checkpoint,
+)
 from apps.classifier.device import inference_device
 from apps.classifier.model import LABELS, TileArray, predict_probabilities
 from apps.classifier.spec import (
@@ -30,7 +39,10 @@ from apps.classifier.spec import (
 )
 from apps.classifier.tile_input import TileInput, decode_tile
 from apps.http_contract import ApiError, install_error_contract, require_at_most
-from apps.spec import ApplicationSpec, ReplicaUserConfig
+from apps.rollout import RolloutReport
+from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
+
+logger = logging.getLogger("ray.serve")
 
 
 class ClassifyRequest(BaseModel):
@@ -57,19 +69,39 @@ class TileClassifierReplica:
     def __init__(self) -> None:
         self._settings = ClassifierSettings()
         self._checkpoint: LoadedCheckpoint | None = None
+        self._rollout: RolloutReport | None = None
         self._batches = BatchRecorder(spec_batching(TILE_CLASSIFIER))
         self._device = inference_device(ray.get_gpu_ids())
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
-        """Parse, then load the checkpoint if its URI changed, then swap: all or nothing."""
-        batching, settings = ReplicaUserConfig.parse(user_config, ClassifierSettings)
-        checkpoint = self._checkpoint
-        if checkpoint is None or checkpoint.uri != settings.checkpoint_uri:
-            checkpoint = load_checkpoint(settings.checkpoint_uri)
-            checkpoint.model.to(self._device)
+        """Parse, then load the checkpoint if its URI changed, then swap: all or nothing.
+
+        A failure raises only while no model is loaded; afterwards it keeps the old model
+        and settings and records the failure (see the module docstring)."""
+        try:
+            batching, settings = ReplicaUserConfig.parse(user_config, ClassifierSettings)
+            checkpoint = self._checkpoint
+            if checkpoint is None or checkpoint.uri != settings.checkpoint_uri:
+                policy = ReadPolicy(max_bytes=int(settings.max_checkpoint_bytes),
+                                    file_roots=settings.file_roots)
+                checkpoint = load_checkpoint(settings.checkpoint_uri, policy)
+                checkpoint.model.to(self._device)
+        except (SpecError, CheckpointError) as error:
+            if self._checkpoint is None:
+                raise
+            requested = ((user_config or {}).get("settings") or {}).get("checkpoint_uri")
+            self._rollout = RolloutReport(
+                status="failed", requested=str(requested), reason=str(error),
+                serving=self._checkpoint.describe(),
+            )
+            logger.error("user_config update refused, still serving %s: %s",
+                         self._checkpoint.uri, error)
+            return
         self._batches.apply(self._classify_batch, batching)
         self._checkpoint = checkpoint
         self._settings = settings
+        self._rollout = RolloutReport(status="applied", requested=settings.checkpoint_uri,
+                                      serving=checkpoint.describe())
 
     @property
     def max_request_bytes(self) -> int:
@@ -97,6 +129,7 @@ class TileClassifierReplica:
             "tile": {"height": TILE_SIZE, "width": TILE_SIZE, "channels": TILE_CHANNELS},
             "labels": list(LABELS),
             "checkpoint": self._checkpoint.describe() if self._checkpoint else None,
+            "rollout": self._rollout.model_dump(mode="json") if self._rollout else None,
             "settings": self._settings.model_dump(mode="json"),
             "batching": self._batches.snapshot(),
         }

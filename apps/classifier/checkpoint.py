@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import torch
 from pydantic import ValidationError
 
+from apps.classifier.checkpoint_uri import CheckpointUriError, file_path, is_within, models_name
 from apps.classifier.model import TileNet, TileNetArchitecture
-from apps.classifier.model_store import (
-    MODEL_STORE_ENV,
-    ModelStoreError,
-    model_store,
-    model_store_name,
-)
+from apps.classifier.model_store import MODEL_STORE_ENV, model_store
 from apps.classifier.spec import TILE_SIZE
 
 CHECKPOINT_FORMAT = "servestack/tile-classifier"
@@ -37,14 +35,25 @@ _REQUIRED_KEYS = frozenset(
     {"format", "format_version", "version", "architecture", "tile_size", "training",
      "state_dict", "weights_sha256"}
 )
+DEFAULT_MAX_CHECKPOINT_BYTES = 256 * 1024**2
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be fetched, parsed or matched to the network."""
 
 
-CheckpointSource = Callable[[str], bytes]
-"""Fetches the raw bytes a URI names; raise CheckpointError (or OSError) when it cannot."""
+@dataclass(frozen=True)
+class ReadPolicy:
+    """What a fetch may read: at most `max_bytes`, and for file:// only below `file_roots`
+    (None: any absolute path, for library use; replicas pass their settings')."""
+
+    max_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
+    file_roots: tuple[str, ...] | None = None
+
+
+CheckpointSource = Callable[[str, ReadPolicy], bytes]
+"""Fetches the raw bytes a URI names, at most `policy.max_bytes` of them; raise
+CheckpointError (or OSError) when it cannot."""
 
 _SOURCES: dict[str, CheckpointSource] = {}
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
@@ -61,36 +70,64 @@ def registered_schemes() -> tuple[str, ...]:
     return tuple(sorted(_SOURCES))
 
 
-def _read_file(path: Path, uri: str, hint: str = "") -> bytes:
+def _too_large(uri: str, limit: int) -> CheckpointError:
+    return CheckpointError(
+        f"{uri!r} is larger than {limit} bytes (settings.max_checkpoint_bytes); refusing to "
+        "read it"
+    )
+
+
+def _read_file(path: Path, uri: str, policy: ReadPolicy, hint: str = "") -> bytes:
+    """Read a regular file of at most `policy.max_bytes`: never a device, FIFO or directory
+    (`file:///dev/zero` would otherwise be read until memory runs out)."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise CheckpointError(f"{uri!r} names {path}, which is not a regular file")
+            if info.st_size > policy.max_bytes:
+                raise _too_large(uri, policy.max_bytes)
+            data = handle.read(policy.max_bytes + 1)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path} (from {uri!r}){hint}") from None
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path} (from {uri!r}): {error}") from None
+    if len(data) > policy.max_bytes:  # the file grew while we read it
+        raise _too_large(uri, policy.max_bytes)
+    return data
 
 
-def _file_source(uri: str) -> bytes:
-    parts = urlsplit(uri)
-    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-        raise CheckpointError(f"{uri!r}: file URIs need an absolute path, e.g. file:///models/x.pt")
-    return _read_file(Path(unquote(parts.path)), uri)
-
-
-def _models_source(uri: str) -> bytes:
+def _file_source(uri: str, policy: ReadPolicy) -> bytes:
     try:
-        name = model_store_name(uri)
-    except ModelStoreError as error:
+        path = file_path(uri)
+    except CheckpointUriError as error:
+        raise CheckpointError(str(error)) from None
+    if policy.file_roots is not None:
+        # The config layer judged the path as written; a symlink may still lead elsewhere.
+        resolved = os.path.realpath(path)
+        if not is_within(resolved, policy.file_roots):
+            raise CheckpointError(
+                f"{uri!r} resolves to {resolved}, outside the allowed checkpoint directories "
+                f"{list(policy.file_roots)} (settings.file_roots)"
+            )
+        path = resolved
+    return _read_file(Path(path), uri, policy)
+
+
+def _models_source(uri: str, policy: ReadPolicy) -> bytes:
+    try:
+        name = models_name(uri)
+    except CheckpointUriError as error:
         raise CheckpointError(str(error)) from None
     hint = f"; build it with `servestack model build` or set {MODEL_STORE_ENV}"
-    return _read_file(model_store() / name, uri, hint)
+    return _read_file(model_store() / name, uri, policy, hint)
 
 
 register_scheme("file", _file_source)
 register_scheme("models", _models_source)
 
 
-def fetch_checkpoint_bytes(uri: str) -> bytes:
+def fetch_checkpoint_bytes(uri: str, policy: ReadPolicy = ReadPolicy()) -> bytes:
     scheme = urlsplit(uri).scheme
     source = _SOURCES.get(scheme)
     if source is None:
@@ -99,11 +136,14 @@ def fetch_checkpoint_bytes(uri: str) -> bytes:
             f"{', '.join(registered_schemes())} (add one with register_scheme)"
         )
     try:
-        return source(uri)
+        data = source(uri, policy)
     except CheckpointError:
         raise
     except OSError as error:
         raise CheckpointError(f"cannot fetch checkpoint {uri!r}: {error}") from None
+    if len(data) > policy.max_bytes:  # a plugged-in source that ignored the cap
+        raise _too_large(uri, policy.max_bytes)
+    return data
 
 
 def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -167,9 +207,9 @@ def save_checkpoint(
     return str(document["weights_sha256"])
 
 
-def load_checkpoint(uri: str) -> LoadedCheckpoint:
+def load_checkpoint(uri: str, policy: ReadPolicy = ReadPolicy()) -> LoadedCheckpoint:
     """Fetch, parse, verify and build the network a URI names; raises CheckpointError."""
-    raw = fetch_checkpoint_bytes(uri)
+    raw = fetch_checkpoint_bytes(uri, policy)
     try:
         document = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for bad bytes; all mean "corrupt"

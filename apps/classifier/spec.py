@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import ByteSize, Field
+from pydantic import ByteSize, Field, ValidationInfo, field_validator
 
+from apps.classifier.checkpoint_uri import DEFAULT_FILE_ROOTS, check_checkpoint_uri
 from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
 
 TILE_SIZE = 64
@@ -13,10 +14,19 @@ TILE_CHANNELS = 3
 class ClassifierSettings(UserConfig):
     """Which checkpoint to serve and the request limits; a new URI reloads the model live."""
 
+    file_roots: tuple[str, ...] = Field(
+        DEFAULT_FILE_ROOTS,
+        description="Directories a file:// checkpoint may live in (symlinks are resolved).",
+    )
     checkpoint_uri: str = Field(
         "models://tile-classifier-v1.pt",
-        description="Checkpoint to serve: file:///abs/path, models://name (the model store), "
-        "or a registered scheme; a new URI is loaded and verified, then swapped in.",
+        description="Checkpoint to serve: models://name (the model store) or file:///abs/path "
+        "below file_roots; a new URI is loaded and verified, then swapped in (a failure keeps "
+        "the old model).",
+    )
+    max_checkpoint_bytes: ByteSize = Field(
+        ByteSize(256 * 1024**2), ge=1024,
+        description="Larger checkpoint files are refused before they are read into memory.",
     )
     max_tiles_per_request: int = Field(
         64, ge=1, le=4096, description="More tiles in one request get 413."
@@ -30,6 +40,21 @@ class ClassifierSettings(UserConfig):
         ge=1024,
         description="Larger HTTP bodies get 413 before parsing; a 64x64 array tile is ~60 KB.",
     )
+
+    @field_validator("file_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: tuple[str, ...]) -> tuple[str, ...]:
+        for root in roots:
+            if not root.startswith("/"):
+                raise ValueError(f"{root!r} is not an absolute directory")
+        return roots
+
+    @field_validator("checkpoint_uri")
+    @classmethod
+    def _servable_uri(cls, uri: str, info: ValidationInfo) -> str:
+        # The config layer refuses what no replica could ever load (exit 2 before deploying).
+        check_checkpoint_uri(uri, info.data.get("file_roots", DEFAULT_FILE_ROOTS))
+        return uri
 
 
 # Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch
@@ -54,4 +79,5 @@ CLASSIFIER = ApplicationSpec(
     import_path="apps.classifier.app:app",
     route_prefix="/classify",
     deployments=(TILE_CLASSIFIER,),
+    idempotent_paths=("/",),
 )

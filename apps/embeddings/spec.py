@@ -46,4 +46,5 @@ EMBEDDINGS = ApplicationSpec(
     import_path="apps.embeddings.app:app",
     route_prefix="/embed",
     deployments=(EMBEDDER,),
+    idempotent_paths=("/",),
 )

@@ -55,4 +55,5 @@ SEARCH = ApplicationSpec(
     import_path="apps.search.app:app",
     route_prefix="/search",
     deployments=(SEARCH_INGRESS, EMBEDDER, VECTOR_INDEX),
+    idempotent_paths=("/query",),
 )

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.config import STACKS_DIR, StackConfig, StackConfigError, load_stack_config
-from infra.serve_config import ServeConfigError, serve_config_for
+from infra.serve_config import ServeConfigError, ingress_environment, serve_config_for
 from servestack.cli import app
 from servestack.local.auth import ensure_token, read_token
 from servestack.local.dashboard import (
@@ -41,13 +41,16 @@ from servestack.local.head import (
     start_head,
 )
 from servestack.local.loopback import LoopbackError, start_serve_on_loopback
-from servestack.local.processes import forget_cluster_address, stop_cluster
+from servestack.local.probe import AppProbe, probe_apps, proxy_problem
+from servestack.local.processes import cluster_processes, forget_cluster_address, stop_cluster
 from servestack.local.rollout import DeployFailedError, RolloutTimeoutError, wait_for_rollout
 from servestack.local.serve_status import Rollout, ServeSnapshot
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+SERVE_SHUTDOWN_TIMEOUT_S = 15.0
+"""A healthy Serve drains in seconds; a crashed head never answers, and `stop` must finish."""
 
 STACK_OPTION = typer.Option(
     "local", "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."
@@ -115,7 +118,8 @@ def serve(
     config, serve_config = _load(stack, stacks_dir)
     ports = LocalPorts(http=http_port or config.serve.http.port, gcs=ray_port,
                        dashboard=dashboard_port, metrics=metrics_port)
-    env = head_environment(os.environ)
+    env = head_environment({**os.environ,
+                            **ingress_environment(config.applications, config.serve)})
     client = DashboardClient(ports.dashboard_url, ensure_token(env))
     expected = [entry["name"] for entry in serve_config["applications"]]
     try:
@@ -126,6 +130,10 @@ def serve(
             status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
             client.deploy(serve_config)
         snapshot = _watch_rollout(client, expected, timeout)
+        base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or ports.http}"
+        refused = [probe for probe in probe_apps(
+            ((app.name, app.route_prefix) for app in config.applications), base_url)
+            if probe.rollout is not None and probe.rollout.failed]
     except (HeadError, LoopbackError, DashboardError, RolloutTimeoutError) as error:
         raise _fail(str(error)) from None
     except DeployFailedError as failure:
@@ -135,7 +143,20 @@ def serve(
         raise _fail("Interrupted. Whatever Ray had started keeps running (a deploy finishes "
                     "on its own): `servestack status` to look, `servestack stop` to end it.",
                     EXIT_INTERRUPTED) from None
+    if refused:
+        _report_refused(refused)
+        raise typer.Exit(EXIT_FAILED)
     _print_endpoints(config, snapshot, ports)
+
+
+def _report_refused(refused: list[AppProbe]) -> None:
+    """Ray says RUNNING; the replicas refused the update and kept their old model."""
+    for probe in refused:
+        assert probe.rollout is not None
+        err.print(Text(f"application {probe.name!r}: {probe.rollout.summary()}",
+                       style="bold red"), soft_wrap=True)
+    err.print("The old model keeps answering. Fix the URI in the stack file and run "
+              "`servestack serve` again; `servestack status` shows what serves meanwhile.")
 
 
 def _ensure_head(client: DashboardClient, config: StackConfig, ports: LocalPorts,
@@ -251,26 +272,57 @@ def _print_endpoints(config: StackConfig, snapshot: ServeSnapshot, ports: LocalP
 
 
 @app.command("status")
-def status(dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
-    """Show the local Serve applications, deployments and replica counts.
+def status(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
+    """Show the local Serve applications, what each serves, and whether HTTP answers.
 
-    Exits 1 when no Ray answers on the dashboard port or an application has failed."""
+    Exits 1 when no Ray answers on the dashboard port, Serve's HTTP proxy does not answer,
+    an application has failed, or a replica refused the last model update."""
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
     try:
         snapshot = client.snapshot()
     except DashboardError as error:
-        raise _fail(f"{error}. Is a local Ray running? Start one with `servestack serve`.") \
-            from None
+        raise _fail(f"{error}. {_advice_without_dashboard(ray_port)}") from None
     out = Console()
     if not snapshot.serve_running:
-        out.print(f"Ray is running at {client.url}, but Serve is not.")
+        out.print(f"Ray is running at {client.url}, but Serve is not. "
+                  "`servestack serve` deploys the stack.")
         return
     out.print(applications_table(snapshot))
+    failed = False
     for application in snapshot.applications.values():
         for line in application.failure_summary() if application.failed else []:
             out.print(Text(f"{application.name}: {line}", style="red"), soft_wrap=True)
-    if any(application.failed for application in snapshot.applications.values()):
+            failed = True
+    base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or 8000}"
+    problem = proxy_problem(base_url)
+    if problem:
+        out.print(Text(f"{problem}. Ray restarts a dead proxy within about 30 s; if it stays "
+                       "down, `servestack stop` and then `servestack serve`.", style="red"),
+                  soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
+    routes = [(app.name, app.route_prefix) for app in snapshot.applications.values()
+              if app.route_prefix and not app.failed]
+    for probe in probe_apps(routes, base_url):
+        if probe.problem:
+            out.print(Text(f"{probe.name}: {probe.problem}", style="red"), soft_wrap=True)
+            failed = True
+        elif probe.rollout is not None:
+            style = "red" if probe.rollout.failed else "green"
+            out.print(Text(f"{probe.name}: {probe.rollout.summary()}", style=style),
+                      soft_wrap=True)
+            failed = failed or probe.rollout.failed
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _advice_without_dashboard(ray_port: int) -> str:
+    """What works after a crash: leftovers of a Ray on our port block a new `serve`."""
+    leftovers = cluster_processes(ray_port)
+    if leftovers:
+        return (f"{len(leftovers)} process(es) of the Ray on port {ray_port} are still running "
+                "without a working dashboard (a crashed head). Run `servestack stop`, then "
+                "`servestack serve`")
+    return "No local Ray is running. Start one with `servestack serve`"
 
 
 @app.command("stop")
@@ -282,7 +334,7 @@ def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_O
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
     try:
         with err.status("Shutting down Serve (replicas drain first)…"):
-            client.shutdown_serve()
+            client.shutdown_serve(timeout_s=SERVE_SHUTDOWN_TIMEOUT_S)
     except DashboardUnreachableError:
         pass  # no dashboard: nothing to shut down gracefully, the processes may still linger
     except DashboardError as error:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,8 +34,23 @@ def read_token(env: Mapping[str, str] = os.environ) -> str | None:
         return from_env
     path = token_path(env)
     if path.is_file():
+        _owner_only(path)
         return path.read_text().strip() or None
     return None
+
+
+def _owner_only(path: Path) -> None:
+    """A token readable by others is as good as none: make it 0600, and say so.
+
+    Ray's own `ray.init` writes the file with the umask (often 0644)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        path.chmod(0o600)
+        sys.stderr.write(
+            f"warning: the Ray auth token {path} was readable by others (mode {mode:04o}); "
+            "it is now 0600. Anyone who read it could reach this Ray: consider a new token "
+            "(delete the file, `servestack stop`, `servestack serve`).\n"
+        )
 
 
 def ensure_token(env: Mapping[str, str] = os.environ) -> str:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,10 +57,21 @@ class LocalPorts:
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics}/metrics"
 
+    @property
+    def temp_dir(self) -> Path:
+        """Ray's --temp-dir for this head: every process of the cluster names it (its session
+        dir lives below), which is how `stop` finds them all, orphans included."""
+        return cluster_temp_dir(self.gcs)
+
     def named(self) -> dict[str, int]:
         """Port per CLI option, to name the option to change when a port is taken."""
         return {"--ray-port": self.gcs, "--dashboard-port": self.dashboard,
                 "--http-port": self.http, "--metrics-port": self.metrics}
+
+
+def cluster_temp_dir(gcs_port: int) -> Path:
+    """Private to this user and port; short, since Ray's socket paths must fit 107 bytes."""
+    return Path(tempfile.gettempdir()) / f"servestack-{os.getuid()}-ray-{gcs_port}"
 
 
 def required_cpus(apps: Iterable[ApplicationSpec], host_cpus: int | None = None) -> int:
@@ -101,6 +113,7 @@ def ray_start_argv(ports: LocalPorts, num_cpus: int) -> list[str]:
         f"--port={ports.gcs}",
         f"--dashboard-port={ports.dashboard}",
         f"--metrics-export-port={ports.metrics}",
+        f"--temp-dir={ports.temp_dir}",
         f"--num-cpus={num_cpus}",
         "--disable-usage-stats",
     ]

@@ -2,8 +2,10 @@
 
 `ray stop` ends every Ray process of the user on the machine, including a notebook's or
 another project's cluster. This finds the processes of the cluster whose GCS listens on
-our port — those that name that address on their command line, plus their children
-(workers, agents) — and stops them in `ray stop`'s order: raylet first, GCS last.
+our port — those that name that address or the head's private --temp-dir (its session dir
+lives below) on their command line, plus their children (workers, agents) — and stops them
+in `ray stop`'s order: raylet first, GCS last. The temp dir finds orphans too: after the GCS
+or raylet dies, the dashboard and agents are reparented but still name it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
+
+from servestack.local.head import cluster_temp_dir
 
 GRACE_PERIOD_S = 10.0
 
@@ -30,8 +34,13 @@ def _names_cluster(cmdline: list[str], gcs_port: int) -> bool:
     return False
 
 
+def _names_temp_dir(cmdline: list[str], temp_dir: str) -> bool:
+    return any(temp_dir in part for part in cmdline)
+
+
 def cluster_processes(gcs_port: int) -> list[psutil.Process]:
     """This user's Ray processes of the cluster at `gcs_port`, children included."""
+    temp_dir = str(cluster_temp_dir(gcs_port))
     uid = os.getuid()
     own = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     found: dict[int, psutil.Process] = {}
@@ -40,7 +49,8 @@ def cluster_processes(gcs_port: int) -> list[psutil.Process]:
             cmdline = proc.info["cmdline"] or []
             if proc.info["uids"].real != uid or proc.pid in own:
                 continue
-            if _is_ray_program(cmdline) and _names_cluster(cmdline, gcs_port):
+            if _is_ray_program(cmdline) and (_names_cluster(cmdline, gcs_port)
+                                             or _names_temp_dir(cmdline, temp_dir)):
                 found[proc.pid] = proc
                 found.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from apps.classifier.synthetic_tiles import synthetic_tiles
 from apps.classifier.tile_input import TILE_SHAPE, TileInput, decode_tile, encode_png
 from apps.http_contract import ApiError
+from tests.apps.hostile_png import as_base64, chunk, hostile_pngs, small_grey_tile
 
 
 def _tile() -> np.ndarray:
@@ -86,3 +89,23 @@ def test_a_truncated_png_is_refused_before_it_reaches_the_model() -> None:
 def test_tile_shape_rules_are_validation_errors(raw: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         TileInput.model_validate(raw)
+
+
+@pytest.mark.parametrize("name", sorted(hostile_pngs()))
+def test_hostile_pngs_get_413_or_422_from_the_bounded_decoder(name: str) -> None:
+    """Decompression bombs and inflating metadata: refused before PIL inflates anything
+    (before the fix PIL raised DecompressionBombError / ValueError, a 500)."""
+    started = time.perf_counter()
+    with pytest.raises(ApiError) as error:
+        decode_tile(TileInput(png=as_base64(hostile_pngs()[name])), "tiles.0")
+    assert error.value.status in (413, 422), error.value.message
+    assert error.value.field == "tiles.0.png"
+    assert time.perf_counter() - started < 1.0
+
+
+def test_small_metadata_chunks_are_dropped_and_the_pixels_decoded() -> None:
+    text = chunk(b"tEXt", b"Comment\0a short note")
+    small_icc = chunk(b"iCCP", b"icc\0\0" + zlib.compress(b"\0" * 1000))
+    decoded = decode_tile(TileInput(png=as_base64(small_grey_tile(text + small_icc))), "tiles.0")
+    assert decoded.shape == TILE_SHAPE
+    assert (decoded == 128).all()

@@ -1,0 +1,81 @@
+"""What a checkpoint URI may name, judged from the string alone: the config layer's check.
+
+`ClassifierSettings` runs `check_checkpoint_uri` in a validator, so a stack naming an
+unknown scheme, a `models://` path escaping the store or a `file://` path outside the
+allowed roots fails before anything deploys (exit 2, with the field path). The replica
+checks again after resolving symlinks (apps/classifier/checkpoint.py), which only it can.
+No torch or Ray import here: the Pulumi program and the CLI import it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+BUILTIN_SCHEMES = ("file", "models")
+"""Schemes every replica can read. A plugged-in scheme (`register_scheme`) is only known
+inside the replica, so the config layer refuses it until it is added here."""
+
+DEFAULT_FILE_ROOTS = ("/mnt/models",)
+"""Where `file://` checkpoints may live unless a stack allows other directories."""
+
+
+class CheckpointUriError(ValueError):
+    """A checkpoint URI that can never be served, whatever is on disk."""
+
+
+def models_name(uri: str) -> str:
+    """The file name a `models://name` URI refers to; refuses paths escaping the store."""
+    parts = urlsplit(uri)
+    if parts.scheme != "models":
+        raise CheckpointUriError(f"{uri!r} is not a models:// URI")
+    name = unquote(parts.netloc + parts.path)
+    pure = PurePosixPath(name)
+    if not name or pure.is_absolute() or ".." in pure.parts or parts.query or parts.fragment:
+        raise CheckpointUriError(
+            f"{uri!r}: a models:// URI names a file inside the model store, "
+            "e.g. models://tile-classifier-v1.pt"
+        )
+    return name
+
+
+def file_path(uri: str) -> str:
+    """The absolute, normalised path of a `file://` URI (no `..` left in it)."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)
+    if parts.netloc not in ("", "localhost") or not path.startswith("/") or parts.query \
+            or parts.fragment:
+        raise CheckpointUriError(
+            f"{uri!r}: file URIs need an absolute path, e.g. file:///mnt/models/x.pt"
+        )
+    return posixpath.normpath(path)
+
+
+def is_within(path: str, roots: Iterable[str]) -> bool:
+    """True when `path` is one of `roots` or below one (both already absolute, normalised)."""
+    return any(
+        path == root or path.startswith(root.rstrip("/") + "/")
+        for root in (posixpath.normpath(r) for r in roots)
+    )
+
+
+def check_checkpoint_uri(uri: str, file_roots: Iterable[str]) -> None:
+    """Raise CheckpointUriError when `uri` can be refused without reading anything."""
+    scheme = urlsplit(uri).scheme
+    if scheme not in BUILTIN_SCHEMES:
+        raise CheckpointUriError(
+            f"unknown checkpoint URI scheme {scheme!r} in {uri!r}; supported: "
+            f"{', '.join(BUILTIN_SCHEMES)}"
+        )
+    if scheme == "models":
+        models_name(uri)
+        return
+    roots = tuple(file_roots)
+    path = file_path(uri)
+    if not is_within(path, roots):
+        raise CheckpointUriError(
+            f"{uri!r} is outside the allowed checkpoint directories {list(roots)}; "
+            "add its directory to settings.file_roots or use models://"
+        )
