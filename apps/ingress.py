@@ -86,11 +86,11 @@ _PROXY_CODES = {404: "not_found", 408: "request_timeout", 413: "payload_too_larg
                 504: "request_timeout"}
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
-class _ClientGone(Exception):
+class _ClientGoneError(Exception):
     pass
 
 
@@ -100,11 +100,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise _ClientGoneError
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _BodyTooLarge
+            raise _BodyTooLargeError
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -204,12 +204,12 @@ class IngressGuard:
                              f"the request body did not arrive within {settings.body_timeout_s:g} "
                              "s (serve.ingress.body_timeout_s)", close=True)
             return
-        except _BodyTooLarge:
+        except _BodyTooLargeError:
             await _send_json(send, 413, "payload_too_large",
                              f"request body exceeds {limit} bytes (serve.ingress.max_body_bytes)",
                              close=True)
             return
-        except _ClientGone:
+        except _ClientGoneError:
             return
         attempts = 2 if self.runtime.retryable(scope["method"], scope["path"]) else 1
         for attempt in range(attempts):

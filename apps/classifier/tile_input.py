@@ -123,7 +123,8 @@ def _pixel_chunks_only(data: bytes, field: str) -> bytes:
                 raise _invalid(field, "PNG does not start with its IHDR header")
             width, height = struct.unpack(">II", payload[:8])
             if (width, height) != (TILE_SIZE, TILE_SIZE):
-                raise _invalid(field, f"image is {width}x{height}, expected {TILE_SIZE}x{TILE_SIZE}")
+                expected = f"{TILE_SIZE}x{TILE_SIZE}"
+                raise _invalid(field, f"image is {width}x{height}, expected {expected}")
         if kind in _PIXEL_CHUNKS:
             kept.append(data[offset:end])
         else:

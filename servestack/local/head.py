@@ -70,8 +70,10 @@ class LocalPorts:
 
 
 def cluster_temp_dir(gcs_port: int) -> Path:
-    """Private to this user and port; short, since Ray's socket paths must fit 107 bytes."""
-    return Path(tempfile.gettempdir()) / f"servestack-{os.getuid()}-ray-{gcs_port}"
+    """Private to this user and port, below $RAY_TMPDIR (else the system's temp dir); short,
+    since Ray's socket paths must fit 107 bytes."""
+    base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    return Path(base) / f"servestack-{os.getuid()}-ray-{gcs_port}"
 
 
 def required_cpus(apps: Iterable[ApplicationSpec], host_cpus: int | None = None) -> int:

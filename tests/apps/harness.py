@@ -49,6 +49,11 @@ class LocalServe:
             # Replica processes inherit the driver's environment: make `apps` importable.
             paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
             os.environ["PYTHONPATH"] = ":".join(dict.fromkeys(paths))
+            # The proxy runs servestack's ingress layer, as on a cluster (apps/ingress.py).
+            from apps.catalog import CATALOG
+            from infra.serve_config import ingress_environment
+
+            os.environ.update(ingress_environment(CATALOG.values(), ServeOptions()))
             # address="local": never attach to a `ray start` head someone else is running.
             ray.init(
                 address="local", num_cpus=8, include_dashboard=False,
@@ -94,7 +99,9 @@ class DeployFailedError(RuntimeError):
 def _test_overrides(app: str, checkpoint_uri: str) -> dict[str, Any]:
     one_replica = {"autoscaling": {"min_replicas": 1, "max_replicas": 1}}
     if app == "classifier":
-        settings = {"checkpoint_uri": checkpoint_uri}
+        # The test checkpoints live in pytest's tmp dir: allow it as a file:// root.
+        root = str(Path(checkpoint_uri.removeprefix("file://")).parent)
+        settings = {"checkpoint_uri": checkpoint_uri, "file_roots": [root]}
         return {"TileClassifier": {**one_replica, "user_config": settings}}
     return {"Embedder": one_replica}
 

@@ -11,6 +11,7 @@ import torch
 
 from apps.classifier.checkpoint import (
     CheckpointError,
+    ReadPolicy,
     checkpoint_document,
     fetch_checkpoint_bytes,
     load_checkpoint,
@@ -124,7 +125,7 @@ def test_unknown_scheme_lists_the_registered_ones() -> None:
 def test_registered_schemes_plug_into_the_loader(checkpoints: Checkpoints) -> None:
     requested: list[str] = []
 
-    def from_memory(uri: str) -> bytes:
+    def from_memory(uri: str, policy: ReadPolicy) -> bytes:
         requested.append(uri)
         return checkpoints.seed0.read_bytes()
 
@@ -215,3 +216,38 @@ def test_an_unknown_architecture_is_refused(tmp_path: Path) -> None:
     document["architecture"] = {"name": "ResNet50"}
     with pytest.raises(CheckpointError, match="invalid architecture"):
         load_checkpoint(_write(tmp_path, document))
+
+
+def test_reads_are_capped_and_only_regular_files_are_read(tmp_path: Path) -> None:
+    """Before the fix `file:///dev/zero` was read until memory ran out."""
+    big = tmp_path / "big.pt"
+    big.write_bytes(b"\0" * 4096)
+    with pytest.raises(CheckpointError, match="is larger than 2048 bytes"):
+        load_checkpoint(big.as_uri(), ReadPolicy(max_bytes=2048))
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_checkpoint("file:///dev/zero")
+
+
+def test_a_symlink_cannot_lead_out_of_the_allowed_roots(tmp_path: Path) -> None:
+    link = tmp_path / "model.pt"
+    link.symlink_to("/etc/passwd")
+    policy = ReadPolicy(file_roots=(str(tmp_path),))
+    with pytest.raises(CheckpointError, match="resolves to /etc/passwd, outside the allowed"):
+        load_checkpoint(link.as_uri(), policy)
+
+
+@pytest.mark.parametrize(("uri", "fragment"), [
+    ("file:///etc/passwd", "outside the allowed checkpoint directories"),
+    ("file:///mnt/models/../../etc/passwd", "outside the allowed checkpoint directories"),
+    ("models://../x", "names a file inside the model store"),
+    ("ftp://host/model.pt", "unknown checkpoint URI scheme 'ftp'"),
+])
+def test_the_settings_refuse_uris_no_replica_could_load(uri: str, fragment: str) -> None:
+    from apps.classifier.spec import ClassifierSettings
+    from apps.spec import ReplicaUserConfig, SpecError
+
+    with pytest.raises(SpecError) as error:
+        ReplicaUserConfig.parse({"settings": {"checkpoint_uri": uri}}, ClassifierSettings)
+    (path, message), = error.value.problems
+    assert path == "user_config.settings.checkpoint_uri"
+    assert fragment in message

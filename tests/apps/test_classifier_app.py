@@ -113,7 +113,8 @@ def test_a_missing_checkpoint_fails_the_deployment_with_the_reason(served: Serve
         "route_prefix": "/classify-missing",
         "deployments": {"TileClassifier": {
             "num_replicas": 1, "autoscaling": None, "resources": {"num_cpus": 0.1},
-            "user_config": {"checkpoint_uri": "file:///nonexistent/tile-classifier.pt"},
+            "user_config": {
+                "checkpoint_uri": "file:///mnt/models/nonexistent-tile-classifier.pt"},
         }},
     }).model_copy(update={"name": "classifier-missing"})
     try:
@@ -121,7 +122,8 @@ def test_a_missing_checkpoint_fails_the_deployment_with_the_reason(served: Serve
             served.deploy([*served.specs(), broken])
         message = str(failure.value)
         assert message.startswith("classifier-missing:")
-        assert "CheckpointError: no checkpoint at /nonexistent/tile-classifier.pt" in message
+        missing = "/mnt/models/nonexistent-tile-classifier.pt"
+        assert f"CheckpointError: no checkpoint at {missing}" in message
     finally:
         served.redeploy()
     # The healthy apps deployed next to it kept running with their own checkpoint.

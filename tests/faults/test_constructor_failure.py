@@ -24,7 +24,7 @@ from tests.faults.conftest import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(480)]
 
-MISSING = "/nonexistent/servestack/tile-classifier-missing.pt"
+MISSING = "/mnt/models/servestack-tile-classifier-missing.pt"  # allowed root, no file
 ONE_REPLICA = {"autoscaling": {"min_replicas": 1, "max_replicas": 1},
                "resources": {"num_cpus": 0.5}}
 

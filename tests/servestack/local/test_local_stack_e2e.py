@@ -32,7 +32,7 @@ from servestack.local.processes import cluster_processes
 
 pytestmark = pytest.mark.ray
 
-MISSING_CHECKPOINT = "file:///nonexistent/servestack/tile-classifier.pt"
+MISSING_CHECKPOINT = "file:///mnt/models/servestack-missing-tile-classifier.pt"
 
 
 def free_ports(count: int) -> list[int]:
@@ -126,7 +126,7 @@ def test_missing_checkpoint_fails_serve_with_rays_message(
 ) -> None:
     assert failed_serve.returncode == 1, failed_serve.stdout + failed_serve.stderr
     assert "application 'classifier' is DEPLOY_FAILED" in failed_serve.stderr
-    assert "CheckpointError: no checkpoint at /nonexistent/servestack/tile-classifier.pt" \
+    assert "CheckpointError: no checkpoint at /mnt/models/servestack-missing-tile-classifier.pt" \
         in failed_serve.stderr
     assert "Try it:" not in failed_serve.stdout
 

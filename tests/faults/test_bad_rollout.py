@@ -1,0 +1,247 @@
+"""A bad model rollout never removes a working model; the CLI says so; crashes are survivable.
+
+Runs the real CLI (`servestack serve/status/stop`) on private ports against a stack file in
+tmp_path, with the classifier alone. Every bad URI is rolled out while a client keeps
+classifying: each of its requests must be answered by the old model. URIs the config can
+judge never reach Ray (exit 2 with the field path). The module ends with the crashes the
+CLI must tell the truth about: a dead HTTP proxy, then a dead GCS under `stop`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+import yaml
+
+from apps.classifier.synthetic_tiles import synthetic_tiles
+from benchmarks.cluster import free_port
+from infra.config import STACKS_DIR, read_stack_file
+from servestack.local.head import cluster_temp_dir
+from tests.faults.conftest import build_classifier_checkpoint, wait_until
+
+pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(600)]
+
+ONE_REPLICA = {"autoscaling": {"min_replicas": 1, "max_replicas": 1},
+               "resources": {"num_cpus": 0.5}}
+FIELD = "apps.classifier.deployments.TileClassifier.user_config.checkpoint_uri"
+TILE = synthetic_tiles(1, seed=3)[0][0]
+BODY = {"tiles": [{"array": TILE.tolist()}]}
+
+
+def _servestack(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
+    servestack = Path(sys.executable).with_name("servestack")
+    return subprocess.run([str(servestack), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+
+
+class Stack:
+    """The local stack file with the classifier only, rewritten per rollout."""
+
+    def __init__(self, directory: Path, ports: dict[str, int]) -> None:
+        self.directory, self.ports = directory, ports
+
+    def write(self, settings: dict[str, Any]) -> None:
+        raw = read_stack_file(STACKS_DIR / "Pulumi.local.yaml")
+        raw["apps"] = {"classifier": {"deployments": {"TileClassifier": {
+            **ONE_REPLICA, "user_config": settings}}}}
+        document = {"config": {f"servestack:{key}": value for key, value in raw.items()}}
+        (self.directory / "Pulumi.rollout.yaml").write_text(yaml.safe_dump(document))
+
+    def serve(self, settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        self.write(settings)
+        return _servestack(
+            "serve", "--stack", "rollout", "--stacks-dir", str(self.directory),
+            "--ray-port", str(self.ports["ray"]), "--dashboard-port", str(self.ports["dashboard"]),
+            "--http-port", str(self.ports["http"]), "--metrics-port", str(self.ports["metrics"]),
+            "--timeout", "300", timeout_s=420)
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        return _servestack("status", "--ray-port", str(self.ports["ray"]),
+                           "--dashboard-port", str(self.ports["dashboard"]), timeout_s=60)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}/classify"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    build_classifier_checkpoint()
+    ports = {"ray": free_port(), "dashboard": free_port(), "http": free_port(),
+             "metrics": free_port()}
+    served = Stack(tmp_path_factory.mktemp("rollout"), ports)
+    started = served.serve({})
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield served
+    _servestack("stop", "--ray-port", str(ports["ray"]), "--dashboard-port",
+                str(ports["dashboard"]), timeout_s=120)
+
+
+class Classifying:
+    """One client classifying back to back; keeps each answer's status and checkpoint sha."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                try:
+                    response = session.post(self.url, json=BODY, timeout=30)
+                    sha = response.json().get("checkpoint", {}).get("weights_sha256", "")
+                    self.answers.append((response.status_code, sha))
+                except (requests.RequestException, ValueError) as error:
+                    self.answers.append((0, type(error).__name__))
+
+    def __enter__(self) -> Classifying:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=40)
+
+
+def _tampered(path: Path) -> None:
+    """A real checkpoint with one weight changed and the recorded checksum kept."""
+    import torch
+
+    from apps.classifier.model_store import default_checkpoint_path
+
+    document = torch.load(default_checkpoint_path(), weights_only=True)
+    document["state_dict"]["head.bias"] = document["state_dict"]["head.bias"] + 1.0
+    buffer = io.BytesIO()
+    torch.save(document, buffer)
+    path.write_bytes(buffer.getvalue())
+
+
+def _serving_sha(stack: Stack) -> str:
+    response = requests.post(stack.url, json=BODY, timeout=30)
+    assert response.status_code == 200, response.text
+    sha: str = response.json()["checkpoint"]["weights_sha256"]
+    return sha
+
+
+@pytest.mark.parametrize("case", ["missing", "random bytes", "checksum mismatch", "too large",
+                                  "symlink out of the roots"])
+def test_a_failed_rollout_keeps_the_old_model_answering_and_serve_exits_1(
+    stack: Stack, tmp_path: Path, case: str
+) -> None:
+    roots = [str(tmp_path)]
+    settings: dict[str, Any] = {"file_roots": roots}
+    target = tmp_path / "candidate.pt"
+    if case == "missing":
+        settings["checkpoint_uri"], reason = "models://no-such-checkpoint.pt", "no checkpoint at"
+    elif case == "random bytes":
+        target.write_bytes(os.urandom(4096))
+        reason = "is not a readable torch checkpoint"
+    elif case == "checksum mismatch":
+        _tampered(target)
+        reason = "weights checksum mismatch"
+    elif case == "too large":
+        target.write_bytes(os.urandom(4096))
+        settings["max_checkpoint_bytes"], reason = 2048, "is larger than 2048 bytes"
+    else:
+        target.symlink_to("/etc/passwd")
+        reason = "outside the allowed checkpoint directories"
+    settings.setdefault("checkpoint_uri", target.as_uri())
+    before = _serving_sha(stack)
+    with Classifying(stack.url) as client:
+        time.sleep(1)
+        result = stack.serve(settings)
+        time.sleep(1)
+    output = result.stdout + result.stderr
+    print(f"\n{case}: serve exited {result.returncode}; {len(client.answers)} requests during "
+          f"the rollout; last lines:\n" + "\n".join(output.strip().splitlines()[-4:]))
+    assert result.returncode == 1, output
+    assert settings["checkpoint_uri"] in output and reason in output
+    assert client.answers and all(answer == (200, before) for answer in client.answers), \
+        sorted(set(client.answers))
+    assert _serving_sha(stack) == before
+    status = stack.status()
+    shown = status.stdout + status.stderr
+    assert status.returncode == 1, shown
+    assert "FAILED" in shown and "still serving" in shown and reason in shown
+    # Rolling back to the good URI clears the failure.
+    assert stack.serve({}).returncode == 0
+    assert stack.status().returncode == 0
+
+
+@pytest.mark.parametrize(("uri", "fragment"), [
+    ("file:///etc/passwd", "outside the allowed checkpoint directories"),
+    ("file:///dev/zero", "outside the allowed checkpoint directories"),
+    ("file:///mnt/models/../../etc/passwd", "outside the allowed checkpoint directories"),
+    ("models://../x", "names a file inside the model store"),
+    ("ftp://example.com/model.pt", "unknown checkpoint URI scheme 'ftp'"),
+])
+def test_uris_the_config_can_judge_never_reach_ray(stack: Stack, uri: str, fragment: str) -> None:
+    before = _serving_sha(stack)
+    result = stack.serve({"checkpoint_uri": uri})
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert FIELD in output and fragment in output
+    assert _serving_sha(stack) == before
+
+
+def _cluster_pids(stack: Stack) -> list[psutil.Process]:
+    temp_dir = str(cluster_temp_dir(stack.ports["ray"]))
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(temp_dir in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_status_fails_while_the_http_proxy_is_dead(stack: Stack) -> None:
+    proxies = [p for p in _cluster_pids(stack) if "ProxyActor" in " ".join(p.cmdline())]
+    assert proxies, "no proxy process of this cluster found"
+    for proxy in proxies:
+        proxy.send_signal(signal.SIGKILL)
+    result = stack.status()
+    output = result.stdout + result.stderr
+    print(f"\nstatus with the proxy killed exited {result.returncode}:\n{output[-400:]}")
+    assert result.returncode == 1
+    assert "does not answer" in output
+    waited = wait_until(lambda: stack.status().returncode == 0, 120, interval_s=2)
+    print(f"status healthy again {waited:.0f} s later (Ray restarted the proxy)")
+
+
+def test_stop_after_the_gcs_died_ends_every_process_of_the_cluster_quickly(stack: Stack) -> None:
+    gcs = [p for p in _cluster_pids(stack) if p.name() == "gcs_server"]
+    assert gcs
+    for proc in gcs:
+        proc.send_signal(signal.SIGKILL)
+    time.sleep(2)
+    status = stack.status()
+    assert status.returncode == 1
+    started = time.monotonic()
+    stopped = _servestack("stop", "--ray-port", str(stack.ports["ray"]), "--dashboard-port",
+                          str(stack.ports["dashboard"]), timeout_s=120)
+    took = time.monotonic() - started
+    print(f"\nstop after the GCS died took {took:.1f} s: {stopped.stderr.strip()[-300:]}")
+    assert stopped.returncode == 0
+    assert took < 30
+    leftovers = [(p.pid, p.name()) for p in _cluster_pids(stack) if p.is_running()]
+    assert not leftovers
+    assert "servestack serve" in _servestack(
+        "status", "--ray-port", str(stack.ports["ray"]), "--dashboard-port",
+        str(stack.ports["dashboard"]), timeout_s=60).stderr
