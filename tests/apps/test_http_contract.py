@@ -163,6 +163,11 @@ CASES = [
          json_body={}),
     Case("search-unknown-path", "search", "GET", "/nope", 404, "not_found"),
     Case("query-wrong-method", "search", "GET", "/query", 405, "method_not_allowed"),
+    # JSON the parser cannot read is bad_json, whatever the reason (was bad_request).
+    Case("embed-invalid-utf8", "embeddings", "POST", "", 400, "bad_json",
+         raw=b'{"texts": ["\xff\xfe"]}'),
+    Case("embed-over-deep", "embeddings", "POST", "", 400, "bad_json",
+         raw=b'{"texts": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"),
 ]
 
 
@@ -218,3 +223,42 @@ def test_the_request_size_limit_is_a_live_setting(served: ServedApps) -> None:
         assert "exceeds 1024 bytes" in refused.json()["error"]["message"]
     finally:
         served.redeploy("embeddings")
+
+
+def test_405_allow_lists_every_method_of_the_path(served: ServedApps) -> None:
+    """Starlette named only the first matching route's methods (GET for POST routes)."""
+    response = requests.put(served.url("embeddings"), json={}, timeout=HTTP_TIMEOUT_S)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_content_length_that_is_not_a_number_gets_a_json_400(served: ServedApps) -> None:
+    """uvicorn's parser refuses it before any app runs; it used to answer text/plain."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(served.url("embeddings"))
+    request = (f"POST {url.path} HTTP/1.1\r\nHost: {url.hostname}\r\n"
+               "Content-Type: application/json\r\nContent-Length: abc\r\n\r\n{}").encode()
+    with socket.create_connection((url.hostname, url.port), timeout=HTTP_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["status"] == 400
+
+
+@pytest.mark.parametrize("app", ["embeddings", "classifier", "search"])
+def test_openapi_lists_the_error_responses_of_the_contract(served: ServedApps, app: str) -> None:
+    schema = requests.get(served.url(app, "/openapi.json"), timeout=HTTP_TIMEOUT_S).json()
+    posts = [ops["post"] for ops in schema["paths"].values() if "post" in ops]
+    assert posts
+    for operation in posts:
+        assert {"400", "405", "413", "422"} <= set(operation["responses"])
+        content = operation["responses"]["413"]["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "error" in schema["components"]["schemas"]["ErrorResponse"]["properties"]

@@ -20,7 +20,7 @@ import pytest
 from apps.spec import ApplicationSpec
 from benchmarks.cluster import free_port
 from infra.config import ServeOptions
-from infra.serve_config import build_serve_config
+from infra.serve_config import build_serve_config, ingress_environment
 from servestack.local.auth import ensure_token
 from servestack.local.dashboard import DashboardClient
 from servestack.local.head import head_environment
@@ -77,6 +77,7 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
 
     apps = tuple(apps)
     env = head_environment(os.environ)
+    env.update(ingress_environment(apps, ServeOptions()))  # the proxy's servestack layer
     env.update(extra_env or {})
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():

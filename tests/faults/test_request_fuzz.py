@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from apps.catalog import CATALOG
 from apps.classifier.spec import TILE_SIZE
 from apps.spec import ApplicationSpec
+from tests.apps.hostile_png import as_base64, hostile_pngs
 from tests.faults.conftest import LocalServe, build_classifier_checkpoint, local_serve
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(600)]
@@ -164,6 +165,18 @@ def test_adversarial_body_gets_a_4xx(
     served: LocalServe, replicas_before: dict[str, str], endpoint: Endpoint, name: str
 ) -> None:
     _send(served, endpoint, ADVERSARIAL[name], "application/json")
+
+
+@pytest.mark.parametrize("name", sorted(hostile_pngs()))
+def test_hostile_pngs_get_413_or_422(served: LocalServe, replicas_before: dict[str, str],
+                                     name: str) -> None:
+    """Decompression bombs and inflating metadata chunks: 500s before the bounded decoder."""
+    body = json.dumps({"tiles": [{"png": as_base64(hostile_pngs()[name])}]}).encode()
+    response = requests.post(ENDPOINTS[1].url(served), data=body,
+                             headers={"content-type": "application/json"}, timeout=TIMEOUT_S)
+    STATUSES[response.status_code] += 1
+    assert response.status_code in (413, 422), response.text[:300]
+    assert response.json()["error"]["details"][0]["field"] == "tiles.0.png"
 
 
 # Valid JSON (\u escapes), but a lone surrogate cannot be encoded as UTF-8, which is what
