@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from servestack.local.auth import auth_headers, ensure_token, read_token, token_path
 
 
@@ -35,3 +37,15 @@ def test_missing_token_is_generated_once_with_owner_only_permissions(tmp_path: P
 
 def test_dashboard_header_is_a_bearer_token() -> None:
     assert auth_headers("abc") == {"Authorization": "Bearer abc"}
+
+
+def test_a_token_file_readable_by_others_is_made_owner_only_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ray's own `ray.init` writes the file with the umask; it used to be reused as 0644."""
+    path = tmp_path / "auth_token"
+    path.write_text("abc123\n")
+    path.chmod(0o644)
+    assert ensure_token({"RAY_AUTH_TOKEN_PATH": str(path)}) == "abc123"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "was readable by others (mode 0644)" in capsys.readouterr().err
