@@ -248,12 +248,12 @@ def _json_400_writer(protocol: Any, msg: str) -> None:
 def _patch_uvicorn_400() -> None:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    H11Protocol.send_400_response = _json_400_writer  # type: ignore[method-assign]
+    H11Protocol.send_400_response = _json_400_writer  # type: ignore[method-assign, assignment]
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # httptools is optional; uvicorn then runs h11
         return
-    HttpToolsProtocol.send_400_response = _json_400_writer  # type: ignore[method-assign]
+    HttpToolsProtocol.send_400_response = _json_400_writer  # type: ignore[method-assign, assignment]
 
 
 def proxy_middlewares() -> list[Any]:

@@ -37,6 +37,14 @@ class DashboardClient:
         body: dict[str, Any] = self._request("GET", "/api/version").json()
         return body
 
+    def gcs_healthy(self, timeout_s: float = 3.0) -> bool:
+        """Whether the head's GCS answers (the dashboard's own probe); False after a crash."""
+        try:
+            self._request("GET", "/api/gcs_healthz", timeout_s=timeout_s)
+        except DashboardError:
+            return False
+        return True
+
     def snapshot(self) -> ServeSnapshot:
         response = self._request("GET", SERVE_APPLICATIONS)
         return ServeSnapshot.model_validate(response.json())

@@ -200,15 +200,18 @@ def test_uris_the_config_can_judge_never_reach_ray(stack: Stack, uri: str, fragm
 
 
 def _cluster_pids(stack: Stack) -> list[psutil.Process]:
+    """Processes naming the head's temp dir, and their children (workers retitle themselves
+    `ray::ProxyActor` and so on, dropping the temp dir from their command line)."""
     temp_dir = str(cluster_temp_dir(stack.ports["ray"]))
-    found = []
+    found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
             if any(temp_dir in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
+                found[proc.pid] = proc
+                found.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:
             continue
-    return found
+    return list(found.values())
 
 
 def test_status_fails_while_the_http_proxy_is_dead(stack: Stack) -> None:
