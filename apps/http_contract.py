@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -158,12 +157,28 @@ def _unparsable_body(error: Exception) -> str | None:
     return None
 
 
+def _leaf_routes(routes: Iterable[Any]) -> Iterable[Any]:
+    """Routes with methods, also those nested in included routers (Serve's class-based
+    view re-mounts the routes on a router of its own)."""
+    for route in routes:
+        # FastAPI >= 0.137 keeps an included router as one node holding `original_router`
+        # (Serve's class-based view includes one; its routes carry their full path).
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route of this app accepts at the request's path."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    # Serve and Starlette disagree on whether `path` includes the route prefix: try both.
+    candidates = {path, path.removeprefix(root) or "/"} if root else {path}
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
+    for route in _leaf_routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and any(regex.match(candidate) for candidate in candidates):
             methods.update(getattr(route, "methods", None) or ())
     return sorted(methods)
 
