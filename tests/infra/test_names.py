@@ -22,6 +22,7 @@ HOME = Path(names.__file__).resolve()
 
 ALLOWED: Mapping[tuple[str, str], str] = {
     ("apps/http_contract.py", "http"): "the ASGI scope type, not the operator's port",
+    ("apps/ingress.py", "http"): "the ASGI scope type, not the operator's port",
     ("benchmarks/workloads.py", "serve"): "a word of the synthetic texts the load generator sends",
     ("infra/kuberay.py", "release"): "the component's output named after its Helm release",
     ("servestack/cli/local.py", "serve"): "the `servestack serve` command",
