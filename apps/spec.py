@@ -39,11 +39,16 @@ class SpecError(ValueError):
 
     @classmethod
     def from_validation_error(cls, error: ValidationError, prefix: str = "") -> SpecError:
-        problems = []
+        problems: list[tuple[str, str]] = []
         for item in error.errors():
             loc = ".".join(str(part) for part in item["loc"])
             path = ".".join(part for part in (prefix, loc) if part)
-            problems.append((path or "<root>", _friendly(item)))
+            nested = (item.get("ctx") or {}).get("error")
+            if isinstance(nested, SpecError):
+                # A model validator that checks several fields names each one itself.
+                problems += nested.prefixed(path).problems if path else nested.problems
+            else:
+                problems.append((path or "<root>", _friendly(item)))
         return cls(problems)
 
     def prefixed(self, prefix: str) -> SpecError:

@@ -28,8 +28,9 @@ import yaml
 import infra.config
 from apps.catalog import CATALOG
 from apps.spec import ApplicationSpec
-from infra.config import STACKS_DIR, parse_stack_config, read_stack_file
+from infra.config import STACKS_DIR, parse_stack_config
 from infra.serve_config import application_entry, to_yaml, validate_serve_config
+from infra.stack_file import read_stack_file
 
 SIZES = (1, 10, 100)
 

@@ -18,21 +18,12 @@ from typing import Any
 
 from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
-from infra.config import PROJECT, StackConfig
+from infra.config import StackConfig
 from infra.quantities import gib
 from infra.worker_groups import ray_cluster_config
 
 HEAD_NODE_TYPE = "headgroup"
 """What Ray's translation calls the head group (autoscaling_config._HEAD_GROUP_NAME)."""
-
-
-class PlacementError(ValueError):
-    """Ray's autoscaler could not place some deployment; each problem names its field path."""
-
-    def __init__(self, stack: str, problems: Iterable[tuple[str, str]]) -> None:
-        self.problems = tuple(problems)
-        lines = "\n".join(f"  {PROJECT}:{path}: {message}" for path, message in self.problems)
-        super().__init__(f"stack {stack!r}: Ray's autoscaler could not place:\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
 
-import yaml
 from pydantic import (
     AfterValidator,
     ByteSize,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -59,6 +59,8 @@ def _sorted_labels(value: dict[str, str]) -> dict[str, str]:
 
 
 LabelMap = Annotated[dict[str, str], AfterValidator(_sorted_labels)]
+BACKEND_RULES: Final = "backend_rules"
+"""Validation context key: False skips the backend's pool rules (see parse_stack_config)."""
 
 class StackConfigError(ValueError):
     """The stack file is invalid; the message names each field path and how to fix it."""
@@ -78,7 +80,13 @@ _BACKEND = "Who runs the cluster: kind (local), gke, eks or existing (someone el
 _CLUSTER_NAME = "Name of the cluster this stack creates."
 
 
-class KindCluster(SpecModel):
+class _Cluster(SpecModel):
+    def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
+        """What this backend needs of every pool beyond the generic pool fields."""
+        return []
+
+
+class KindCluster(_Cluster):
     """A local kind cluster; its worker nodes impersonate the declared pools."""
 
     backend: Literal["kind"] = Field(description=_BACKEND)
@@ -88,7 +96,7 @@ class KindCluster(SpecModel):
     )
 
 
-class GkeCluster(SpecModel):
+class GkeCluster(_Cluster):
     backend: Literal["gke"] = Field(description=_BACKEND)
     project: str = Field(description="GCP project.")
     location: str = Field(description="Region or zone, e.g. europe-west4.")
@@ -103,8 +111,28 @@ class GkeCluster(SpecModel):
         True, description="GKE refuses to delete the cluster (pulumi destroy fails) while true."
     )
 
+    def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
+        problems = []
+        for pool in pools:
+            if not pool.machine_type:
+                problems.append((pool.path("machine_type"),
+                                 "GKE needs a machine type for every pool, e.g. n2-standard-8"))
+            accelerator = pool.accelerator
+            if accelerator is None:
+                continue
+            if not accelerator.cloud_type:
+                problems.append((pool.path("accelerator.cloud_type"),
+                                 "GKE needs the accelerator type of a GPU pool, e.g. nvidia-l4"))
+            if accelerator.resource != "nvidia.com/gpu":
+                problems.append((
+                    pool.path("accelerator.resource"),
+                    f"GKE GPU nodes expose nvidia.com/gpu, not {accelerator.resource!r}; GKE MIG "
+                    "partitions are not supported by this backend (use the existing backend)",
+                ))
+        return problems
 
-class EksCluster(SpecModel):
+
+class EksCluster(_Cluster):
     backend: Literal["eks"] = Field(description=_BACKEND)
     region: str = Field(description="AWS region.")
     name: str = Field("servestack", pattern=_DNS_LABEL, description=_CLUSTER_NAME)
@@ -116,13 +144,28 @@ class EksCluster(SpecModel):
         "(off for AMIs that ship it, e.g. Bottlerocket).",
     )
 
+    def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
+        problems = []
+        for pool in pools:
+            if not pool.machine_type:
+                problems.append((pool.path("machine_type"),
+                                 "EKS needs an instance type for every pool, e.g. m6i.2xlarge"))
+            if pool.accelerator is not None and pool.accelerator.resource != "nvidia.com/gpu":
+                problems.append((
+                    pool.path("accelerator.resource"),
+                    f"the NVIDIA AMI and device plugin expose nvidia.com/gpu, not "
+                    f"{pool.accelerator.resource!r}; MIG on EKS needs the GPU operator (use the "
+                    "existing backend for such a cluster)",
+                ))
+        return problems
+
 
 class StackReferenceKubeconfig(SpecModel):
     stack: str = Field(description="Fully qualified stack name, e.g. acme/platform/prod.")
     output: str = Field("kubeconfig", description="Name of that stack's kubeconfig output.")
 
 
-class ExistingCluster(SpecModel):
+class ExistingCluster(_Cluster):
     """A cluster someone else runs; its kubeconfig comes from a secret config key or from
     another stack's output."""
 
@@ -223,6 +266,10 @@ class NodePool(SpecModel):
     def gpus(self) -> int:
         return self.accelerator.count if self.accelerator else 0
 
+    def path(self, field: str) -> str:
+        """A field of this pool as errors name it: by pool name, which survives reordering."""
+        return f"pools[{self.name}].{field}"
+
 
 # --- KubeRay and the RayService -----------------------------------------------------------
 
@@ -260,6 +307,25 @@ class ImageConfig(SpecModel):
         "IfNotPresent",
         description="imagePullPolicy of every Ray container (`Never` for kind-loaded).",
     )
+
+    @field_validator("repository", mode="before")
+    @classmethod
+    def _untagged(cls, value: Any) -> Any:
+        """Before the pattern check, so a digest (`@`) gets this message rather than a regex."""
+        if not isinstance(value, str):
+            return value
+        repository = value.split("@", 1)[0]
+        registry, _, name = repository.rpartition("/")  # localhost:5000/app: a port, no tag
+        if ":" in name:
+            repository = f"{registry}/{name.split(':', 1)[0]}" if registry else name.split(":")[0]
+        if repository != value:
+            raise ValueError(
+                f"{value!r} carries a tag or digest ({value.removeprefix(repository)!r}); give "
+                f"the repository only ({repository!r}): servestack tags the image itself, "
+                f"{repository}:{RAY_VERSION}-<variant>-cpu|gpu, from the pinned Ray version "
+                "and image.variant"
+            )
+        return value
 
     def reference(self, gpu: bool) -> str:
         flavour = "gpu" if gpu else "cpu"
@@ -332,6 +398,17 @@ class RayServiceConfig(SpecModel):
     gcs_fault_tolerance: GcsFaultTolerance = Field(
         GcsFaultTolerance(), description="GCS state in an external Redis."
     )
+
+    @field_validator("upgrade_strategy")
+    @classmethod
+    def _modelled_strategy(cls, value: str) -> str:
+        if value == "NewClusterWithIncrementalUpgrade":
+            raise ValueError(
+                "NewClusterWithIncrementalUpgrade needs upgradeStrategy.clusterUpgradeOptions "
+                "(a Gateway API class, step size and interval), which servestack does not "
+                "model yet; use NewCluster (or None)"
+            )
+        return value
 
 
 class HttpOptions(SpecModel):
@@ -530,6 +607,16 @@ class StackConfig(SpecModel):
             raise ValueError(f"node pool names must be unique; repeated: {dupes}")
         return self
 
+    @model_validator(mode="after")
+    def _pools_fit_backend(self, info: ValidationInfo) -> Self:
+        """The cluster backend's demands on every pool, each named by its own field path."""
+        if (info.context or {}).get(BACKEND_RULES) is False:
+            return self
+        problems = self.cluster.pool_problems(self.pools)
+        if problems:
+            raise SpecError(problems)
+        return self
+
     @cached_property
     def applications(self) -> tuple[ApplicationSpec, ...]:
         """The stack's effective app specs: catalog defaults with this stack's overrides."""
@@ -554,13 +641,18 @@ def resolve_applications(apps: Mapping[str, AppOverrides | None]) -> tuple[Appli
     return tuple(resolved)
 
 
-def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
+def parse_stack_config(
+    stack: str, raw: Mapping[str, Any], backend_rules: bool = True,
+) -> StackConfig:
     """Validate a stack's `servestack:` keys (prefix already stripped), specs included.
 
     Raises StackConfigError listing every problem; nothing is built from a config that fails.
+    `backend_rules=False` skips the cluster backend's pool rules only, so that the capacity
+    plan can still be checked (and its problems reported in the same run) when they fail.
     """
     try:
-        config = StackConfig.model_validate({"stack": stack, **raw})
+        config = StackConfig.model_validate({"stack": stack, **raw},
+                                            context={BACKEND_RULES: backend_rules})
     except ValidationError as error:
         problems = list(SpecError.from_validation_error(error).problems)
         raise StackConfigError(stack, problems) from None
@@ -570,35 +662,3 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any]) -> StackConfig:
         raise StackConfigError(stack, list(error.problems)) from None
     return config
 
-
-def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
-    return stacks_dir / f"Pulumi.{stack}.yaml"
-
-
-def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                  for p in stacks_dir.glob("Pulumi.*.yaml"))
-
-
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """The `servestack:` keys of a stack file, prefix stripped; secure values stay opaque."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no stack file at {path}")
-    document = yaml.safe_load(path.read_text()) or {}
-    entries = document.get("config") or {}
-    if not isinstance(entries, Mapping):
-        raise StackConfigError(path.stem, [("config", "expected a mapping of config keys")])
-    prefix = f"{PROJECT}:"
-    return {key.removeprefix(prefix): value for key, value in entries.items()
-            if key.startswith(prefix)}
-
-
-def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
-    """Read and validate `stacks/Pulumi.<stack>.yaml` without Pulumi (CLI, tests, render)."""
-    path = stack_file(stack, stacks_dir)
-    if not path.is_file():
-        known = ", ".join(available_stacks(stacks_dir)) or "none"
-        raise FileNotFoundError(f"no stack {stack!r}: {path} does not exist (stacks: {known})")
-    raw = read_stack_file(path)
-    secret_keys = {k for k, v in raw.items() if isinstance(v, Mapping) and set(v) == {"secure"}}
-    return parse_stack_config(stack, {k: v for k, v in raw.items() if k not in secret_keys})

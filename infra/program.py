@@ -1,68 +1,59 @@
 """The Pulumi program: validate the whole stack, then build cluster → operator → RayService.
 
-Every check (stack config, backend, secrets, capacity plan, Serve schema) runs before the
-first resource is registered, so a bad stack fails with field paths and fixes and leaves the
-state untouched. The checks raise `pulumi.RunError`, which Pulumi prints without a traceback.
+Every check (stack config, backend, secrets, capacity plan, Serve schema: `validate_stack`,
+the same function every offline command calls) runs before the first resource is registered,
+so a bad stack fails with field paths and fixes and leaves the state untouched. A refusal is
+a `pulumi.RunError`, which Pulumi prints without a traceback.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 
-from infra.autoscaler_fit import PlacementError, autoscaler_placement_problems
-from infra.capacity import CapacityError, CapacityPlan, plan_capacity
 from infra.clusters.base import (
     BackendUnavailableError,
     ClusterBackend,
     backend_for,
     provision_cluster,
 )
-from infra.config import PROJECT, StackConfig, StackConfigError
+from infra.config import PROJECT, StackConfigError
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from infra.namespace import workload_namespace
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.observability import Observability, ObservabilityArgs, operator_scrape_annotations
 from infra.rayservice import RayService, RayServiceArgs
-from infra.rayservice import check as check_rayservice
-from infra.serve_config import ServeConfigError, serve_config_for
-from infra.stack_reading import check_secrets, read_stack_config
+from infra.stack_reading import read_stack_source
+from infra.validation import ValidStack, validate_stack
 
 
-def validate(stack_name: str) -> tuple[StackConfig, CapacityPlan, dict[str, Any], ClusterBackend]:
-    """Everything that can fail on the stack's content, before any resource is registered.
+class StackRefused(pulumi.RunError):
+    """The stack is invalid; Pulumi prints a RunError without a traceback. `problems` keeps
+    the (field path, message) pairs for callers that run the program offline."""
 
-    Once the config parses, backend, secret and capacity problems are reported together.
-    """
+    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+def validate(stack_name: str) -> tuple[ValidStack, ClusterBackend]:
+    """Everything that can fail on the stack's content, before any resource is registered:
+    `validate_stack` (the same function every offline command calls), then whether the
+    backend's cloud SDK is installed."""
     try:
-        stack = read_stack_config(stack_name, pulumi.Config(PROJECT))
-        backend = backend_for(stack)
-    except (StackConfigError, BackendUnavailableError) as error:
-        raise pulumi.RunError(str(error)) from None
-    failures: list[str] = []
-    problems = backend.check(stack) + check_rayservice(stack) + check_secrets(stack)
-    if problems:
-        failures.append(str(StackConfigError(stack_name, problems)))
+        valid = validate_stack(read_stack_source(stack_name, pulumi.Config(PROJECT)))
+    except StackConfigError as error:
+        raise StackRefused(str(error), tuple(error.problems)) from None
     try:
-        plan = plan_capacity(stack)
-    except CapacityError as error:
-        failures.append(str(error))
-    else:
-        placement = autoscaler_placement_problems(stack, plan)
-        if placement:
-            failures.append(str(PlacementError(stack_name, placement)))
-    if failures:
-        raise pulumi.RunError("\n".join(failures))
-    try:
-        serve_config = serve_config_for(stack)
-    except ServeConfigError as error:
-        raise pulumi.RunError(str(error)) from None
-    return stack, plan, serve_config, backend
+        backend = backend_for(valid.stack)
+    except BackendUnavailableError as error:
+        raise StackRefused(str(error)) from None
+    for warning in valid.warnings:
+        pulumi.log.warn(warning)
+    return valid, backend
 
 
-def deploy(stack: StackConfig, plan: CapacityPlan, serve_config: dict[str, Any],
-           backend: ClusterBackend) -> None:
+def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
+    stack, plan, serve_config = valid.stack, valid.plan, valid.serve_config
     cluster = provision_cluster(stack, backend)
     namespace = workload_namespace(stack, pulumi.ResourceOptions(
         provider=cluster.provider, depends_on=list(cluster.ready)))
@@ -85,8 +76,6 @@ def deploy(stack: StackConfig, plan: CapacityPlan, serve_config: dict[str, Any],
         "observability", ObservabilityArgs(stack, plan),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
     )
-    for warning in plan.warnings:
-        pulumi.log.warn(warning)
     pulumi.export("namespace", namespace.metadata.name)
     pulumi.export("rayService", service.name)
     pulumi.export("serveService", service.serve_service)

@@ -32,17 +32,6 @@ IGNORED_CHANGES = ["spec.rayClusterConfig.workerGroupSpecs[*].replicas"]
 """The in-tree autoscaler writes replicas; Pulumi must not reset them on every `up`."""
 
 
-def check(stack: StackConfig) -> list[tuple[str, str]]:
-    if stack.rayservice.upgrade_strategy == "NewClusterWithIncrementalUpgrade":
-        return [(
-            "rayservice.upgrade_strategy",
-            "NewClusterWithIncrementalUpgrade needs upgradeStrategy.clusterUpgradeOptions "
-            "(a Gateway API class, step size and interval), which servestack does not model "
-            "yet; use NewCluster (or None)",
-        )]
-    return []
-
-
 def serve_service_name(stack: StackConfig) -> str:
     """KubeRay names the Serve Service after the RayService; it follows upgrades."""
     return f"{stack.rayservice.name}-serve-svc"

@@ -8,7 +8,8 @@ import os
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from policies.enforcement import environment_for, levels_for
+from infra.environment import environment_for
+from policies.enforcement import levels_for
 from policies.rules import build_policies
 from policies.stack_context import stack_config_from_pulumi
 

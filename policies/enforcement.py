@@ -2,8 +2,8 @@
 
 Correctness rules (what Ray and Kubernetes must agree on) are mandatory everywhere; the
 operational ones (fault tolerance, warm GPUs, hardening) tighten from local to prod. A stack
-maps to its environment by name; an unknown stack gets prod's levels, so a new stack is
-strict until someone decides otherwise. The pack config of `pulumi preview
+maps to its environment by name (infra.environment); an unknown stack gets prod's levels, so
+a new stack is strict until someone decides otherwise. The pack config of `pulumi preview
 --policy-pack-config` (and `servestack check --policy-config`) overrides single policies.
 """
 
@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pulumi_policy import EnforcementLevel
 
-Environment = Literal["local", "dev", "staging", "prod"]
-ENVIRONMENTS: tuple[Environment, ...] = ("local", "dev", "staging", "prod")
-STRICTEST: Environment = "prod"
+from infra.environment import Environment
 
 M = EnforcementLevel.MANDATORY
 A = EnforcementLevel.ADVISORY
@@ -62,15 +60,6 @@ LEVELS: Mapping[str, Mapping[Environment, EnforcementLevel]] = {
 
 class PolicyConfigError(ValueError):
     """A policy pack config file names an unknown policy or level."""
-
-
-def environment_for(stack: str | None) -> Environment:
-    """`prod`, `acme/servestack/prod` and `acme/prod` all mean prod; unknown means strictest."""
-    name = (stack or "").rsplit("/", 1)[-1]
-    for environment in ENVIRONMENTS:
-        if name == environment:
-            return environment
-    return STRICTEST
 
 
 def levels_for(

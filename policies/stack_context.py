@@ -1,7 +1,7 @@
 """The stack config as the pack sees it: Pulumi passes the stack's config to the policy process.
 
 Stack rules recompute the capacity plan from the same `StackConfig` the program validated,
-read the same way the program reads it, rather than trusting an exported copy.
+read and validated by the program's own functions, rather than trusting an exported copy.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from infra.config import PROJECT, StackConfig
 
 
 def stack_config_from_pulumi() -> StackConfig:
-    from infra.stack_reading import read_stack_config  # the program's own reader
+    from infra.stack_reading import read_stack_source  # the program's own reader
+    from infra.validation import validate_stack  # and its one validation
 
-    return read_stack_config(pulumi.get_stack(), pulumi.Config(PROJECT))
+    return validate_stack(read_stack_source(pulumi.get_stack(), pulumi.Config(PROJECT))).stack

@@ -20,12 +20,12 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
-import yaml
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
 
-from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, stack_file
+from infra.config import PROJECT, REPO_ROOT, STACKS_DIR
+from infra.stack_file import read_stack_source, stack_file, stack_name
 from servestack.pulumi_internals import (
     RESOURCE_SIG,
     SECRET_SIG,
@@ -38,7 +38,6 @@ from servestack.pulumi_internals import (
     serialize_properties,
 )
 
-PROJECT_FILE = REPO_ROOT / "Pulumi.yaml"
 PROGRAM = REPO_ROOT / "infra"
 """Pulumi.yaml `main: infra/`: run as a directory, exactly as the language host runs it."""
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
@@ -119,33 +118,6 @@ class ProgramRun:
 # --- config, the way the CLI would pass it -------------------------------------------------
 
 
-def project_defaults(project_file: Path = PROJECT_FILE) -> dict[str, Any]:
-    """Pulumi.yaml `config:` defaults, fully qualified (the CLI applies these, mocks do not)."""
-    document = yaml.safe_load(project_file.read_text()) or {}
-    defaults = {}
-    for key, spec in (document.get("config") or {}).items():
-        if isinstance(spec, Mapping) and "default" in spec:
-            defaults[key if ":" in key else f"{PROJECT}:{key}"] = spec["default"]
-    return defaults
-
-
-def read_stack_document(path: Path) -> tuple[dict[str, Any], set[str]]:
-    """(plain values, keys stored as `secure:`) of a stack file, keys fully qualified."""
-    document = yaml.safe_load(path.read_text()) or {}
-    entries = document.get("config") or {}
-    if not isinstance(entries, Mapping):
-        raise ValueError(f"{path}: `config` must be a mapping of config keys")
-    plain: dict[str, Any] = {}
-    secure: set[str] = set()
-    for key, value in entries.items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
-            secure.add(full)
-        else:
-            plain[full] = value
-    return plain, secure
-
-
 def encode_config_value(value: Any) -> str:
     """The CLI passes strings as-is and everything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -158,39 +130,17 @@ def stack_config(
 
     `secrets` maps short or fully qualified keys to values. `secure:` entries, which need the
     Pulumi CLI to decrypt, and secrets the stack requires get a placeholder when
-    `fill_secrets` is on, so offline renders work without credentials.
+    `fill_secrets` is on (infra.stack_file.read_stack_source decides which), so offline
+    renders work without credentials. Raises StackFileError for a file that is not YAML.
     """
-    plain, secure = read_stack_document(path)
-    values: dict[str, Any] = {**project_defaults(), **plain}
-    secret_values = {(k if ":" in k else f"{PROJECT}:{k}"): v for k, v in (secrets or {}).items()}
-    if fill_secrets:
-        needed = set(secure) | {f"{PROJECT}:{key}" for key in _required_secrets(values)}
-        for key in sorted(needed - set(secret_values) - set(plain)):
-            secret_values[key] = SECRET_PLACEHOLDER
-    values.update(secret_values)
-    return ({key: encode_config_value(value) for key, value in sorted(values.items())},
-            sorted(secret_values))
-
-
-def _required_secrets(values: Mapping[str, Any]) -> list[str]:
-    """The secret keys the program will ask for; parsing failures are the program's to report."""
-    from infra.config import StackConfigError, parse_stack_config
-    from infra.stack_reading import required_secrets
-
-    prefix = f"{PROJECT}:"
-    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
-    try:
-        stack = parse_stack_config("offline", {k: v for k, v in raw.items()
-                                               if k in _stack_fields()})
-    except (StackConfigError, ValueError):
-        return []
-    return sorted(required_secrets(stack))
-
-
-def _stack_fields() -> set[str]:
-    from infra.config import StackConfig
-
-    return set(StackConfig.model_fields) - {"stack"}
+    source = read_stack_source(path, fill_secrets=fill_secrets)
+    given = {key.removeprefix(f"{PROJECT}:"): value for key, value in (secrets or {}).items()}
+    secret_values = {key: given.get(key, SECRET_PLACEHOLDER)
+                     for key in source.secret_keys | set(given)}
+    values = {**source.values, **secret_values}
+    return ({f"{PROJECT}:{key}": encode_config_value(value)
+             for key, value in sorted(values.items())},
+            sorted(f"{PROJECT}:{key}" for key in secret_values))
 
 
 # --- the mock engine ----------------------------------------------------------------------
@@ -417,7 +367,8 @@ def run_stack_file(
     fill_secrets: bool = True,
 ) -> ProgramRun:
     """Run the program for any stack file (e.g. a test fixture); the stack name defaults to
-    the file name without `Pulumi.` and `.yaml`."""
-    name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    the file's (`stack_name`). A file that is not YAML raises StackFileError: the Pulumi CLI
+    would refuse it before the program starts."""
+    name = stack or stack_name(path)
     config, secret_keys = stack_config(path, secrets, fill_secrets)
     return run_program(name, config, secret_keys)

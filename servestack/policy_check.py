@@ -9,7 +9,7 @@ props behind CrossGuard's own read-only proxy. So `servestack check` agrees with
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,11 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from infra.config import STACKS_DIR, stack_file
-from policies.enforcement import Environment, environment_for, levels_for
+from infra.config import STACKS_DIR
+from infra.environment import Environment, environment_for
+from infra.program import StackRefused
+from infra.stack_file import stack_file, stack_name
+from policies.enforcement import levels_for
 from policies.rules import StackConfigSource, build_policies
 from policies.stack_context import stack_config_from_pulumi
 from servestack.offline import ProgramRun, run_stack_file
@@ -35,7 +38,15 @@ PACK = "servestack"
 
 
 class InvalidStackError(ValueError):
-    """The program stopped before registering anything: the stack config is invalid."""
+    """The program stopped before registering anything: the stack config is invalid.
+
+    `problems` holds validate_stack's (field path, message) pairs when the program refused
+    the stack (empty when it failed for another reason, e.g. a missing cloud SDK).
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.problems = error.problems if isinstance(error, StackRefused) else ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class CheckReport:
     levels: Mapping[str, EnforcementLevel]
     resources: int
     violations: tuple[Violation, ...] = field(default=())
+    warnings: tuple[str, ...] = ()  # what the program warned about (pulumi.log.warn)
 
     @property
     def mandatory(self) -> tuple[Violation, ...]:
@@ -184,14 +196,15 @@ def check_stack_file(
     Raises StackConfigError/CapacityError (via ProgramRun) when the stack itself is invalid:
     the program registers nothing then, and there is nothing to check.
     """
-    name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    name = stack or stack_name(path)
     run = run_stack_file(path, name)
     if run.error is not None:
-        raise InvalidStackError(str(run.error)) from run.error
+        raise InvalidStackError(run.error) from run.error
     subjects = subjects_of(run)
     # Stack rules read the config exactly as the pack does: from the Pulumi config the
     # program just ran with.
-    return evaluate(name, subjects, stack_config_from_pulumi, environment, overrides)
+    report = evaluate(name, subjects, stack_config_from_pulumi, environment, overrides)
+    return replace(report, warnings=run.warnings)
 
 
 def check_stack(

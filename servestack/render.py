@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from infra.pod_preview import RAYSERVICE_TYPE, as_mapping, plain, preview_pods
+from infra.stack_file import stack_name
 from policies.stack_context import stack_config_from_pulumi
 from servestack.offline import ProgramRun, RegisteredResource, run_stack_file
 from servestack.policy_check import CheckReport, InvalidStackError, evaluate, subjects_of
@@ -197,18 +199,25 @@ def policy_report_document(report: CheckReport) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class StackRender:
+    files: list[Path]
+    warnings: tuple[str, ...]  # what the program warned about; also in index.yaml
+
+
 def render_stack_file(path: Path, out_dir: Path, stack: str | None = None,
-                      with_policies: bool = False) -> list[Path]:
+                      with_policies: bool = False) -> StackRender:
     """Run the program for a stack file and write its render under `out_dir/<stack>/`.
 
-    Raises InvalidStackError when the program stops on the stack's config (nothing rendered).
+    Raises InvalidStackError when the program stops on the stack's config (nothing rendered),
+    StackFileError when the file is not YAML.
     """
-    name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    name = stack or stack_name(path)
     run = run_stack_file(path, name)
     if run.error is not None:
-        raise InvalidStackError(str(run.error)) from run.error
+        raise InvalidStackError(run.error) from run.error
     files = render_documents(run)
     if with_policies:
         report = evaluate(name, subjects_of(run), stack_config_from_pulumi)
         files[POLICY_REPORT] = policy_report_document(report)
-    return write_documents(files, out_dir / name)
+    return StackRender(write_documents(files, out_dir / name), run.warnings)

@@ -24,6 +24,12 @@ POLICY_HELPERS = {
     "infra.quantities": "Kubernetes quantities parsed and written one way, pure",
     "infra.stack_reading": "reads the stack from Pulumi config as the program does, without "
                            "importing the program (the pack gets the same config)",
+    "infra.validation": "validate_stack, the one decision on a stack the program also makes: "
+                        "config, secrets, plans, no resources",
+    "infra.environment": "which environment a stack is (local/dev/staging/prod), pure",
+    "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
+    "infra.autoscaler_fit": "Ray's autoscaler translation of the groups, pure (validation)",
+    "infra.worker_groups": "the RayCluster groups as dicts, pure (autoscaler_fit)",
 }
 """The infra modules the policy pack may import, and why each is safe to: none of them
 registers a resource or imports the program."""

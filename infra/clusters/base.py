@@ -31,11 +31,8 @@ class Cluster:
 
 
 class ClusterBackend(Protocol):
-    """A module in infra/clusters/ that can check and build one kind of cluster."""
-
-    def check(self, stack: StackConfig) -> list[tuple[str, str]]:
-        """Backend-specific problems as (field path, message); empty when the stack fits."""
-        ...
+    """A module in infra/clusters/ that builds one kind of cluster (what it needs of the
+    stack's pools, the cluster model checks: `pool_problems` in infra/config.py)."""
 
     def provision(self, stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         """Register the cluster's resources as children of `parent`."""
@@ -95,7 +92,3 @@ def kubernetes_provider(
         enable_server_side_apply=True,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
-
-
-def pool_path(pool: NodePool, field: str) -> str:
-    return f"pools[{pool.name}].{field}"

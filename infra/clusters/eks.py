@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from infra.clusters.base import Cluster, kubernetes_provider, pool_path
+from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import EksCluster, NodePool, StackConfig
 from infra.names import CLOUD_TAINT_EFFECTS, EKS_NODE_GROUP_LABEL
 
@@ -34,22 +34,6 @@ DEVICE_PLUGIN_VERSION = "0.17.1"
 def _eks(stack: StackConfig) -> EksCluster:
     assert isinstance(stack.cluster, EksCluster)
     return stack.cluster
-
-
-def check(stack: StackConfig) -> list[tuple[str, str]]:
-    problems = []
-    for pool in stack.pools:
-        if not pool.machine_type:
-            problems.append((pool_path(pool, "machine_type"),
-                             "EKS needs an instance type for every pool, e.g. m6i.2xlarge"))
-        if pool.accelerator is not None and pool.accelerator.resource != "nvidia.com/gpu":
-            problems.append((
-                pool_path(pool, "accelerator.resource"),
-                f"the NVIDIA AMI and device plugin expose nvidia.com/gpu, not "
-                f"{pool.accelerator.resource!r}; MIG on EKS needs the GPU operator (use the "
-                "existing backend for such a cluster)",
-            ))
-    return problems
 
 
 def node_group_name(cluster: EksCluster, pool: NodePool) -> str:

@@ -18,10 +18,6 @@ def _existing(stack: StackConfig) -> ExistingCluster:
     return stack.cluster
 
 
-def check(stack: StackConfig) -> list[tuple[str, str]]:
-    return []
-
-
 def kubeconfig(stack: StackConfig, parent: pulumi.Resource) -> pulumi.Output[str]:
     cluster = _existing(stack)
     reference = cluster.stack_reference

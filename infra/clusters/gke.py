@@ -13,7 +13,7 @@ import re
 import pulumi
 from pulumi_gcp import container
 
-from infra.clusters.base import Cluster, kubernetes_provider, pool_path
+from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import GkeCluster, NodePool, StackConfig
 from infra.names import CLOUD_TAINT_EFFECTS
 
@@ -23,27 +23,6 @@ _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 def _gke(stack: StackConfig) -> GkeCluster:
     assert isinstance(stack.cluster, GkeCluster)
     return stack.cluster
-
-
-def check(stack: StackConfig) -> list[tuple[str, str]]:
-    problems = []
-    for pool in stack.pools:
-        if not pool.machine_type:
-            problems.append((pool_path(pool, "machine_type"),
-                             "GKE needs a machine type for every pool, e.g. n2-standard-8"))
-        accelerator = pool.accelerator
-        if accelerator is None:
-            continue
-        if not accelerator.cloud_type:
-            problems.append((pool_path(pool, "accelerator.cloud_type"),
-                             "GKE needs the accelerator type of a GPU pool, e.g. nvidia-l4"))
-        if accelerator.resource != "nvidia.com/gpu":
-            problems.append((
-                pool_path(pool, "accelerator.resource"),
-                f"GKE GPU nodes expose nvidia.com/gpu, not {accelerator.resource!r}; GKE MIG "
-                "partitions are not supported by this backend (use the existing backend)",
-            ))
-    return problems
 
 
 def is_zonal(location: str) -> bool:

@@ -24,10 +24,6 @@ def _kind(stack: StackConfig) -> KindCluster:
     return stack.cluster
 
 
-def check(stack: StackConfig) -> list[tuple[str, str]]:
-    return []
-
-
 def gpu_warnings(stack: StackConfig) -> list[str]:
     """kind nodes see a GPU only with GPU-enabled node containers (e.g. NVIDIA's nvkind)."""
     return [

@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.capacity import CapacityError
-from infra.config import STACKS_DIR, StackConfigError, available_stacks, stack_file
-from policies.enforcement import ENVIRONMENTS, Environment, PolicyConfigError, read_policy_config
+from infra.config import STACKS_DIR, StackConfigError
+from infra.environment import ENVIRONMENTS, Environment
+from infra.stack_file import StackFileError, available_stacks, stack_file
+from policies.enforcement import PolicyConfigError, read_policy_config
 from servestack.cli import app
+from servestack.cli.exit_codes import EXIT_INVALID, EXIT_VIOLATIONS
 from servestack.policy_check import PACK, CheckReport, InvalidStackError, check_stack_file
 
-EXIT_VIOLATIONS = 1
-EXIT_INVALID = 2
 PACK_VERSION = "0.1.0"  # policies/PulumiPolicy.yaml
 
 
@@ -114,10 +114,16 @@ def check(
         try:
             with errors.status(f"running stack {label} under mocks and checking policies…"):
                 report = check_stack_file(path, name, env, overrides)
-        except (StackConfigError, CapacityError, InvalidStackError) as error:
+        except StackFileError as error:
+            errors.print(Text(str(error), style="red"))
+            invalid = True
+            continue
+        except (StackConfigError, InvalidStackError) as error:
             errors.print(Text(f"{path}: {error}", style="red"))
             invalid = True
             continue
+        for warning in report.warnings:
+            errors.print(Text(f"warning: {warning}", style="yellow"))
         print_report(report, out)
         failed = failed or not report.passed
     if invalid:

@@ -16,10 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from servestack.cli import app
+from servestack.cli.exit_codes import EXIT_INVALID
 from servestack.diffing import DiffError, diff_against
 from servestack.diffing.report import markdown
-
-EXIT_INVALID = 2
 
 
 @app.command("diff")

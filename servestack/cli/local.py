@@ -18,9 +18,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import STACKS_DIR, StackConfig, StackConfigError, load_stack_config
-from infra.serve_config import ServeConfigError, ingress_environment, serve_config_for
+from infra.config import STACKS_DIR, StackConfig, StackConfigError
+from infra.serve_config import ingress_environment
+from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
+from servestack.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
 from servestack.local.auth import ensure_token, read_token
 from servestack.local.dashboard import (
     DashboardAuthError,
@@ -46,9 +48,6 @@ from servestack.local.processes import cluster_processes, forget_cluster_address
 from servestack.local.rollout import DeployFailedError, RolloutTimeoutError, wait_for_rollout
 from servestack.local.serve_status import Rollout, ServeSnapshot
 
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
 SERVE_SHUTDOWN_TIMEOUT_S = 15.0
 """A healthy Serve drains in seconds; `stop` must finish even when it does not."""
 
@@ -79,15 +78,17 @@ def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
 
 def _load(stack: str, stacks_dir: Path) -> tuple[StackConfig, dict[str, Any]]:
     try:
-        config = load_stack_config(stack, stacks_dir)
-        return config, serve_config_for(config)
-    except (FileNotFoundError, StackConfigError, ServeConfigError) as error:
+        valid = load_stack(stack, stacks_dir)
+    except (FileNotFoundError, StackFileError, StackConfigError) as error:
         raise _fail(str(error), EXIT_INVALID) from None
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] != "ray":
             raise
         raise _fail("Ray is not installed in this environment: run `make install` "
                     "(or `pip install -e .`)") from None
+    for warning in valid.warnings:
+        err.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+    return valid.stack, valid.serve_config
 
 
 @app.command("serve")

@@ -16,8 +16,8 @@ from rich.text import Text
 
 from apps.classifier.model_store import MODEL_STORE_ENV, default_checkpoint_name
 from servestack.cli import app
+from servestack.cli.exit_codes import EXIT_FAILED
 
-EXIT_FAILED = 1
 MIN_HOLDOUT_ACCURACY = 0.95
 """Below this the synthetic task was not learned; the file is still written, with a warning."""
 

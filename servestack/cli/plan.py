@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.capacity import CapacityError, CapacityPlan, Load, plan_capacity
-from infra.config import STACKS_DIR, StackConfigError, load_stack_config
+from infra.capacity import CapacityPlan, Load
+from infra.config import STACKS_DIR, StackConfigError
 from infra.quantities import gib
+from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
-
-EXIT_INVALID = 2
+from servestack.cli.exit_codes import EXIT_INVALID
 
 
 @app.command("plan")
@@ -35,22 +35,26 @@ def plan(
 ) -> None:
     """Plan capacity: worker groups, pods and nodes for every deployment at max replicas.
 
-    Exits 2 when the stack file is invalid or its worst case does not fit its pools.
+    Runs the same validation as `pulumi up` (config, backend, secrets, capacity, Serve config)
+    and exits 2 when it refuses the stack.
     """
     errors = Console(stderr=True)
     try:
-        capacity = plan_capacity(load_stack_config(stack, stacks_dir))
-    except (FileNotFoundError, StackConfigError, CapacityError) as error:
+        valid = load_stack(stack, stacks_dir)
+    except (FileNotFoundError, StackFileError, StackConfigError) as error:
         errors.print(Text(str(error), style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
+    capacity = valid.plan
     if as_json:
         typer.echo(json.dumps(capacity.to_output(), indent=2, sort_keys=True))
+        for warning in valid.warnings[len(capacity.warnings):]:  # the plan's are in the JSON
+            errors.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         return
     out = Console()
     out.print(deployments_table(capacity))
     out.print(worker_groups_table(capacity))
     out.print(pools_table(capacity))
-    for warning in capacity.warnings:
+    for warning in valid.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
 

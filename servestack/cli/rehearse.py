@@ -17,17 +17,14 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from infra.capacity import CapacityError, plan_capacity
-from infra.config import STACKS_DIR, StackConfigError, load_stack_config, stack_file
+from infra.config import STACKS_DIR, StackConfigError
+from infra.stack_file import StackFileError, load_stack, stack_file
 from servestack.cli import app
+from servestack.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
 from servestack.rehearse.cluster import ClusterError
 from servestack.rehearse.report import print_report
 from servestack.rehearse.run import RehearsalFailedError, RehearsalOptions, rehearse
 from servestack.rehearse.translation import RayServiceError, file_target, rendered_target
-
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -71,12 +68,12 @@ def rehearse_command(
     out, err = Console(), Console(stderr=True)
     started = time.monotonic()
     try:
-        config = load_stack_config(stack, stacks_dir)
-        plan = plan_capacity(config)
+        valid = load_stack(stack, stacks_dir)
+        config, plan = valid.stack, valid.plan
         with err.status("Rendering the RayService (the program under Pulumi mocks)…"):
             target = (file_target(rayservice) if rayservice is not None
                       else rendered_target(stack_file(stack, stacks_dir), stack))
-    except (FileNotFoundError, StackConfigError, CapacityError, RayServiceError) as error:
+    except (FileNotFoundError, StackFileError, StackConfigError, RayServiceError) as error:
         err.print(Text(str(error), style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
 

@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import STACKS_DIR, StackConfigError, available_stacks, stack_file
+from infra.config import STACKS_DIR, StackConfigError
+from infra.stack_file import StackFileError, available_stacks, stack_file
 from servestack.cli import app
+from servestack.cli.exit_codes import EXIT_INVALID
 from servestack.policy_check import InvalidStackError
 from servestack.render import RenderError, render_stack_file
-
-EXIT_INVALID = 2
 
 
 @app.command("render")
@@ -53,12 +53,18 @@ def render(
             continue
         try:
             with errors.status(f"rendering stack {name} under mocks…"):
-                written = render_stack_file(path, out, name, with_policies)
+                rendered = render_stack_file(path, out, name, with_policies)
+        except StackFileError as error:
+            errors.print(Text(str(error), style="red"))  # one line: path:line:column: problem
+            invalid = True
+            continue
         except (StackConfigError, InvalidStackError, RenderError) as error:
             errors.print(Text(f"stack {name}: {error}", style="red"))
             invalid = True
             continue
-        table.add_row(name, str(len(written)), str(out / name))
+        for warning in rendered.warnings:
+            errors.print(Text(f"stack {name}: warning: {warning}", style="yellow"))
+        table.add_row(name, str(len(rendered.files)), str(out / name))
     Console(soft_wrap=True).print(table)
     if invalid:
         raise typer.Exit(EXIT_INVALID)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from infra.pod_preview import RAYSERVICE_TYPE
+from infra.stack_file import available_stacks
 from servestack.diffing.capacity_delta import CapacityDelta, capacity_delta
 from servestack.diffing.fields import FieldChange, field_changes
 from servestack.diffing.rollout import RayServiceChange, rayservice_change
@@ -99,8 +100,7 @@ def base_worktree(repo: Path, ref: str) -> Iterator[tuple[Path, str]]:
 
 
 def stacks_in(tree: Path) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                  for p in (tree / "stacks").glob("Pulumi.*.yaml"))
+    return available_stacks(tree / "stacks")
 
 
 def _cli_module(tree: Path) -> str:
@@ -130,10 +130,12 @@ def render_tree(tree: Path, out: Path, stacks: Sequence[str],
 
 
 def _error_of(stack: str, stacks: Sequence[str], stderr: str) -> str:
-    """The block render printed for `stack` (from `stack <name>:` to the next stack's)."""
+    """The block render printed for `stack`: from `stack <name>:` (or the one line naming
+    its file, for a file that is not YAML) to the next stack's."""
     block: list[str] = []
     for line in stderr.splitlines():
-        starts = next((s for s in stacks if line.startswith(f"stack {s}:")), None)
+        starts = next((s for s in stacks if line.startswith(f"stack {s}:")
+                       or f"Pulumi.{s}.yaml:" in line), None)
         if starts is not None:
             if block:
                 break

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import available_stacks, read_stack_file, stack_file
+from infra.stack_file import available_stacks, read_stack_file, stack_file
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"

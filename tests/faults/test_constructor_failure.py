@@ -19,7 +19,8 @@ import yaml
 
 from apps.catalog import CATALOG
 from benchmarks.cluster import free_port
-from infra.config import STACKS_DIR, read_stack_file
+from infra.config import STACKS_DIR
+from infra.stack_file import read_stack_file
 from tests.faults.conftest import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(480)]

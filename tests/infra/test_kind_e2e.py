@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from infra.config import RAY_VERSION, REPO_ROOT, load_stack_config
+from infra.config import RAY_VERSION, REPO_ROOT
+from infra.stack_file import load_stack_config
 
 pytestmark = pytest.mark.e2e
 STACK = "local"

@@ -12,8 +12,9 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from infra.capacity import plan_capacity
-from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig, load_stack_config
+from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig
 from infra.serve_config import serve_config_for
+from infra.stack_file import load_stack_config
 from infra.worker_groups import container_security_context
 from servestack.offline import ProgramRun, RegisteredResource
 from tests.infra.kuberay_crd import from_wire, validate_rayservice
@@ -60,7 +61,7 @@ def config(stack: str) -> StackConfig:
 
 
 def test_every_shipped_stack_is_exercised() -> None:
-    from infra.config import available_stacks
+    from infra.stack_file import available_stacks
 
     assert sorted(STACKS) == available_stacks()
 

@@ -11,8 +11,8 @@ import promql_parser
 import pytest
 
 from infra.capacity import plan_capacity
-from infra.config import available_stacks, load_stack_config
 from infra.observability import grafana_dashboards
+from infra.stack_file import available_stacks, load_stack_config
 from servestack.offline import ProgramRun
 
 STACKS = available_stacks()

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra.config import RAY_VERSION, available_stacks, load_stack_config
+from infra.config import RAY_VERSION
 from infra.observability import DASHBOARD_LABEL, dashboards_namespace, kube_prometheus_stack_values
+from infra.stack_file import available_stacks, load_stack_config
 from servestack.offline import ProgramRun
 
 STACKS = available_stacks()

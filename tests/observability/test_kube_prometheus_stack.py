@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.config import KUBE_PROMETHEUS_STACK_VERSION, available_stacks, load_stack_config
+from infra.config import KUBE_PROMETHEUS_STACK_VERSION
+from infra.stack_file import available_stacks, load_stack_config
 from servestack.offline import ProgramRun
 
 STACKS = available_stacks()

@@ -27,8 +27,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.capacity import plan_capacity
-from infra.config import REPO_ROOT, load_stack_config
+from infra.config import REPO_ROOT
 from infra.observability import alert_rules
+from infra.stack_file import load_stack_config
 from servestack.local.examples import example_requests
 
 pytestmark = pytest.mark.ray

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import StackConfigError, parse_stack_config, read_stack_file, stack_file
+from infra.config import StackConfigError, parse_stack_config
+from infra.stack_file import read_stack_file, stack_file
 
 
 def parse(**changes: Any) -> Any:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from infra.config import REPO_ROOT
-from policies.enforcement import ENVIRONMENTS, LEVELS
+from infra.environment import ENVIRONMENTS
+from policies.enforcement import LEVELS
 from policies.rules import RULES
 
 DOC = REPO_ROOT / "docs" / "policies.md"

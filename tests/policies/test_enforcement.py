@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pulumi_policy import EnforcementLevel
 
+from infra.environment import environment_for
 from policies.enforcement import (
     LEVELS,
     PolicyConfigError,
-    environment_for,
     levels_for,
     parse_policy_config,
     read_policy_config,

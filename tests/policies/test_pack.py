@@ -19,8 +19,9 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from infra.config import PROJECT, REPO_ROOT, stack_file
+from infra.config import PROJECT, REPO_ROOT
 from infra.pod_preview import RAYSERVICE_TYPE, plain
+from infra.stack_file import stack_file
 from policies.enforcement import levels_for
 from servestack.offline import RegisteredResource, run_stack, stack_config
 

@@ -16,16 +16,10 @@ import pytest
 import yaml
 from netpol import Address, Cluster, Pod, namespace_labels
 
-from infra.config import (
-    StackConfigError,
-    available_stacks,
-    load_stack_config,
-    parse_stack_config,
-    read_stack_file,
-    stack_file,
-)
+from infra.config import StackConfigError, parse_stack_config
 from infra.network_policies import NETWORK_POLICIES_COMPONENT
 from infra.pod_preview import RAYSERVICE_TYPE, ray_cluster_spec, ray_groups
+from infra.stack_file import available_stacks, load_stack_config, read_stack_file, stack_file
 from servestack.offline import ProgramRun, run_stack_file
 
 STACKS = available_stacks()

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import available_stacks, load_stack_config
 from infra.pod_preview import RAYSERVICE_TYPE, preview_pods, ray_containers
+from infra.stack_file import available_stacks, load_stack_config
 from infra.worker_groups import RAY_UID, TMP_MOUNT
 from servestack.offline import ProgramRun
 

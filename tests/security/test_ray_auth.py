@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import available_stacks, stack_file
 from infra.pod_preview import RAYSERVICE_TYPE
 from infra.rayservice import AUTH_TOKEN_KEY, AUTH_TOKEN_LENGTH, RAYSERVICE_COMPONENT
+from infra.stack_file import available_stacks, stack_file
 from servestack.offline import ProgramRun, run_stack_file
 
 STACKS = available_stacks()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import available_stacks, stack_file
+from infra.stack_file import available_stacks, stack_file
 from servestack.offline import RANDOM_PLACEHOLDER, ProgramRun, run_stack_file
 from servestack.render import render_documents, write_documents
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 import servestack.cli.commands
 from infra.capacity import plan_capacity
-from infra.config import load_stack_config
+from infra.stack_file import load_stack_config
 from servestack.cli import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

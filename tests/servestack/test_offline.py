@@ -7,11 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from infra.config import stack_file
+from infra.stack_file import project_defaults, stack_file
 from servestack.offline import (
     SECRET_PLACEHOLDER,
     encode_config_value,
-    project_defaults,
     run_stack,
     run_stack_file,
     stack_config,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from infra.config import available_stacks, load_stack_config
 from infra.pod_preview import RAYSERVICE_TYPE, plain
+from infra.stack_file import available_stacks, load_stack_config
 from policies.rules import RULES
 from servestack.cli import app
 from servestack.offline import run_stack

@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from infra.clusters.eks import DEVICE_PLUGIN_REPO, GPU_AMI, node_group_name
-from infra.config import EksCluster, load_stack_config, stack_file
+from infra.config import EksCluster
+from infra.stack_file import load_stack_config, stack_file
 from servestack.offline import ProgramRun, run_stack_file
 
 Runs = Callable[[str], ProgramRun]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.clusters.gke import check
-from infra.config import GkeCluster, load_stack_config
+from infra.config import GkeCluster
+from infra.stack_file import load_stack_config
 from servestack.offline import ProgramRun
 
 Runs = Callable[[str], ProgramRun]
@@ -86,13 +86,15 @@ def test_kubeconfig_uses_the_gcloud_auth_plugin_and_the_cluster_endpoint(
     assert "kubeconfig" in run.secret_outputs
 
 
-def test_check_refuses_mig_resources_and_gpu_pools_without_an_accelerator_type() -> None:
+def test_the_gke_model_refuses_mig_resources_and_gpu_pools_without_an_accelerator_type() -> None:
     stack = load_stack_config("dev")
+    gke = stack.cluster
+    assert isinstance(gke, GkeCluster)
     gpu = stack.pool("gpu-l4")
     assert gpu.accelerator is not None
     broken = gpu.model_copy(update={"accelerator": gpu.accelerator.model_copy(update={
         "resource": "nvidia.com/mig-1g.10gb", "cloud_type": None})})
-    problems = dict(check(stack.model_copy(update={"pools": (stack.pool("cpu"), broken)})))
+    problems = dict(gke.pool_problems((stack.pool("cpu"), broken)))
     assert "GKE MIG partitions" in problems["pools[gpu-l4].accelerator.resource"]
     assert "nvidia-l4" in problems["pools[gpu-l4].accelerator.cloud_type"]
-    assert check(stack) == []
+    assert gke.pool_problems(stack.pools) == []

@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 
 from infra.clusters.kind import gpu_warnings, images_to_load, kind_config
-from infra.config import StackConfig, load_stack_config, parse_stack_config
+from infra.config import StackConfig, parse_stack_config
+from infra.stack_file import load_stack_config
 from servestack.offline import ProgramRun
 
 Runs = Callable[[str], ProgramRun]

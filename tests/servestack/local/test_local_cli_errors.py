@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import servestack.cli.commands
-from infra.config import STACKS_DIR, stack_file
+from infra.config import STACKS_DIR
+from infra.stack_file import stack_file
 from servestack.cli import app
 from servestack.local.processes import cluster_processes
 
@@ -38,6 +39,18 @@ def test_serve_rejects_an_invalid_stack_with_the_field_path_and_exit_2(tmp_path:
     assert result.exit_code == 2
     assert "servestack:apps.embeddings.deployments.Embedder.resources.num_cpu" in result.stderr
     assert "unknown field 'num_cpu'" in result.stderr
+    assert cluster_processes(ray_port) == []
+
+
+def test_serve_names_file_line_and_column_of_a_yaml_error_in_one_line(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "broken-yaml-syntax.yaml"
+    (tmp_path / "Pulumi.broken.yaml").write_text(fixture.read_text())
+    ray_port = free_port()
+    result = servestack(tmp_path, "serve", "--stack", "broken", "--stacks-dir", str(tmp_path),
+                        "--ray-port", str(ray_port))
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"{tmp_path / 'Pulumi.broken.yaml'}:13:16: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert cluster_processes(ray_port) == []
 
 

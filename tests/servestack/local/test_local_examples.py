@@ -15,7 +15,7 @@ from apps.classifier.spec import TILE_SIZE
 from apps.classifier.tile_input import TILE_SHAPE, decode_tile
 from apps.embeddings.app import EmbedRequest
 from apps.search.app import AddDocumentsRequest, QueryRequest
-from infra.config import load_stack_config
+from infra.stack_file import load_stack_config
 from servestack.local.examples import ExampleRequest, example_requests, tile_png
 
 BASE = "http://127.0.0.1:8000"

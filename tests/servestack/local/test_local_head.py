@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import REPO_ROOT, load_stack_config
+from infra.config import REPO_ROOT
+from infra.stack_file import load_stack_config
 from servestack.local.head import (
     HeadError,
     LocalPorts,

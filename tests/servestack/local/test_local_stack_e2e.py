@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 from apps.embeddings.spec import EMBEDDING_DIM
-from infra.config import REPO_ROOT, STACKS_DIR, stack_file
+from infra.config import REPO_ROOT, STACKS_DIR
+from infra.stack_file import stack_file
 from servestack.local.processes import cluster_processes
 
 pytestmark = pytest.mark.ray

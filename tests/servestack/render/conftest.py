@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import available_stacks, stack_file
+from infra.stack_file import available_stacks, stack_file
 from servestack.render import render_stack_file
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import REPO_ROOT, available_stacks
+from infra.config import REPO_ROOT
+from infra.stack_file import available_stacks
 
 SKIPS_FILE = REPO_ROOT / "policies" / "checkov-skips.yaml"
 

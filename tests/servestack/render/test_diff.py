@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from scratch_repo import committed_copy, git
 from typer.testing import CliRunner
 
 from infra.capacity import plan_capacity
-from infra.config import REPO_ROOT, parse_stack_config, read_stack_file
+from infra.config import REPO_ROOT, parse_stack_config
+from infra.stack_file import read_stack_file
 from servestack.cli import app
 from servestack.diffing.capacity_delta import capacity_delta
 from servestack.diffing.fields import FieldChange, field_changes
@@ -135,36 +136,13 @@ def test_a_ref_that_is_not_a_commit_exits_2() -> None:
 # --- acceptance: one max_replicas change between two commits --------------------------------
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.email=ci@servestack.invalid", "-c", "user.name=servestack-ci",
-         *args], cwd=repo, check=True, capture_output=True, text=True,
-    ).stdout
-
-
-def _copy_working_tree(target: Path) -> None:
-    """The repo's files as they are now (tracked and new, not ignored), into a fresh repo."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT,
-                            check=True, capture_output=True, text=True).stdout
-    for relative in filter(None, listed.split("\0")):
-        source = REPO_ROOT / relative
-        if source.is_file():
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / relative)
-
-
 def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
     tmp_path: Path,
 ) -> None:
     """`servestack diff --base HEAD~1` in a repo whose last commit raises the prod classifier's
     max_replicas by 2: exactly that Serve field, "in place", and the GPU capacity delta.
     (Limited to prod and local with --stack to keep the test's two renders short.)"""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _copy_working_tree(repo)
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "base")
+    repo = committed_copy(tmp_path / "repo")
 
     stack_path = repo / "stacks" / "Pulumi.prod.yaml"
     document = yaml.safe_load(stack_path.read_text())
@@ -173,7 +151,7 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
     old_max = autoscaling["max_replicas"]
     autoscaling["max_replicas"] = old_max + 2
     stack_path.write_text(yaml.safe_dump(document, sort_keys=False))
-    _git(repo, "commit", "-qam", "prod: classifier may scale further")
+    git(repo, "commit", "-qam", "prod: classifier may scale further")
 
     before = plan_capacity(parse_stack_config("prod", read_stack_file(REPO_ROOT / "stacks" /
                                                                       "Pulumi.prod.yaml")))
@@ -213,7 +191,7 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
         assert f"{gpu_pool}: {nodes[1] - nodes[0]:+d} GPU nodes at max" in report
     assert "No change in `local`." in report
     assert "new cluster" not in report
-    worktrees = _git(repo, "worktree", "list")
+    worktrees = git(repo, "worktree", "list")
     assert len(worktrees.strip().splitlines()) == 1  # the base worktree is gone again
 
 

@@ -11,9 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from infra.capacity import plan_capacity
-from infra.config import available_stacks, load_stack_config, stack_file
 from infra.pod_preview import PREVIEW_ANNOTATION, PREVIEW_VALUE
 from infra.serve_config import serve_config_for
+from infra.stack_file import available_stacks, load_stack_config, stack_file
 from servestack.cli import app
 from servestack.offline import FAKE_KUBECONFIG, SECRET_PLACEHOLDER, run_stack
 from servestack.render import (

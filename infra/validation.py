@@ -1,0 +1,159 @@
+"""The one function that decides whether a stack is valid: `validate_stack`.
+
+`pulumi up` (infra.program), the policy pack and every offline command (plan, render, check,
+diff, serve) call it, so none of them can accept a stack another refuses. Its input is a
+`StackSource`, the stack's `servestack:` keys wherever they were read (Pulumi config or a
+stack file); its output the validated config, the capacity plan and the Serve config, or one
+StackConfigError listing every (field path, message) problem it found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from infra.autoscaler_fit import autoscaler_placement_problems
+from infra.capacity import CapacityError, CapacityPlan, plan_capacity
+from infra.config import (
+    PROJECT,
+    ExistingCluster,
+    GcsFaultTolerance,
+    StackConfig,
+    StackConfigError,
+    parse_stack_config,
+)
+from infra.environment import GUARDED, environment_for
+from infra.names import KUBECONFIG_KEY
+from infra.serve_config import ServeConfigError, serve_config_for
+
+_DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
+_KUBECONFIG_MEANING = "the kubeconfig of the existing cluster"
+_PASSWORD_MEANING = "the password of the GCS fault-tolerance Redis"
+
+
+@dataclass(frozen=True)
+class StackSource:
+    """A stack's `servestack:` keys as found, before validation; secret values never enter."""
+
+    name: str
+    values: Mapping[str, Any]  # plain-text keys (prefix stripped) → their values
+    secret_keys: frozenset[str]  # keys set as secrets (prefix stripped)
+
+
+@dataclass(frozen=True)
+class ValidStack:
+    """Everything `pulumi up` builds from: nothing is built from a stack that lacks one."""
+
+    stack: StackConfig
+    plan: CapacityPlan
+    serve_config: dict[str, Any]
+    warnings: tuple[str, ...]  # every command prints these; the program logs them
+
+
+def secret_command(key: str) -> str:
+    return f"`pulumi config set --secret {PROJECT}:{key} <value>`"
+
+
+def _secret_keys(values: Mapping[str, Any]) -> dict[str, str]:
+    """The keys servestack reads as secrets → what they hold; never StackConfig fields."""
+    rayservice = values.get("rayservice")
+    ft = rayservice.get("gcs_fault_tolerance") if isinstance(rayservice, Mapping) else None
+    key = ft.get("password_secret_key") if isinstance(ft, Mapping) else None
+    password_key = key if isinstance(key, str) else _DEFAULT_PASSWORD_KEY
+    return {KUBECONFIG_KEY: _KUBECONFIG_MEANING, password_key: _PASSWORD_MEANING}
+
+
+def required_secrets(stack: StackConfig) -> dict[str, str]:
+    """Secret config keys this stack needs → what they hold (for the error and the docs)."""
+    needed = {}
+    cluster = stack.cluster
+    if isinstance(cluster, ExistingCluster) and cluster.kubeconfig_from == "secret":
+        needed[KUBECONFIG_KEY] = _KUBECONFIG_MEANING
+    ft = stack.rayservice.gcs_fault_tolerance
+    if ft.enabled:
+        needed[ft.password_secret_key] = _PASSWORD_MEANING
+    return needed
+
+
+def plain_secret_message(key: str, meaning: str) -> str:
+    return (f"{meaning} is stored in plain text (the stack file, the Pulumi state, every "
+            f"render); re-set it with {secret_command(key)}")
+
+
+def validate_stack(source: StackSource) -> ValidStack:
+    """Validate config, backend rules, secrets, capacity plan, autoscaler placement and Serve
+    config together.
+
+    Raises StackConfigError with every problem found; a plain-text secret is one of them in
+    staging and prod, and a warning elsewhere.
+    """
+    _refuse_misplaced_keys(source)
+    secrets = _secret_keys(source.values)
+    raw = {key: value for key, value in source.values.items() if key not in secrets}
+    # A secret key servestack does not read: StackConfig reports it as an unknown field.
+    raw.update(dict.fromkeys(source.secret_keys - set(secrets), "[secret]"))
+
+    problems: list[tuple[str, str]] = []
+    stack: StackConfig | None = None
+    planned: StackConfig | None = None  # `stack`, or the same without the backend's pool rules
+    try:
+        stack = planned = parse_stack_config(source.name, raw)
+    except StackConfigError as error:
+        problems += error.problems
+        try:  # the backend's pool rules failed alone? then the plan can still be checked
+            planned = parse_stack_config(source.name, raw, backend_rules=False)
+        except StackConfigError:
+            planned = None
+
+    secret_problems, warnings = _secret_findings(source, secrets, planned)
+    problems += secret_problems
+    plan: CapacityPlan | None = None
+    if planned is not None:
+        try:
+            plan = plan_capacity(planned)
+        except CapacityError as error:
+            problems += error.problems
+        else:  # a plan that fits: can Ray's autoscaler place every deployment on its groups?
+            problems += autoscaler_placement_problems(planned, plan)
+
+    if problems or stack is None or plan is None:
+        raise StackConfigError(source.name, problems)
+    try:
+        serve_config = serve_config_for(stack)
+    except ServeConfigError as error:
+        raise StackConfigError(source.name, [("apps", str(error))]) from None
+    return ValidStack(stack, plan, serve_config, (*plan.warnings, *warnings))
+
+
+def _refuse_misplaced_keys(source: StackSource) -> None:
+    """Keys that can never be read as written: a config field set as a secret, `stack`."""
+    problems = [(key, "set as a secret, but servestack reads it as plain configuration; set "
+                      f"it with `pulumi config set {PROJECT}:{key}` (no --secret)")
+                for key in sorted(source.secret_keys & set(StackConfig.model_fields))]
+    if "stack" in source.values:
+        problems.append(("stack", "unknown field 'stack'; a stack is named by its file, "
+                                  "Pulumi.<stack>.yaml"))
+    if problems:
+        raise StackConfigError(source.name, problems)
+
+
+def _secret_findings(
+    source: StackSource, secrets: Mapping[str, str], stack: StackConfig | None,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(problems, warnings): secrets in plain text (errors in staging and prod), and the
+    secrets the stack requires but nobody set."""
+    problems: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    guarded = environment_for(source.name) in GUARDED
+    for key, meaning in secrets.items():
+        if key in source.values:
+            message = plain_secret_message(key, meaning)
+            if guarded:
+                problems.append((key, message))
+            else:
+                warnings.append(f"{PROJECT}:{key}: {message}")
+    for key, meaning in (required_secrets(stack) if stack is not None else {}).items():
+        if key not in source.values and key not in source.secret_keys:
+            problems.append((key, f"missing: {meaning}; set it with {secret_command(key)}"))
+    return problems, warnings
