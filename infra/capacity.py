@@ -674,6 +674,12 @@ def _plan_group(
     sizing = _size_group(members, overhead, ResourceVector.of_node(pool),
                          stack.rayservice.max_replicas_per_pod)
     ray = sizing.ray
+    # First-fit decreasing is not monotone: a subset of the replicas can need one bin more
+    # than the whole set (found by the property tests). The plan never counts fewer pods for
+    # a larger load, so each count is at least the one below it.
+    min_pods = _pods_needed(_replicas(members, Load.MIN), ray)
+    initial_pods = max(min_pods, _pods_needed(_replicas(members, Load.INITIAL), ray))
+    max_pods = max(initial_pods, sizing.max_pods)
     placements = tuple(
         DeploymentPlacement(
             app=app.name, deployment=dep.name,
@@ -691,9 +697,9 @@ def _plan_group(
         ray=ray,
         overhead=overhead,
         accelerator_resource=key.accelerator_resource if ray.gpu else None,
-        min_pods=_pods_needed(_replicas(members, Load.MIN), ray),
-        initial_pods=_pods_needed(_replicas(members, Load.INITIAL), ray),
-        max_pods=sizing.max_pods,
+        min_pods=min_pods,
+        initial_pods=initial_pods,
+        max_pods=max_pods,
         node_selector=dict(pool.labels),
         tolerations=tuple(pool.taints),
         deployments=placements,

@@ -211,3 +211,36 @@ def test_plan_accepts_every_replica_that_fits_a_node_when_pools_can_grow(
     assume(_replica_fits_its_pool(config) and _head_fits(config))
     plan = plan_capacity(config)
     check_never_under_provisions(config, plan)
+
+
+def test_a_larger_load_never_plans_fewer_pods() -> None:
+    """The case hypothesis found: first-fit decreasing packed the 1 initial search Embedder
+    with the rest into 4 pods but all 3 of them into 3, so initial_pods exceeded max_pods."""
+    fixed = {"num_replicas": None, "autoscaling": None}
+    document: dict[str, Any] = {
+        "cluster": {"backend": "kind"},
+        "pools": [{"name": "cpu-0", "cpu": 8, "memory": 32 * 1024**3,
+                   "labels": {"servestack.io/pool": "cpu-0"}, "max_nodes": 100000}],
+        "image": {"repository": "localhost/servestack"},
+        "rayservice": {"upgrade_strategy": "None", "max_replicas_per_pod": 3,
+                       "head": {"cpu": 0.5, "memory": 1024**3},
+                       "worker_overhead": {"cpu": 0.1, "memory": 256 * 1024**2}},
+        "apps": {
+            "classifier": {"deployments": {"TileClassifier": {
+                **fixed, "resources": {"num_cpus": 1.5, "memory": 0}, "num_replicas": 5}}},
+            "embeddings": {"deployments": {"Embedder": {
+                **fixed, "resources": {"num_cpus": 0, "memory": 0}, "num_replicas": 1}}},
+            "search": {"deployments": {
+                "SearchIngress": {**fixed, "resources": {"num_cpus": 1, "memory": 16 * 1024**3},
+                                  "num_replicas": 2},
+                "Embedder": {"resources": {"num_cpus": 2, "memory": 0}, "num_replicas": None,
+                             "autoscaling": {"min_replicas": 0, "max_replicas": 3,
+                                             "initial_replicas": 1}},
+                "VectorIndex": {**fixed, "resources": {"num_cpus": 2, "memory": 0},
+                                "num_replicas": 1},
+            }},
+        },
+    }
+    plan = plan_capacity(parse(document))
+    for group in plan.worker_groups:
+        assert group.min_pods <= group.initial_pods <= group.max_pods, group.name
