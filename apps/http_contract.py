@@ -352,6 +352,19 @@ def require_at_most(count: int, limit: int, *, field: str, setting: str, what: s
         )
 
 
+def require_budget(cost: int, budget: int, *, unit: str, setting: str, field: str) -> None:
+    """413 before any model work when a request's total cost exceeds the per-request budget:
+    the budget, not the item caps, bounds how long one request holds a replica's batch queue."""
+    if cost > budget:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"request costs {cost} {unit}, the per-request work budget is {budget} "
+            f"(user_config settings.{setting}); split it into smaller requests",
+            field=field,
+        )
+
+
 def require_texts_within(
     texts: Sequence[str], limit: int, *, field_template: str, setting: str
 ) -> None:

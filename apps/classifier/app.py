@@ -38,7 +38,7 @@ from apps.classifier.spec import (
     ClassifierSettings,
 )
 from apps.classifier.tile_input import TileInput, decode_tile
-from apps.http_contract import ApiError, install_error_contract, require_at_most
+from apps.http_contract import ApiError, install_error_contract, require_at_most, require_budget
 from apps.rollout import RolloutReport
 from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
 
@@ -144,6 +144,10 @@ class TileClassifierReplica:
         require_at_most(
             len(request.tiles), settings.max_tiles_per_request,
             field="tiles", setting="max_tiles_per_request", what="tiles",
+        )
+        require_budget(
+            len(request.tiles) * TILE_SIZE * TILE_SIZE, settings.max_request_pixels,
+            unit="pixels", setting="max_request_pixels", field="tiles",
         )
         checkpoint = self._loaded()
         arrays = [decode_tile(tile, f"tiles.{index}") for index, tile in enumerate(request.tiles)]

@@ -31,6 +31,11 @@ class ClassifierSettings(UserConfig):
     max_tiles_per_request: int = Field(
         64, ge=1, le=4096, description="More tiles in one request get 413."
     )
+    max_request_pixels: int = Field(
+        64 * TILE_SIZE * TILE_SIZE, ge=TILE_SIZE * TILE_SIZE,
+        description=f"Work budget: tiles x {TILE_SIZE}x{TILE_SIZE} pixels above it get 413 "
+        "before any tile is decoded or classified.",
+    )
     threshold: float = Field(
         0.5, ge=0, le=1,
         description="A tile is labelled positive when its probability is at least this.",

@@ -25,6 +25,7 @@ from apps.http_contract import (
     Text,
     install_error_contract,
     require_at_most,
+    require_budget,
     require_texts_within,
 )
 from apps.spec import ApplicationSpec, ReplicaUserConfig
@@ -103,6 +104,10 @@ class EmbedderHttpReplica(EmbedderReplica):
         require_texts_within(
             request.texts, settings.max_text_chars,
             field_template="texts.{index}", setting="max_text_chars",
+        )
+        require_budget(
+            sum(len(text) for text in request.texts), settings.max_request_chars,
+            unit="characters", setting="max_request_chars", field="texts",
         )
         vectors = await self.embed(request.texts)
         return EmbedResponse(embeddings=vectors, dim=EMBEDDING_DIM, model=MODEL_NAME)

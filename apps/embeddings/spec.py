@@ -18,6 +18,11 @@ class EmbedderSettings(UserConfig):
     max_text_chars: int = Field(
         2000, ge=1, le=100_000, description="A longer text gets 413 naming `texts.<i>`."
     )
+    max_request_chars: int = Field(
+        4096, ge=1, le=1_000_000,
+        description="Work budget: a request whose texts total more characters gets 413 before "
+        "the model runs (a character costs at most one token; see docs/security.md).",
+    )
     max_request_bytes: ByteSize = Field(
         ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )

@@ -27,6 +27,7 @@ from apps.http_contract import (
     Text,
     install_error_contract,
     require_at_most,
+    require_budget,
     require_texts_within,
 )
 from apps.search.index import AddOutcome, Hit, VectorStore
@@ -147,6 +148,10 @@ class SearchIngressReplica:
             texts, settings.max_text_chars,
             field_template="documents.{index}.text", setting="max_text_chars",
         )
+        require_budget(
+            sum(len(text) for text in texts), settings.max_request_chars,
+            unit="characters", setting="max_request_chars", field="documents",
+        )
         vectors = await self._embedder.embed.remote(texts)
         ids = [document.id for document in request.documents]
         outcome: AddOutcome = await self._index.add.remote(ids, texts, vectors)
@@ -176,6 +181,10 @@ class SearchIngressReplica:
         require_at_most(
             len(request.query), settings.max_text_chars,
             field="query", setting="max_text_chars", what="characters",
+        )
+        require_budget(
+            len(request.query), settings.max_request_chars,
+            unit="characters", setting="max_request_chars", field="query",
         )
         [vector] = await self._embedder.embed.remote([request.query])
         hits: list[Hit] = await self._index.query.remote(vector, request.top_k)

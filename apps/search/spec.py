@@ -28,6 +28,11 @@ class IngressSettings(UserConfig):
     max_text_chars: int = Field(
         2000, ge=1, le=100_000, description="A longer document text or query gets 413."
     )
+    max_request_chars: int = Field(
+        4096, ge=1, le=1_000_000,
+        description="Work budget: an add whose texts (or a query) total more characters gets "
+        "413 before anything is embedded.",
+    )
     max_request_bytes: ByteSize = Field(
         ByteSize(2 * 1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )

@@ -128,3 +128,25 @@ def test_a_missing_checkpoint_fails_the_deployment_with_the_reason(served: Serve
         served.redeploy()
     # The healthy apps deployed next to it kept running with their own checkpoint.
     assert _describe()["checkpoint"]["uri"] == served.checkpoint_uri
+
+
+def test_a_request_over_the_pixel_budget_gets_413_before_any_tile_is_decoded(
+    served: ServedApps, tiles: np.ndarray
+) -> None:
+    two_tiles = 2 * 64 * 64
+    served.redeploy("classifier", {"TileClassifier": {"user_config": {
+        "max_request_pixels": two_tiles,
+    }}})
+    try:
+        # Three undecodable tiles: the budget answers before the decoder would say 422.
+        refused = post(served.url("classifier"), {"tiles": [{"png": "AAAA"}] * 3})
+        assert refused.status_code == 413, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "payload_too_large"
+        assert "request costs 12288 pixels" in error["message"]
+        assert "budget is 8192 (user_config settings.max_request_pixels)" in error["message"]
+        assert _describe()["settings"]["max_request_pixels"] == two_tiles
+        assert len(_classify(served, {"tiles": [{"array": t.tolist()} for t in tiles[:2]]})[
+            "probabilities"]) == 2
+    finally:
+        served.redeploy("classifier")

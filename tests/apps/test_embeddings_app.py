@@ -11,7 +11,7 @@ import pytest
 
 from apps.batching import spec_batching
 from apps.embeddings.encoder import MODEL_NAME
-from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM
+from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EmbedderSettings
 from tests.apps.harness import post
 
 DEFAULT_BATCH = spec_batching(EMBEDDER).max_batch_size  # the spec's, never a copy
@@ -121,3 +121,21 @@ def test_reconfigure_changes_request_limits_without_a_restart(served: ServedApps
     finally:
         served.redeploy("embeddings")
     _embed(served, texts)
+
+
+def test_a_request_over_the_character_budget_gets_413_before_the_model_runs(
+    served: ServedApps,
+) -> None:
+    # Each text and the count are within their own caps; together they exceed the budget.
+    budget = EmbedderSettings().max_request_chars
+    texts = ["x" * 1000] * (budget // 1000 + 1)
+    before = _describe()["batching"]["observed_batch_sizes"]
+    refused = post(served.url("embeddings"), {"texts": texts})
+    assert refused.status_code == 413, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert f"request costs {len(texts) * 1000} characters" in error["message"]
+    assert f"budget is {budget} (user_config settings.max_request_chars)" in error["message"]
+    assert error["details"][0]["field"] == "texts"
+    assert _describe()["batching"]["observed_batch_sizes"] == before  # nothing encoded
+    assert _embed(served, texts[: budget // 1000]).shape[0] == budget // 1000

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import requests
 
+from apps.search.spec import IngressSettings
 from tests.apps.harness import HTTP_TIMEOUT_S, post
 
 if TYPE_CHECKING:
@@ -129,3 +130,23 @@ def test_ingress_limits_are_live_settings(served: ServedApps) -> None:
     finally:
         served.redeploy("search")
     assert post(served.url("search", "/query"), {"query": "x", "top_k": 3}).status_code == 200
+
+
+def test_adds_and_queries_over_the_character_budget_get_413(empty_index: ServedApps) -> None:
+    served = empty_index
+    budget = IngressSettings().max_request_chars
+    documents = [{"id": str(i), "text": "y" * 1000} for i in range(budget // 1000 + 1)]
+    refused = post(served.url("search", "/documents"), {"documents": documents})
+    assert refused.status_code == 413, refused.text
+    assert "settings.max_request_chars" in refused.json()["error"]["message"]
+    assert _count(served)["count"] == 0
+    served.redeploy("search", {"SearchIngress": {"user_config": {"max_request_chars": 10}}})
+    try:
+        refused = post(served.url("search", "/query"), {"query": "eleven chars"})
+        assert refused.status_code == 413, refused.text
+        error = refused.json()["error"]
+        assert error["details"][0]["field"] == "query"
+        assert "budget is 10 (user_config settings.max_request_chars)" in error["message"]
+        assert post(served.url("search", "/query"), {"query": "ten chars!"}).status_code == 200
+    finally:
+        served.redeploy("search")
