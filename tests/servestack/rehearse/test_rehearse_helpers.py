@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from infra.autoscaler_fit import NodeType, ReplicaDemand
 from infra.capacity import CapacityPlan, plan_capacity
 from infra.config import REPO_ROOT, STACKS_DIR, load_stack_config, stack_file
+import servestack.cli.commands  # noqa: F401  (registers every command on `app`)
 from servestack.cli import app
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import RehearsalPorts, head_argv, head_environment
