@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import servestack.cli.commands  # noqa: F401  (registers every command on `app`)
 from infra.autoscaler_fit import NodeType, ReplicaDemand
 from infra.capacity import CapacityPlan, plan_capacity
 from infra.config import REPO_ROOT, STACKS_DIR, load_stack_config, stack_file
-import servestack.cli.commands  # noqa: F401  (registers every command on `app`)
 from servestack.cli import app
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import RehearsalPorts, head_argv, head_environment
@@ -156,7 +156,7 @@ def test_the_old_render_translates_to_a_gpu_type_without_its_accelerator_resourc
 def test_a_document_that_is_not_a_rayservice_is_refused_by_field() -> None:
     with pytest.raises(RayServiceError, match="not RayService"):
         target_from_rayservice({"kind": "RayCluster"}, "x.yaml")
-    with pytest.raises(RayServiceError, match="spec.rayClusterConfig is missing"):
+    with pytest.raises(RayServiceError, match=r"spec\.rayClusterConfig is missing"):
         target_from_rayservice({"kind": "RayService", "spec": {}}, "x.yaml")
 
 
