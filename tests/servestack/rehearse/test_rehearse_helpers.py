@@ -212,6 +212,7 @@ def test_rehearse_help_names_the_load_step_and_exit_codes() -> None:
     result = _cli("--help")
     assert result.exit_code == 0
     assert "--load-step" in result.stdout and "--rayservice" in result.stdout
+    assert "Exit codes: 0" in result.stdout and "2 invalid stack" in result.stdout
 
 
 def test_rehearse_of_an_unknown_stack_exits_2() -> None:
