@@ -86,7 +86,7 @@ def test_dev_rehearsal_puts_the_classifier_on_a_gpu_node_from_zero_and_scales_no
                    for line in out.splitlines()), out
     # From zero: no GPU node until the classifier's first request, then one on its group.
     assert "nodes cpux1, ray.head.defaultx1" in err and f"{GPU_GROUP}x1" in err, err
-    row = next(line for line in out.splitlines() if "TileClassifier" in line)
+    row = next(line for line in out.splitlines() if "│ TileClassifier │" in line)
     assert f"{GPU_GROUP}x" in row and "│ ok" in row, out
     # The load step: the autoscaler added GPU nodes and removed them once the load stopped.
     counts = gpu_nodes_over_time(out)
