@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 import servestack.cli.commands  # noqa: F401  (registers every command on `app`)
 from infra.autoscaler_fit import NodeType, ReplicaDemand
 from infra.capacity import CapacityPlan, plan_capacity
-from infra.config import REPO_ROOT, STACKS_DIR, load_stack_config, stack_file
+from infra.config import REPO_ROOT, STACKS_DIR
+from infra.stack_file import load_stack_config, stack_file
 from servestack.cli import app
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import RehearsalPorts, head_argv, head_environment
