@@ -36,6 +36,11 @@ AUTOSCALER_METRICS_PORT = 44217  # ray.autoscaler._private.constants.AUTOSCALER_
 DASHBOARD_METRICS_PORT = 44227  # ray.dashboard.consts.DASHBOARD_METRIC_PORT
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
+AUTOSCALER_VERSION = "v2"
+"""Pinned: KubeRay 1.7 with Ray 2.60 would pick v2 for our RayService on its own (Ray's
+`ray start --head` enables it when KubeRay's env vars are set), but only `version` makes
+KubeRay set RAY_enable_autoscaler_v2 itself, so a Ray or KubeRay upgrade cannot silently
+switch the autoscaler the rehearsal ran (servestack/rehearse/cluster.py)."""
 RAY_ENV = {"HF_HUB_OFFLINE": "1"}  # weights ship in the image; nothing downloads at runtime
 
 
@@ -221,6 +226,7 @@ def autoscaler_options(stack: StackConfig) -> dict[str, Any]:
         "resources": pod_resources(autoscaler.resources),
         "securityContext": container_security_context(),
         "upscalingMode": autoscaler.upscaling_mode,
+        "version": AUTOSCALER_VERSION,
         # The head Pod's /tmp: the sidecar writes Ray's autoscaler logs with a read-only root.
         "volumeMounts": [{"mountPath": TMP_MOUNT, "name": TMP_VOLUME}],
     }

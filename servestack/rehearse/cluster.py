@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -44,6 +45,7 @@ FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
 """ray.autoscaler._private.fake_multi_node.node_provider.FAKE_HEAD_NODE_ID (kept here so the
 CLI does not import the autoscaler before it needs to)."""
 GRACE_PERIOD_S = 8.0
+_LAUNCH_FAILED = re.compile(r"Failed to launch \d+ nodes of type (\S+?): (.*)")
 
 
 class ClusterError(RuntimeError):
@@ -113,13 +115,26 @@ class FakeCluster:
                     continue
         return messages
 
+    def launch_failures(self) -> list[str]:
+        """`<node type>: <reason>` for every launch the provider failed, oldest first (the
+        autoscaler's events say only that a launch failed; its log says why)."""
+        path = self.session_dir / "logs" / "monitor.log"
+        if not path.is_file():
+            return []
+        return [match.group(1) + ": " + match.group(2)
+                for match in _LAUNCH_FAILED.finditer(path.read_text(errors="replace"))]
+
     def processes(self) -> list[psutil.Process]:
         return cluster_processes(self.temp_dir)
 
 
 def head_environment(base: Mapping[str, str], temp_dir: Path, token: str) -> dict[str, str]:
     """What the head (and, through its monitor, every fake node) runs with."""
-    env = {k: v for k, v in base.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH_TOKEN"))}
+    # CUDA_VISIBLE_DEVICES goes: Ray refuses to start a node with logical GPUs when it is set
+    # to nothing ("Attempting to start raylet with 1 GPU, but CUDA_VISIBLE_DEVICES contains
+    # []"); with no CUDA device on this machine, torch finds none either way.
+    env = {k: v for k, v in base.items()
+           if not k.startswith(("RAY_ADDRESS", "RAY_AUTH_TOKEN", "CUDA_VISIBLE_DEVICES"))}
     paths = [str(REPO_ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
     env.update({
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
@@ -133,8 +148,6 @@ def head_environment(base: Mapping[str, str], temp_dir: Path, token: str) -> dic
         "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID,
         "RAY_NODE_TYPE_NAME": FAKE_HEAD_NODE_TYPE,
         OBJECT_STORE_ENV: str(OBJECT_STORE_BYTES),
-        # No GPUs here: replicas on logical GPU nodes must not look for CUDA devices.
-        "CUDA_VISIBLE_DEVICES": "",
         # Ray's memory monitor judges the whole host, which every fake node (and every other
         # user of the machine) shares; on the cluster each pod is judged by its own limit.
         "RAY_memory_monitor_refresh_ms": "0",

@@ -53,7 +53,7 @@ def placements_table(result: RehearsalResult) -> Table:
 def nodes_table(result: RehearsalResult) -> Table:
     table = _table("Nodes per group: launched by Ray's autoscaler vs `servestack plan`",
                    "group", "resources (Ray's translation)", "plan min", "plan initial",
-                   "plan max", "nodes now", "vs initial")
+                   "plan max", "nodes now", "within min..max")
     now = result.view.nodes_per_type() if result.view else {}
     groups = {g.name: g for g in result.plan.worker_groups}
     for node in result.target.node_types:

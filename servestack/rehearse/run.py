@@ -40,6 +40,9 @@ from servestack.rehearse.translation import (
 )
 
 POLL_S = 2.0
+LAUNCH_FAILURES_TO_FAIL = 3
+"""Failed launches of one node type that end the rehearsal: the fake provider fails the same
+way every time, and the autoscaler would retry for ever."""
 LOAD_STEP_IDLE_TIMEOUT_S = 20.0
 _INFEASIBLE = re.compile(r"(\{[^{}]*\})\*(\d+)")
 
@@ -118,6 +121,18 @@ def infeasible_bundles(events: Iterable[str]) -> list[dict[str, float]]:
             if isinstance(bundle, dict) and bundle not in bundles:
                 bundles.append({str(k): float(v) for k, v in bundle.items()})
     return bundles
+
+
+def repeated_launch_failures(failures: Iterable[str],
+                             times: int = LAUNCH_FAILURES_TO_FAIL) -> dict[str, str]:
+    """Node type → the provider's latest reason, for types whose launch failed `times` times."""
+    counts: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    for failure in failures:
+        node_type, _, reason = failure.partition(": ")
+        counts[node_type] = counts.get(node_type, 0) + 1
+        reasons[node_type] = reason
+    return {t: reasons[t] for t, c in counts.items() if c >= times}
 
 
 def _same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
@@ -326,6 +341,10 @@ def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehearsa
         if bundles:
             result.infeasible = [format_resources(b) for b in bundles]
             raise RehearsalFailedError(infeasible_message(bundles, demands, nodes))
+        failed = repeated_launch_failures(cluster.launch_failures())
+        if failed:
+            raise RehearsalFailedError("the autoscaler could not launch nodes:\n" + "\n".join(
+                f"  {node_type}: {reason}" for node_type, reason in failed.items()))
         try:
             snapshot = cluster.client.snapshot()
         except DashboardError:
@@ -357,11 +376,15 @@ def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehearsa
             pending = [n for n in expected if snapshot is None or
                        snapshot.applications.get(n) is None or
                        snapshot.applications[n].status != "RUNNING"]
+            pending += [f"{p.app}.{p.deployment} (no running replica)"
+                        for p in result.placements if not p.node_types]
             demand = (", ".join(f"{format_resources(b)}x{c}" for b, c in view.demand)
                       if view else "unknown")
             raise RehearsalFailedError(
-                f"not RUNNING after {timeout_s:.0f} s: {', '.join(pending) or 'replicas'}; "
-                f"the autoscaler's pending demand: {demand or 'none'}")
+                f"not ready after {timeout_s:.0f} s: {', '.join(pending) or 'unknown'}; "
+                f"the autoscaler's pending demand: {demand or 'none'}; nodes: "
+                + (", ".join(f"{t}x{c}" for t, c in sorted(view.nodes_per_type().items()))
+                   if view else "unknown"))
         time.sleep(POLL_S)
 
 

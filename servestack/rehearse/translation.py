@@ -114,7 +114,10 @@ def rendered_target(stack_path: Path, stack: str) -> RehearsalTarget:
 def file_target(path: Path) -> RehearsalTarget:
     if not path.is_file():
         raise RayServiceError(f"no RayService manifest at {path}")
-    documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, Mapping)]
+    try:
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, Mapping)]
+    except yaml.YAMLError as error:
+        raise RayServiceError(f"{path}: not YAML: {error}") from None
     found = [d for d in documents if d.get("kind") == "RayService"]
     if len(found) != 1:
         raise RayServiceError(f"{path}: expected one RayService document, found {len(found)}")

@@ -144,6 +144,7 @@ def test_autoscaling_and_upgrades_follow_the_stack(run: ProgramRun, config: Stac
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["autoscalerOptions"]["idleTimeoutSeconds"] == autoscaler.idle_timeout_s
     assert cluster["autoscalerOptions"]["upscalingMode"] == autoscaler.upscaling_mode
+    assert cluster["autoscalerOptions"]["version"] == "v2"  # the autoscaler the rehearsal runs
     assert spec["upgradeStrategy"] == {"type": config.rayservice.upgrade_strategy}
     for deprecated in ("serviceUnhealthySecondThreshold", "deploymentUnhealthySecondThreshold"):
         assert deprecated not in spec
