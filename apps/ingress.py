@@ -217,7 +217,9 @@ class IngressGuard:
             outcome = _Attempt(send, may_retry)
             failure = ""
             try:
-                await self.app(scope, _replay(body, receive), outcome.send)
+                # Ray's proxy rewrites path/root_path in the scope it is given (route prefix
+                # stripped): a retry must start from the client's scope, or it 404s.
+                await self.app(dict(scope), _replay(body, receive), outcome.send)
             except Exception as error:  # the proxy gave up on the request; answer for it
                 failure = f"{type(error).__name__}: {error}"
             if not outcome.started:

@@ -78,6 +78,25 @@ def test_an_idempotent_request_whose_replica_died_is_retried_once_with_the_whole
     assert seen == [b'{"texts": ["a"]}'] * 2
 
 
+def test_a_retry_sees_the_clients_path_although_the_proxy_rewrote_the_first_scope() -> None:
+    paths: list[tuple[str, str]] = []
+
+    async def proxy(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        paths.append((scope["path"], scope.get("root_path", "")))
+        scope["root_path"], scope["path"] = "/embed", "/"  # as Ray's proxy strips the prefix
+        if len(paths) == 1:
+            return  # the replica died under the first attempt
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"ok": true}'})
+
+    request = [{"type": "http.request", "body": b'{"texts": ["a"]}', "more_body": False}]
+    status, _ = _status_and_body(asyncio.run(_run(proxy, _scope(path="/embed"), request)))
+    assert status == 200
+    assert paths == [("/embed", ""), ("/embed", "")]
+
+
 def test_a_non_idempotent_post_is_not_retried_and_the_failure_is_json() -> None:
     calls = 0
 
