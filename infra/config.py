@@ -96,6 +96,11 @@ class KindCluster(_Cluster):
     )
 
 
+MAX_SERVICE_ACCOUNT_ID: Final = 30
+CLUSTER_AUTOSCALER_IMAGE_TAGS: Final = {"1.33": "v1.33.6", "1.34": "v1.34.5", "1.35": "v1.35.2"}
+"""Cluster Autoscaler release per Kubernetes minor (its README: the minors must match)."""
+
+
 class GkeCluster(_Cluster):
     backend: Literal["gke"] = Field(description=_BACKEND)
     project: str = Field(description="GCP project.")
@@ -110,6 +115,19 @@ class GkeCluster(_Cluster):
     deletion_protection: bool = Field(
         True, description="GKE refuses to delete the cluster (pulumi destroy fails) while true."
     )
+
+    @property
+    def node_service_account_id(self) -> str:
+        """The dedicated service account every node pool of this cluster runs as."""
+        return f"{self.name}-nodes"
+
+    @model_validator(mode="after")
+    def _node_account_fits(self) -> Self:
+        if len(self.node_service_account_id) > MAX_SERVICE_ACCOUNT_ID:
+            raise SpecError([("name", f"the node service account {self.node_service_account_id!r}"
+                                      f" would exceed GCP's {MAX_SERVICE_ACCOUNT_ID} characters; "
+                                      "shorten the cluster name")])
+        return self
 
     def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
         problems = []
@@ -132,6 +150,75 @@ class GkeCluster(_Cluster):
         return problems
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR such as 10.0.0.0/8") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+MAX_VPC_ZONES: Final = 4
+
+
+class EksVpc(SpecModel):
+    """Where the EKS cluster and its nodes live; nodes always go in private subnets.
+
+    Either servestack creates the VPC (`availability_zones`, optionally `cidr` and
+    `nat_gateways`), or the stack names an existing one (`id` and `private_subnet_ids`).
+    """
+
+    cidr: Cidr = Field(
+        "10.0.0.0/16", description="Address range of a VPC servestack creates; split into a "
+        "private and a public subnet per zone.",
+    )
+    availability_zones: tuple[str, ...] = Field(
+        (), max_length=MAX_VPC_ZONES,
+        description="Zones of a VPC servestack creates, e.g. [us-west-2a, us-west-2b]; EKS "
+        "needs at least two.",
+    )
+    nat_gateways: Literal["one_per_zone", "single"] = Field(
+        "one_per_zone", description="NAT for the private subnets of a created VPC: one per zone "
+        "(a zone outage keeps the others online) or a single, cheaper one.",
+    )
+    id: str | None = Field(
+        None, pattern=r"^vpc-[0-9a-f]+$", description="An existing VPC to use instead.",
+    )
+    private_subnet_ids: tuple[str, ...] = Field(
+        (), description="Private subnets of the existing VPC, in two or more zones, with a "
+        "route to the internet through NAT (image pulls): the nodes go here.",
+    )
+    public_subnet_ids: tuple[str, ...] = Field(
+        (), description="Public subnets of the existing VPC, for internet-facing load "
+        "balancers; may stay empty.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        existing = self.id is not None or bool(self.private_subnet_ids or self.public_subnet_ids)
+        if existing and self.availability_zones:
+            raise ValueError(
+                "give either availability_zones (servestack creates the VPC) or id and "
+                "private_subnet_ids (an existing VPC), not both"
+            )
+        if existing and (self.id is None or len(self.private_subnet_ids) < 2):
+            raise ValueError(
+                "an existing VPC needs its id and at least two private_subnet_ids "
+                "(EKS spans two or more zones)"
+            )
+        if not existing and len(self.availability_zones) < 2:
+            raise ValueError(
+                "name at least two availability_zones for the VPC servestack creates "
+                "(e.g. [us-west-2a, us-west-2b]), or an existing VPC's id and private_subnet_ids"
+            )
+        return self
+
+    @property
+    def creates(self) -> bool:
+        return self.id is None
+
+
 class EksCluster(_Cluster):
     backend: Literal["eks"] = Field(description=_BACKEND)
     region: str = Field(description="AWS region.")
@@ -143,6 +230,34 @@ class EksCluster(_Cluster):
         True, description="Install NVIDIA's device plugin chart on the GPU node groups "
         "(off for AMIs that ship it, e.g. Bottlerocket).",
     )
+    vpc: EksVpc = Field(
+        description="The VPC: created by servestack (private subnets per zone behind NAT) "
+        "or an existing one; see the README's EKS section.",
+    )
+    node_autoscaler: Literal["cluster-autoscaler", "none"] = Field(
+        "cluster-autoscaler",
+        description="What grows the node groups up to each pool's max_nodes: the pinned "
+        "Cluster Autoscaler (IAM through EKS Pod Identity), or none when the platform "
+        "already runs one.",
+    )
+
+    @model_validator(mode="after")
+    def _fits_region_and_autoscaler(self) -> Self:
+        problems = []
+        stray = [zone for zone in self.vpc.availability_zones
+                 if not zone.startswith(self.region)]
+        if stray:
+            problems.append(("vpc.availability_zones",
+                             f"{stray} are not in region {self.region}"))
+        if (self.node_autoscaler == "cluster-autoscaler"
+                and self.kubernetes_version not in CLUSTER_AUTOSCALER_IMAGE_TAGS):
+            problems.append(("kubernetes_version",
+                             f"no pinned Cluster Autoscaler for Kubernetes "
+                             f"{self.kubernetes_version}; servestack pins "
+                             f"{sorted(CLUSTER_AUTOSCALER_IMAGE_TAGS)}"))
+        if problems:
+            raise SpecError(problems)
+        return self
 
     def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
         problems = []
@@ -342,12 +457,27 @@ class GcsFaultTolerance(SpecModel):
     password_secret_key: str = Field(
         "redisPassword", description="Name of the secret Pulumi config key holding the password."
     )
+    redis_cidrs: tuple[Cidr, ...] = Field(
+        (), description="Addresses of the Redis endpoint, the only egress the NetworkPolicies "
+        "give the GCS; derived when redis_address is an IP.",
+    )
 
     @model_validator(mode="after")
     def _address(self) -> Self:
         if self.enabled and not self.redis_address:
             raise ValueError("gcs_fault_tolerance.enabled needs redis_address (host:port)")
         return self
+
+    @property
+    def redis_egress_cidrs(self) -> tuple[str, ...]:
+        """`redis_cidrs`, or the address itself when `redis_address` is an IP literal."""
+        if self.redis_cidrs or not self.redis_address:
+            return self.redis_cidrs
+        host = self.redis_address.rsplit(":", 1)[0]
+        try:
+            return (str(ipaddress.ip_network(host)),)
+        except ValueError:
+            return ()
 
     @property
     def redis_port(self) -> int | None:
@@ -522,8 +652,8 @@ class SecurityConfig(SpecModel):
         "namespaces labelled servestack.io/serve-client=true.",
     )
     api_server_cidrs: tuple[str, ...] = Field(
-        ("0.0.0.0/0",), min_length=1,
-        description="Where the Kubernetes API server is, for the head's autoscaler egress.",
+        (), description="Where the Kubernetes API server is, for the head's autoscaler egress; "
+        "empty: what the backend knows (required on `existing`).",
     )
     api_server_ports: tuple[int, ...] = Field(
         (443, 6443), min_length=1, description="API server ports the head's autoscaler may reach."
@@ -605,6 +735,31 @@ class StackConfig(SpecModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node pool names must be unique; repeated: {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _egress_destinations_known(self) -> Self:
+        """NetworkPolicies match addresses: every egress they allow must have one."""
+        if not self.security.network_policies:
+            return self
+        problems = []
+        if isinstance(self.cluster, ExistingCluster) and not self.security.api_server_cidrs:
+            problems.append((
+                "security.api_server_cidrs",
+                "servestack cannot know where this cluster's API server is; give the addresses "
+                "`kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes`"
+                " lists (the head's autoscaler egress goes there and nowhere else)",
+            ))
+        ft = self.rayservice.gcs_fault_tolerance
+        if ft.enabled and not ft.redis_egress_cidrs:
+            problems.append((
+                "rayservice.gcs_fault_tolerance.redis_cidrs",
+                f"redis_address {ft.redis_address!r} is a DNS name, but NetworkPolicies match "
+                "addresses: give the Redis endpoint's address range (e.g. a Memorystore "
+                "instance's reserved range) so only the GCS may reach it",
+            ))
+        if problems:
+            raise SpecError(problems)
         return self
 
     @model_validator(mode="after")

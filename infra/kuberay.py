@@ -3,6 +3,11 @@
 The chart's own CRDs are skipped: Helm never upgrades CRDs and the RayCluster/RayService CRDs
 are ~1 MB each, too large for client-side apply. They come from the official release tag of
 the same version instead, so the operator and its CRDs can never drift apart.
+
+CRDs are cluster-wide: deleting one deletes every RayCluster/RayService in the cluster. A stack
+owns them only on a cluster it owns (kind, gke, eks). On an `existing` cluster other teams may
+run KubeRay too, so the stack only reads them (`up` stops if they are missing) and `destroy`
+never touches them.
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ KUBERAY_COMPONENT = "servestack:index:KubeRayOperator"
 CHART = "kuberay-operator"
 OPERATOR_METRICS_PORT = 8080  # the chart's container port (names.OPERATOR_METRICS_PORT_NAME)
 CRD_KINDS = ("rayclusters", "rayjobs", "rayservices")
+CRD_GROUP = "ray.io"
 CRD_URL = ("https://raw.githubusercontent.com/ray-project/kuberay/v{version}/"
            "ray-operator/config/crd/bases/ray.io_{kind}.yaml")
 
 
 def crd_urls(version: str) -> dict[str, str]:
     return {kind: CRD_URL.format(version=version, kind=kind) for kind in CRD_KINDS}
+
+
+def crd_name(kind: str) -> str:
+    return f"{kind}.{CRD_GROUP}"
 
 
 def operator_pod_labels() -> dict[str, str]:
@@ -58,19 +68,31 @@ class KubeRayOperatorArgs:
     namespace: str
     node_selector: Mapping[str, str] = field(default_factory=dict)  # the head's pool
     pod_annotations: Mapping[str, str] = field(default_factory=dict)  # e.g. prometheus.io/*
+    owns_crds: bool = True  # False on a cluster the stack does not own: require, never delete
 
 
 class KubeRayOperator(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
+    crds: tuple[pulumi.Resource, ...]
 
     def __init__(self, name: str, args: KubeRayOperatorArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(KUBERAY_COMPONENT, name, None, opts)
-        crds = [
-            k8s.yaml.v2.ConfigFile(f"{name}-crd-{kind}", file=url,
-                                   opts=pulumi.ResourceOptions(parent=self))
-            for kind, url in crd_urls(args.config.chart_version).items()
-        ]
+        crds: list[pulumi.Resource]
+        if args.owns_crds:
+            crds = [
+                k8s.yaml.v2.ConfigFile(f"{name}-crd-{kind}", file=url,
+                                       opts=pulumi.ResourceOptions(parent=self))
+                for kind, url in crd_urls(args.config.chart_version).items()
+            ]
+        else:
+            # A read, not a resource: `up` fails if the CRD is missing, `destroy` skips it.
+            crds = [
+                k8s.apiextensions.v1.CustomResourceDefinition.get(
+                    f"{name}-crd-{kind}", crd_name(kind), opts=pulumi.ResourceOptions(parent=self))
+                for kind in CRD_KINDS
+            ]
+        self.crds = tuple(crds)
         self.release = k8s.helm.v3.Release(
             name,
             name=CHART,

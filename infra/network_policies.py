@@ -4,14 +4,23 @@ Ingress: Ray pods talk to each other on any port (GCS, raylets, object transfer 
 ports are dynamic); the KubeRay operator reaches the head's dashboard (it deploys
 serveConfigV2 and reads Serve status there); the stack's `security.serve_clients` reach
 Serve's HTTP port and nothing else; the monitoring namespace scrapes the metrics ports.
-Egress from Ray pods: each other, cluster DNS, the GCS Redis when fault tolerance is on, and
-the API server from the head only (its autoscaler sidecar). Weights ship in the image, so
-nothing else is allowed out. Ports are referenced by the names the pod templates declare.
+Egress, scoped per pod (weights ship in the image, so nothing else is allowed out):
+- every Ray pod: the other Ray pods and cluster DNS;
+- the head only: the Kubernetes API server's own addresses (its autoscaler sidecar), never a
+  0.0.0.0/0 block. NetworkPolicies see the Service address after DNAT, so the rule names
+  where `kubernetes.default` forwards to, which each backend knows (`Cluster.api_server_cidrs`)
+  unless `security.api_server_cidrs` says otherwise;
+- the head and KubeRay's Redis cleanup Job only, with GCS fault tolerance: the Redis
+  endpoint's addresses (`gcs_fault_tolerance.redis_cidrs`) on its port.
+Only standard `networking.k8s.io/v1` fields (pod/namespace selectors, ipBlock, ports) are
+used, which Dataplane V2 (Cilium), Calico and the VPC CNI network policy agent all enforce.
+Ports are referenced by the names the pod templates declare.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -31,10 +40,14 @@ from infra.names import (
     SERVE_PORT_NAME,
     stack_labels,
 )
+from infra.rayservice import head_excluded_from_serve
 from infra.worker_groups import pod_labels
 
 NETWORK_POLICIES_COMPONENT = "servestack:index:NetworkPolicies"
 DNS_NAMESPACE = "kube-system"
+REDIS_CLEANUP_NODE_TYPE = "redis-cleanup"
+"""KubeRay builds its GCS fault-tolerance Redis cleanup Job from the head's pod template and
+relabels it `ray.io/node-type: redis-cleanup` (raycluster_controller.go, buildRedisCleanupJob)."""
 
 
 def ray_pods(stack: StackConfig) -> dict[str, Any]:
@@ -44,6 +57,13 @@ def ray_pods(stack: StackConfig) -> dict[str, Any]:
 
 def ray_head(stack: StackConfig) -> dict[str, Any]:
     return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
+
+
+def gcs_clients(stack: StackConfig) -> dict[str, Any]:
+    """The pods that talk to the GCS Redis: the head's GCS and KubeRay's cleanup Job."""
+    return {"matchExpressions": [{"key": RAY_NODE_TYPE_LABEL, "operator": "In",
+                                  "values": [RAY_HEAD_NODE_TYPE, REDIS_CLEANUP_NODE_TYPE]}],
+            "matchLabels": dict(pod_labels(stack))}
 
 
 def _namespace(name: str) -> dict[str, Any]:
@@ -76,14 +96,25 @@ def _policy(stack: StackConfig, name: str, spec: dict[str, Any]) -> dict[str, An
     }
 
 
-def network_policy_manifests(stack: StackConfig) -> list[dict[str, Any]]:
-    """The stack's NetworkPolicies, in a stable order; empty when the stack turns them off."""
+def network_policy_manifests(stack: StackConfig,
+                             api_server_cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    """The stack's NetworkPolicies, in a stable order; empty when the stack turns them off.
+
+    `api_server_cidrs`: where the cluster's `kubernetes` Service forwards to (after DNAT).
+    """
     if not stack.security.network_policies:
         return []
+    ft = stack.rayservice.gcs_fault_tolerance
+    if not api_server_cidrs or (ft.enabled and not ft.redis_egress_cidrs):
+        # An egress rule with an empty `to` admits every destination: never write one.
+        raise ValueError("NetworkPolicies need the API server's and Redis' addresses")
     ray = ray_pods(stack)
     head = ray_head(stack)
     monitoring = _namespace(stack.observability.monitoring_namespace)
-    return [
+    operator_ports = [DASHBOARD_PORT_NAME]
+    if not head_excluded_from_serve(stack):
+        operator_ports.append(SERVE_PORT_NAME)  # KubeRay probes a serving head's proxy
+    policies = [
         _policy(stack, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
         _policy(stack, "ray-cluster-internal", {
             "ingress": [{"from": [{"podSelector": ray}]}],
@@ -92,7 +123,7 @@ def network_policy_manifests(stack: StackConfig) -> list[dict[str, Any]]:
         }),
         _policy(stack, "ray-head-from-operator", {
             "ingress": [{"from": [{"podSelector": {"matchLabels": operator_pod_labels()}}],
-                         "ports": _tcp(DASHBOARD_PORT_NAME)}],
+                         "ports": _tcp(*operator_ports)}],
             "podSelector": head,
             "policyTypes": ["Ingress"],
         }),
@@ -117,47 +148,64 @@ def network_policy_manifests(stack: StackConfig) -> list[dict[str, Any]]:
                                       "policyTypes": ["Egress"]}),
         _policy(stack, "ray-head-egress-api-server", {
             "egress": [{"ports": _tcp(*stack.security.api_server_ports),
-                        "to": [{"ipBlock": {"cidr": cidr}}
-                               for cidr in stack.security.api_server_cidrs]}],
+                        "to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server_cidrs]}],
             "podSelector": head,
             "policyTypes": ["Egress"],
         }),
     ]
+    if ft.enabled and ft.redis_port is not None:
+        policies.append(_policy(stack, "ray-gcs-egress-redis", {
+            "egress": [{"ports": _tcp(ft.redis_port),
+                        "to": [{"ipBlock": {"cidr": cidr}} for cidr in ft.redis_egress_cidrs]}],
+            "podSelector": gcs_clients(stack),
+            "policyTypes": ["Egress"],
+        }))
+    return policies
 
 
 def _ray_egress(stack: StackConfig) -> list[dict[str, Any]]:
     dns = {**_namespace(DNS_NAMESPACE), "podSelector": {"matchLabels": dict(DNS_POD_LABELS)}}
-    rules: list[dict[str, Any]] = [
+    return [
         {"to": [{"podSelector": ray_pods(stack)}]},
         {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
          "to": [dns]},
     ]
-    redis_port = stack.rayservice.gcs_fault_tolerance.redis_port
-    if stack.rayservice.gcs_fault_tolerance.enabled and redis_port is not None:
-        # The Redis host is a DNS name outside the cluster: allow its port, not its address.
-        rules.append({"ports": _tcp(redis_port)})
-    return rules
 
 
 @dataclass(frozen=True)
 class NetworkPoliciesArgs:
     stack: StackConfig
+    api_server_cidrs: pulumi.Input[Sequence[str]] = field(default_factory=tuple)
+    """The backend's API server addresses; `security.api_server_cidrs`, when set, wins."""
+
+
+def api_server_cidrs_for(args: NetworkPoliciesArgs) -> pulumi.Output[list[str]]:
+    declared = args.stack.security.api_server_cidrs
+    source: pulumi.Input[Sequence[str]] = declared if declared else args.api_server_cidrs
+    return pulumi.Output.from_input(source).apply(lambda cidrs: sorted(set(cidrs)))
 
 
 class NetworkPolicies(pulumi.ComponentResource):
     """One NetworkPolicy per allowed path, all in the stack's namespace."""
 
+    policies: tuple[k8s.networking.v1.NetworkPolicy, ...]
+
     def __init__(self, name: str, args: NetworkPoliciesArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NETWORK_POLICIES_COMPONENT, name, None, opts)
-        names = []
-        for manifest in network_policy_manifests(args.stack):
+        cidrs = api_server_cidrs_for(args)
+        # The names and number of policies never depend on the addresses, only their specs.
+        shapes = network_policy_manifests(args.stack, ["0.0.0.0/32"])
+        policies = []
+        for index, manifest in enumerate(shapes):
             policy_name = manifest["metadata"]["name"]
-            k8s.networking.v1.NetworkPolicy(
+            spec = cidrs.apply(
+                lambda known, i=index: network_policy_manifests(args.stack, known)[i]["spec"])
+            policies.append(k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}",
                 metadata=manifest["metadata"],
-                spec=manifest["spec"],
+                spec=spec,
                 opts=pulumi.ResourceOptions(parent=self),
-            )
-            names.append(policy_name)
-        self.register_outputs({"policies": names})
+            ))
+        self.policies = tuple(policies)
+        self.register_outputs({"policies": [m["metadata"]["name"] for m in shapes]})

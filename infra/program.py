@@ -60,18 +60,24 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
     operator = KubeRayOperator(
         "kuberay",
         KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head.node_selector,
-                            operator_scrape_annotations(stack)),
+                            operator_scrape_annotations(stack),
+                            owns_crds=not cluster.shared),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
     )
+    policies = NetworkPolicies("network-policies", NetworkPoliciesArgs(stack, cluster.api_server_cidrs), opts=pulumi.ResourceOptions(
+        providers=[cluster.provider], depends_on=[namespace]))
     ft = stack.rayservice.gcs_fault_tolerance
     password = pulumi.Config(PROJECT).require_secret(ft.password_secret_key) if ft.enabled else None
     service = RayService(
         stack.rayservice.name,
-        RayServiceArgs(stack=stack, plan=plan, serve_config=serve_config, redis_password=password),
-        opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[operator, namespace]),
+        RayServiceArgs(stack=stack, plan=plan, serve_config=serve_config, redis_password=password,
+                       # The RayService object itself, not just its component, must be deleted
+                       # before these: `destroy` then cannot remove the operator while a
+                       # RayCluster still waits on its Redis-cleanup finalizer.
+                       outlived_by=(operator.release, *operator.crds, *policies.policies)),
+        opts=pulumi.ResourceOptions(providers=[cluster.provider],
+                                    depends_on=[operator, namespace, policies]),
     )
-    NetworkPolicies("network-policies", NetworkPoliciesArgs(stack), opts=pulumi.ResourceOptions(
-        providers=[cluster.provider], depends_on=[namespace]))
     observability = Observability(
         "observability", ObservabilityArgs(stack, plan),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),

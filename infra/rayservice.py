@@ -8,7 +8,8 @@ the autoscaler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,35 @@ AUTH_TOKEN_LENGTH = 48
 READY_TIMEOUT = "30m"  # image pulls plus a GPU node scale-up plus model loads
 IGNORED_CHANGES = ["spec.rayClusterConfig.workerGroupSpecs[*].replicas"]
 """The in-tree autoscaler writes replicas; Pulumi must not reset them on every `up`."""
+WAIT_FOR = ["condition=Ready", "condition=UpgradeInProgress=False"]
+"""What `pulumi up` waits for (pulumi-kubernetes >= 4.18 `pulumi.com/waitFor`, all must hold).
+
+pulumi-kubernetes only accepts a condition whose `observedGeneration` (KubeRay 1.7 stamps it
+on the status and on every condition) has caught up with the spec just applied, so the old
+cluster's `Ready=True` no longer ends the wait early. `UpgradeInProgress=False` means no
+pending cluster is left: during a NewCluster upgrade KubeRay promotes the pending RayCluster
+only once every Serve application on it is RUNNING, and then points the serve Service at it.
+`Ready` means the serve Service has at least one endpoint. A change that KubeRay applies in
+place (serveConfigV2 alone) keeps the same cluster: `up` then returns once the operator has
+seen the new generation, while Serve may still be rolling the applications out.
+"""
+DELETION_ANNOTATIONS = {"pulumi.com/deletionPropagationPolicy": "foreground"}
+"""Spelled out although it is pulumi-kubernetes' default: `destroy` waits until the RayService
+object is gone, which KubeRay's `ray.io/rayservice-finalizer` holds back until every RayCluster
+(and its GCS fault-tolerance Redis cleanup) has been removed."""
+
+
+def head_excluded_from_serve(stack: StackConfig) -> bool:
+    """Keep the head out of the serve Service unless it runs the only proxy.
+
+    The head runs no replicas (num-cpus 0) yet Serve starts a proxy on every node. With
+    `excludeHeadPodFromServeSvc` KubeRay 1.7 labels the head `ray.io/serve=false` and skips
+    its own probe of `<head IP>:serve/-/healthz` (rayservice_controller.go,
+    updateHeadPodServeLabel), so the serve Service holds workers only and the operator needs
+    no path to the head's serve port. With `proxy_location: HeadOnly` the head is the only
+    proxy: it stays in, and the NetworkPolicies let the operator probe it.
+    """
+    return stack.serve.proxy_location != "HeadOnly"
 
 
 def serve_service_name(stack: StackConfig) -> str:
@@ -85,12 +115,14 @@ def rayservice_manifest(
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
-            "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+            "annotations": {**DELETION_ANNOTATIONS,
+                            "pulumi.com/waitFor": json.dumps(WAIT_FOR)},
             "labels": pod_labels(stack),
             "name": stack.rayservice.name,
             "namespace": stack.namespace,
         },
         "spec": {
+            "excludeHeadPodFromServeSvc": head_excluded_from_serve(stack),
             "rayClusterConfig": cluster,
             "serveConfigV2": to_yaml(dict(serve_config)),
             "upgradeStrategy": {"type": stack.rayservice.upgrade_strategy},
@@ -104,6 +136,10 @@ class RayServiceArgs:
     plan: CapacityPlan
     serve_config: Mapping[str, Any]
     redis_password: pulumi.Output[str] | None = None  # secret; required with GCS fault tolerance
+    outlived_by: Sequence[pulumi.Resource] = ()
+    """Created before the RayService object and deleted only after it is gone: the operator
+    (it runs the RayService and GCS fault-tolerance finalizers) and the NetworkPolicies (they
+    let the Redis cleanup Job reach DNS and Redis)."""
 
 
 class RayService(pulumi.ComponentResource):
@@ -118,7 +154,7 @@ class RayService(pulumi.ComponentResource):
         super().__init__(RAYSERVICE_COMPONENT, name, None, opts)
         stack = args.stack
         manifest = rayservice_manifest(stack, args.plan, args.serve_config)
-        depends_on: list[pulumi.Resource] = []
+        depends_on: list[pulumi.Resource] = list(args.outlived_by)
         if stack.rayservice.gcs_fault_tolerance.enabled:
             if args.redis_password is None:
                 raise ValueError("GCS fault tolerance is enabled but no Redis password was given")

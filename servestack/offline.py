@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import runpy
@@ -173,12 +174,26 @@ def _fake_outputs(args: MockResourceArgs) -> dict[str, Any]:
     return state
 
 
+FAKE_VPC_CIDR = "10.0.0.0/16"
+
+
+def _fake_call(args: MockCallArgs) -> dict[str, Any]:
+    """Results of the invokes the program makes (reads of the machine or the cloud)."""
+    if args.token == "command:local:run":
+        command = str(args.args.get("command", ""))
+        digest = hashlib.sha256(command.encode()).hexdigest()
+        return {"stdout": f"sha256:{digest}", "stderr": ""}
+    if args.token == "aws:ec2/getVpc:getVpc":
+        return {"id": args.args.get("id"), "cidrBlock": FAKE_VPC_CIDR}
+    return {}
+
+
 class OfflineMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return f"{args.name}-id", _fake_outputs(args)
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        return _fake_call(args), []
 
 
 def _plain(value: Any, path: str, secrets: set[str]) -> Any:

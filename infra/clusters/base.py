@@ -28,6 +28,10 @@ class Cluster:
     kubeconfig: pulumi.Output[str] | None  # secret; None when the stack does not own it
     pools: tuple[NodePool, ...]
     ready: tuple[pulumi.Resource, ...]  # node pools and add-ons workloads must wait for
+    shared: bool = False  # someone else's cluster: cluster-wide objects (CRDs) are not ours
+    api_server_cidrs: pulumi.Input[Sequence[str]] = ()
+    """Where the `kubernetes` Service forwards to (NetworkPolicies see the address after DNAT),
+    for the head's autoscaler egress; empty where the backend cannot know it."""
 
 
 class ClusterBackend(Protocol):

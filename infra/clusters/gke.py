@@ -11,13 +11,19 @@ import json
 import re
 
 import pulumi
-from pulumi_gcp import container
+from pulumi_gcp import container, projects, serviceaccount
 
 from infra.clusters.base import Cluster, kubernetes_provider
-from infra.config import GkeCluster, NodePool, StackConfig
+from infra.config import PROJECT, GkeCluster, NodePool, StackConfig
 from infra.names import CLOUD_TAINT_EFFECTS
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
+_ARTIFACT_REGISTRY = re.compile(r"^[a-z0-9-]+-docker\.pkg\.dev/([a-z][-a-z0-9]{4,28}[a-z0-9])/")
+DATAPLANE_V2 = "ADVANCED_DATAPATH"
+NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
+"""Google's least-privilege role for GKE nodes (logs, metrics, metadata), in place of the
+Compute Engine default service account and its project-wide Editor role."""
+IMAGE_PULL_ROLE = "roles/artifactregistry.reader"
 
 
 def _gke(stack: StackConfig) -> GkeCluster:
@@ -29,7 +35,71 @@ def is_zonal(location: str) -> bool:
     return bool(_ZONE.match(location))
 
 
-def node_config(pool: NodePool, gke: GkeCluster) -> container.NodePoolNodeConfigArgs:
+def image_project(stack: StackConfig) -> str:
+    """The project whose Artifact Registry holds the app image (the cluster's otherwise)."""
+    found = _ARTIFACT_REGISTRY.match(stack.image.repository)
+    return found.group(1) if found else _gke(stack).project
+
+
+def node_service_account(stack: StackConfig, parent: pulumi.Resource
+                         ) -> serviceaccount.Account:
+    """A service account for this cluster's nodes (GPU pools included) with only the roles
+    nodes need and image pulls, as Google's hardening guide and GKE examples do."""
+    gke = _gke(stack)
+    account = serviceaccount.Account(
+        f"{gke.name}-nodes", account_id=gke.node_service_account_id, project=gke.project,
+        display_name=f"GKE nodes of {gke.name} (servestack)",
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    grants = [(gke.project, role) for role in NODE_ROLES] + [(image_project(stack),
+                                                              IMAGE_PULL_ROLE)]
+    for project, role in grants:
+        projects.IAMMember(
+            f"{gke.name}-nodes-{role.rsplit('/', 1)[1]}", project=project, role=role,
+            member=member, opts=pulumi.ResourceOptions(parent=account),
+        )
+    return account
+
+
+def datapath_for(stack: StackConfig) -> str | None:
+    """Dataplane V2 enforces NetworkPolicies; without it GKE ignores them silently."""
+    return DATAPLANE_V2 if stack.security.network_policies else None
+
+
+def check_datapath(stack: StackConfig, actual: str | None) -> None:
+    """Refuse to run on if the cluster's datapath is not the one the stack asks for.
+
+    GKE picks the datapath at creation only: changing it replaces the cluster, which
+    `deletion_protection` then refuses halfway. The program therefore ignores changes to the
+    input and compares the stack with what the cluster reports instead.
+    """
+    wanted = datapath_for(stack) == DATAPLANE_V2
+    has = actual == DATAPLANE_V2
+    if wanted == has:
+        return
+    gke = _gke(stack)
+    raise pulumi.RunError(
+        f"{PROJECT}:security.network_policies is {str(wanted).lower()}, but GKE cluster "
+        f"{gke.name!r} was created {'without' if wanted else 'with'} Dataplane V2 "
+        f"(datapath_provider={actual or 'LEGACY_DATAPATH'}), which GKE can only choose when a "
+        f"cluster is created. Set security.network_policies back to {str(has).lower()}, or "
+        "create a new cluster (a new cluster.name) and move the workload to it."
+    )
+
+
+def api_server_cidrs(cluster: container.Cluster) -> pulumi.Output[list[str]]:
+    """The control plane's addresses: its endpoint, and its private endpoint when it has one."""
+    def cidrs(parts: list[object]) -> list[str]:
+        endpoint, private = parts
+        private_endpoint = getattr(private, "private_endpoint", None) if private else None
+        return sorted({f"{ip}/32" for ip in (endpoint, private_endpoint) if ip})
+    return pulumi.Output.all(cluster.endpoint, cluster.private_cluster_config).apply(cidrs)
+
+
+def node_config(pool: NodePool, gke: GkeCluster,
+                service_account: pulumi.Input[str] | None = None,
+                ) -> container.NodePoolNodeConfigArgs:
     accelerators = None
     if pool.accelerator is not None:
         driver = container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
@@ -45,6 +115,7 @@ def node_config(pool: NodePool, gke: GkeCluster) -> container.NodePoolNodeConfig
         taints=[container.NodePoolNodeConfigTaintArgs(
             key=t.key, value=t.value, effect=CLOUD_TAINT_EFFECTS[t.effect]) for t in pool.taints],
         guest_accelerators=accelerators,
+        service_account=service_account,
         oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
         workload_metadata_config=container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
             mode="GKE_METADATA"),
@@ -75,7 +146,7 @@ def kubeconfig_for(name: str, endpoint: str, ca_certificate: str) -> str:
 
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     gke = _gke(stack)
-    child = pulumi.ResourceOptions(parent=parent)
+    nodes = node_service_account(stack, parent)
     cluster = container.Cluster(
         gke.name,
         name=gke.name,
@@ -83,12 +154,15 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         location=gke.location,
         remove_default_node_pool=True,
         initial_node_count=1,
+        # Even the default pool that lives only during creation runs as the nodes' account.
+        node_config=container.ClusterNodeConfigArgs(service_account=nodes.email),
         release_channel={"channel": gke.release_channel},
         deletion_protection=gke.deletion_protection,
         workload_identity_config={"workload_pool": f"{gke.project}.svc.id.goog"},
-        # Dataplane V2 enforces NetworkPolicies; without it GKE ignores them silently.
-        datapath_provider="ADVANCED_DATAPATH" if stack.security.network_policies else None,
-        opts=child,
+        datapath_provider=datapath_for(stack),
+        # Create-time only: a later change is refused by `check_datapath` below rather than
+        # planned as a replacement of the cluster.
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["datapathProvider"]),
     )
     node_pools = []
     for pool in stack.pools:
@@ -105,12 +179,20 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
             initial_node_count=pool.min_nodes if is_zonal(gke.location) else None,
             autoscaling=autoscaling,
             management=container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
-            node_config=node_config(pool, gke),
+            node_config=node_config(pool, gke, nodes.email),
             opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["initialNodeCount"]),
         ))
+
+    def kubeconfig_checked(parts: list[str]) -> str:
+        name, endpoint, ca_certificate, datapath = parts
+        check_datapath(stack, datapath)
+        return kubeconfig_for(name, endpoint, ca_certificate)
+
+    # Nothing in the cluster is touched before the datapath check: the provider needs this.
     kubeconfig: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(
         cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate,
-    ).apply(lambda parts: kubeconfig_for(str(parts[0]), str(parts[1]), str(parts[2]))))
+        cluster.datapath_provider,
+    ).apply(kubeconfig_checked))
     provider = kubernetes_provider("kubernetes", kubeconfig, parent, depends_on=node_pools)
     return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools,
-                   ready=tuple(node_pools))
+                   ready=tuple(node_pools), api_server_cidrs=api_server_cidrs(cluster))

@@ -17,6 +17,9 @@ from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import ImageConfig, KindCluster, NodePool, StackConfig, Taint
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
+API_SERVER_CIDRS = ("172.16.0.0/12",)
+"""The control-plane container's address: kind's Docker network comes from Docker's default
+bridge pools (172.17-31.x.x); a daemon with other pools sets security.api_server_cidrs."""
 
 
 def _kind(stack: StackConfig) -> KindCluster:
@@ -74,19 +77,34 @@ def images_to_load(stack: StackConfig) -> dict[str, str]:
     return images
 
 
+def image_id_command(reference: str) -> str:
+    """Prints the local image's content ID: a rebuild under the same tag changes it."""
+    return f"docker image inspect --format '{{{{.Id}}}}' {reference}"
+
+
+def image_id(reference: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """Read on every preview and up (an invoke, not a resource), so it is never stale."""
+    return command.local.run_output(
+        command=image_id_command(reference),
+        opts=pulumi.InvokeOptions(parent=parent),
+    ).stdout
+
+
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     name = _kind(stack).name
     for warning in gpu_warnings(stack):
         pulumi.log.warn(warning)
     config = yaml.safe_dump(kind_config(stack), sort_keys=True)
-    child = pulumi.ResourceOptions(parent=parent)
     cluster = command.local.Command(
         "kind-cluster",
         create=f"kind create cluster --name {name} --config - --wait 180s",
         delete=f"kind delete cluster --name {name}",
         stdin=config,
         triggers=[config],
-        opts=child,
+        # A changed config replaces the cluster. pulumi-command would run the new `create`
+        # first, which fails while a cluster of that name exists, and then let the old
+        # resource's `delete` remove the new cluster: delete first, then create.
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )
     kubeconfig = command.local.Command(
         "kind-kubeconfig",
@@ -99,7 +117,8 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         command.local.Command(
             f"kind-load-{flavour}",
             create=f"kind load docker-image {reference} --name {name}",
-            triggers=[reference, cluster.id],
+            # The image ID, not the tag: rebuilding under the same tag must load it again.
+            triggers=[image_id(reference, parent), cluster.id],
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[cluster]),
         )
         for flavour, reference in images_to_load(stack).items()
@@ -107,4 +126,4 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     secret_kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig.stdout)
     provider = kubernetes_provider("kubernetes", secret_kubeconfig, parent, depends_on=[cluster])
     return Cluster(provider=provider, kubeconfig=secret_kubeconfig, pools=stack.pools,
-                   ready=(cluster, *loads))
+                   ready=(cluster, *loads), api_server_cidrs=API_SERVER_CIDRS)
