@@ -64,8 +64,9 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
                             owns_crds=not cluster.shared),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
     )
-    policies = NetworkPolicies("network-policies", NetworkPoliciesArgs(stack, cluster.api_server_cidrs), opts=pulumi.ResourceOptions(
-        providers=[cluster.provider], depends_on=[namespace]))
+    policies = NetworkPolicies(
+        "network-policies", NetworkPoliciesArgs(stack, cluster.api_server_cidrs),
+        opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]))
     ft = stack.rayservice.gcs_fault_tolerance
     password = pulumi.Config(PROJECT).require_secret(ft.password_secret_key) if ft.enabled else None
     service = RayService(

@@ -318,6 +318,7 @@ def run_program(
     config: Mapping[str, str],
     secret_keys: Sequence[str] = (),
     program: Callable[[], None] = _run_main,
+    mocks: Mocks | None = None,
 ) -> ProgramRun:
     """Run `program` (default: infra/__main__.py) for `stack` under mocks; never raises for
     the program's own errors, which land in `ProgramRun.error`."""
@@ -327,7 +328,7 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
-    mocks = OfflineMocks()
+    mocks = mocks or OfflineMocks()
     monitor = RecordingMonitor(mocks)
     logger = logging.getLogger(f"servestack.offline.{stack}")
     collector = _Collector()
@@ -380,10 +381,11 @@ def run_stack_file(
     stack: str | None = None,
     secrets: Mapping[str, str] | None = None,
     fill_secrets: bool = True,
+    mocks: Mocks | None = None,
 ) -> ProgramRun:
     """Run the program for any stack file (e.g. a test fixture); the stack name defaults to
     the file's (`stack_name`). A file that is not YAML raises StackFileError: the Pulumi CLI
-    would refuse it before the program starts."""
+    would refuse it before the program starts. `mocks` stands in for an existing cloud."""
     name = stack or stack_name(path)
     config, secret_keys = stack_config(path, secrets, fill_secrets)
-    return run_program(name, config, secret_keys)
+    return run_program(name, config, secret_keys, mocks=mocks)

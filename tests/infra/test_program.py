@@ -3,6 +3,7 @@ validators: the KubeRay CRD schema, kubernetes-validate, and Ray's ServeDeploySc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -156,7 +157,12 @@ def test_pulumi_leaves_worker_replicas_to_the_autoscaler_and_waits_for_ready(
     resource = run.one(RAYSERVICE)
     assert resource.options.ignore_changes == (
         "spec.rayClusterConfig.workerGroupSpecs[*].replicas",)
-    assert resource.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+    annotations = resource.inputs["metadata"]["annotations"]
+    # Ready alone returned mid-upgrade: the old cluster keeps Ready=True during a NewCluster
+    # upgrade. All conditions must hold, at the observed generation.
+    assert json.loads(annotations["pulumi.com/waitFor"]) == [
+        "condition=Ready", "condition=UpgradeInProgress=False"]
+    assert annotations["pulumi.com/deletionPropagationPolicy"] == "foreground"
     assert resource.options.custom_timeouts["create"] == "30m"
 
 
@@ -252,3 +258,60 @@ def test_redis_password_reaches_only_a_secret(checked_stack_run: Runs) -> None:
         if resource is not secret:
             assert password not in yaml.safe_dump(dict(resource.inputs)), resource.name
     assert secret.urn in run.one(RAYSERVICE).options.depends_on
+
+
+def test_the_head_stays_out_of_the_serve_service(run: ProgramRun) -> None:
+    """KubeRay 1.7 then skips its probe of the head's proxy, which the NetworkPolicies block."""
+    assert rayservice_of(run)["spec"]["excludeHeadPodFromServeSvc"] is True
+
+
+def _dependencies(run: ProgramRun, urn: str) -> set[str]:
+    """Everything `urn` transitively waits for (and so outlives it on `destroy`)."""
+    seen: set[str] = set()
+    todo = [urn]
+    while todo:
+        resource = run.by_urn(todo.pop())
+        for dependency in (*resource.options.depends_on, *([resource.parent] if resource.parent
+                                                          else [])):
+            if dependency not in seen and any(r.urn == dependency for r in run.resources):
+                seen.add(dependency)
+                todo.append(dependency)
+    return seen
+
+
+def test_destroy_removes_the_rayservice_before_the_operator_and_its_policies(
+    run: ProgramRun,
+) -> None:
+    """The RayService object itself depends on the operator's release and CRDs and on every
+    NetworkPolicy: Pulumi deletes it (waiting for KubeRay's finalizers, the GCS Redis cleanup
+    included) before any of them."""
+    rayservice = run.one(RAYSERVICE)
+    direct = set(rayservice.options.depends_on)
+    release = run.one("kubernetes:helm.sh/v3:Release", "kuberay")
+    assert release.urn in direct
+    crds = [r for r in run.resources if "-crd-" in r.name]
+    assert crds and {r.urn for r in crds} <= direct
+    policies = run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    assert {p.urn for p in policies} <= direct
+    assert release.urn in _dependencies(run, rayservice.urn)
+
+
+def test_every_pool_can_reach_its_max_nodes(config: StackConfig, run: ProgramRun) -> None:
+    """The capacity plan counts on max_nodes per pool: each backend must be able to get there."""
+    backend = config.cluster.backend
+    for pool in config.pools:
+        if backend == "kind":  # no autoscaling: every node exists from the start
+            nodes = yaml.safe_load(run.one("command:local:Command", "kind-cluster")
+                                   .inputs["stdin"])["nodes"]
+            workers = [n for n in nodes if n.get("labels") == dict(pool.labels) or
+                       (not pool.labels and n["role"] == "worker")]
+            assert len(workers) >= pool.max_nodes, pool.name
+        elif backend == "gke":
+            registered = next(r for r in run.of_type("gcp:container/nodePool:NodePool")
+                              if r.inputs["name"] == pool.name)
+            assert registered.inputs["autoscaling"]["totalMaxNodeCount"] == pool.max_nodes
+        elif backend == "eks":
+            group = next(r for r in run.of_type("eks:index:ManagedNodeGroup")
+                         if r.inputs["nodeGroupName"].endswith(f"-{pool.name}"))
+            assert group.inputs["scalingConfig"]["maxSize"] == pool.max_nodes
+            assert run.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")

@@ -1,7 +1,8 @@
 """A small model of Kubernetes NetworkPolicy semantics, to ask "may A reach B on port P?".
 
-Only what the stack's policies use: matchLabels selectors, named and numbered TCP/UDP ports,
-ipBlock peers (any address given matches 0.0.0.0/0-style CIDRs by containment). A pod is
+Only what the stack's policies use: matchLabels and `In` selectors, named and numbered
+TCP/UDP ports, ipBlock peers (any address given matches 0.0.0.0/0-style CIDRs by
+containment). A pod is
 isolated in a direction once any policy of its namespace selects it for that direction;
 then a connection is allowed if some selecting policy has a rule admitting the peer and port.
 """
@@ -33,7 +34,10 @@ def _matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> b
     if selector is None:
         return False
     wanted = dict(selector.get("matchLabels") or {})
-    assert not selector.get("matchExpressions"), "the model handles matchLabels only"
+    for expression in selector.get("matchExpressions") or []:
+        assert expression["operator"] == "In", "the model handles matchLabels and In only"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
     return wanted.items() <= dict(labels).items()
 
 

@@ -23,13 +23,19 @@ from infra.stack_file import available_stacks, load_stack_config, read_stack_fil
 from servestack.offline import ProgramRun, run_stack_file
 
 STACKS = available_stacks()
+MIG = Path(__file__).resolve().parents[1] / "fixtures" / "onprem-mig.yaml"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 KUBERAY_LABELS = {"ray.io/is-ray-node": "yes", "ray.io/cluster": "servestack-abcde"}
 OPERATOR = {"app.kubernetes.io/name": "kuberay-operator",
             "app.kubernetes.io/instance": "kuberay-operator"}
-API_SERVER = Address("172.16.0.2")
-INTERNET = Address("203.0.113.7")
-REDIS = Address("10.20.30.40")
+API_SERVERS = {  # where each backend's `kubernetes` Service forwards to, under the mocks
+    "kind": Address("172.18.0.2"),  # the control-plane container on kind's Docker network
+    "gke": Address("203.0.113.10"),  # the offline GKE endpoint
+    "eks": Address("10.0.17.5"),  # an API server ENI inside the VPC
+}
+INTERNET = Address("198.51.100.7")
+REDIS = Address("10.20.30.4")  # inside prod's redis_cidrs
+OTHER_REDIS = Address("10.99.0.5")
 GCS, DASHBOARD, CLIENT, WORKER_PORT, OBJECT_MANAGER = 6379, 8265, 10001, 10005, 8076
 
 Runs = Callable[[str], ProgramRun]
@@ -59,6 +65,11 @@ class World:
         self.stranger = Pod("default", {"app": "curl"})
         self.neighbour = Pod(self.namespace, {"app": "debug"})  # same namespace, not Ray
         self.dns = Pod("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
+        backend = self.config.cluster.backend if self.config else "kind"
+        self.api_server = API_SERVERS.get(backend, Address("10.10.0.10"))
+        # KubeRay's GCS fault-tolerance cleanup Job: the head's template, relabelled.
+        self.redis_cleanup = Pod(self.namespace, {**self.head.labels,
+                                                  "ray.io/node-type": "redis-cleanup"})
         policies = [r.inputs for r in run.of_type(NETWORK_POLICY)]
         labels = namespace_labels(
             [self.namespace, "monitoring", "ingress-nginx", "default", "kube-system"],
@@ -123,38 +134,94 @@ def test_ray_pods_resolve_dns_and_workers_reach_no_internet(world: World) -> Non
 
 
 def test_only_the_head_reaches_the_api_server_for_its_autoscaler(world: World) -> None:
-    assert world.allows(world.head, API_SERVER, 443)
-    assert world.allows(world.head, API_SERVER, 6443)
-    assert not world.allows(world.worker, API_SERVER, 443)
-    assert not world.allows(world.head, API_SERVER, 10250)  # kubelets: no
+    assert world.allows(world.head, world.api_server, 443)
+    assert world.allows(world.head, world.api_server, 6443)
+    assert not world.allows(world.worker, world.api_server, 443)
+    assert not world.allows(world.head, world.api_server, 10250)  # kubelets: no
 
 
-def test_naming_the_api_servers_cidr_closes_the_heads_last_way_out(
-    tmp_path: Path, checked_stack_run: Runs
-) -> None:
-    """The default (0.0.0.0/0 on 443/6443) is the price of not knowing the API server's
-    address; a stack that names it leaves the head no route to the internet at all."""
-    default = World(checked_stack_run("local"))
-    assert default.allows(default.head, INTERNET, 443)
-    path = _variant(tmp_path, "local", {"security": {"api_server_cidrs": ["172.16.0.0/28"]}})
+def test_the_head_has_no_way_to_the_internet(world: World) -> None:
+    """The API-server rule names the API server (no 0.0.0.0/0 block), so even on 443 the
+    head reaches nothing outside; the old default left it the whole internet there."""
+    for port in (443, 6443, 80):
+        assert not world.allows(world.head, INTERNET, port)
+
+
+def test_policies_never_allow_every_destination(world: World) -> None:
+    """An egress rule whose `to` is empty or 0.0.0.0/0 is internet egress in disguise."""
+    for policy in world.cluster.policies:
+        for rule in policy["spec"].get("egress") or []:
+            assert rule.get("to"), policy["metadata"]["name"]
+            for peer in rule["to"]:
+                assert peer.get("ipBlock", {}).get("cidr") not in ("0.0.0.0/0", "::/0")
+
+
+def test_naming_the_api_servers_cidr_overrides_the_backend(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "local", {"security": {"api_server_cidrs": ["10.1.2.3/32"]}})
     world = World(run_stack_file(path).check())
-    assert world.allows(world.head, API_SERVER, 443)
-    assert not world.allows(world.head, INTERNET, 443)
+    assert world.allows(world.head, Address("10.1.2.3"), 6443)
+    assert not world.allows(world.head, API_SERVERS["kind"], 6443)
 
 
 def test_the_gcs_redis_is_reachable_exactly_when_fault_tolerance_is_on(world: World) -> None:
+    """Only the GCS (on the head) and KubeRay's Redis cleanup Job talk to Redis, and only to
+    the Redis endpoint's addresses."""
     assert world.config is not None
     ft = world.config.rayservice.gcs_fault_tolerance
-    for pod in (world.head, world.worker):
+    for pod in (world.head, world.redis_cleanup):
         assert world.allows(pod, REDIS, 6379) is ft.enabled
         assert not world.allows(pod, REDIS, 5432)
+        assert not world.allows(pod, OTHER_REDIS, 6379)
+    assert not world.allows(world.worker, REDIS, 6379)
+
+
+def test_a_dns_named_redis_needs_its_addresses(tmp_path: Path) -> None:
+    raw = read_stack_file(stack_file("prod"))
+    ft = {**raw["rayservice"]["gcs_fault_tolerance"]}
+    ft.pop("redis_cidrs")
+    path = _variant(tmp_path, "prod", {"rayservice": {**raw["rayservice"],
+                                                      "gcs_fault_tolerance": ft}})
+    run = run_stack_file(path)
+    assert "rayservice.gcs_fault_tolerance.redis_cidrs" in str(run.error)
+    with_ip = {**ft, "redis_address": "10.20.30.4:6379"}
+    path = _variant(tmp_path, "prod", {"rayservice": {**raw["rayservice"],
+                                                      "gcs_fault_tolerance": with_ip}})
+    world = World(run_stack_file(path).check())
+    assert world.allows(world.head, REDIS, 6379)
+    assert not world.allows(world.head, Address("10.20.30.5"), 6379)
+
+
+def test_an_existing_cluster_must_name_its_api_server(tmp_path: Path) -> None:
+    document = yaml.safe_load(MIG.read_text())
+    del document["config"]["servestack:security"]
+    path = tmp_path / "Pulumi.onprem-noapi.yaml"
+    path.write_text(yaml.safe_dump(document))
+    run = run_stack_file(path, secrets={"kubeconfig": "apiVersion: v1\n"})
+    assert "servestack:security.api_server_cidrs" in str(run.error)
+    assert run.resources == ()
+
+
+def test_the_operator_probes_the_heads_serve_port_only_when_the_head_serves(
+    tmp_path: Path,
+) -> None:
+    """excludeHeadPodFromServeSvc (the default) stops KubeRay's probe of the head's proxy;
+    with proxy_location HeadOnly the head stays in the serve Service and may be probed."""
+    default = World(run_stack_file(stack_file("local")).check())
+    assert not default.allows(default.operator, default.head, default.serve_port)
+    path = _variant(tmp_path, "local", {"serve": {"proxy_location": "HeadOnly"}})
+    run = run_stack_file(path).check()
+    assert run.one(RAYSERVICE_TYPE).inputs["spec"]["excludeHeadPodFromServeSvc"] is False
+    world = World(run)
+    assert world.allows(world.operator, world.head, world.serve_port)
+    assert not world.allows(world.operator, world.worker, world.serve_port)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_policies_are_valid_kubernetes_objects(stack: str, checked_stack_run: Runs) -> None:
     run = checked_stack_run(stack)
     policies = run.of_type(NETWORK_POLICY)
-    assert len(policies) == 8
+    ft = load_stack_config(stack).rayservice.gcs_fault_tolerance.enabled
+    assert len(policies) == 8 + ft
     component = run.one(NETWORK_POLICIES_COMPONENT)
     for policy in policies:
         assert policy.parent == component.urn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -64,3 +65,22 @@ def test_kubeconfig_can_come_from_another_stack(tmp_path: Path) -> None:
     provider = run.one("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"]
     assert "kubeconfig" in provider.secret_inputs
+
+
+def test_the_cluster_wide_kuberay_crds_are_read_never_owned() -> None:
+    """Other teams' RayClusters live on these CRDs: `destroy` of this stack must not delete
+    them, so on `existing` they are only read (and `up` stops when they are missing)."""
+    run = mig_run()
+    assert not [r for r in run.resources if r.type == "kubernetes:yaml/v2:ConfigFile"]
+    crds = run.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
+    assert sorted(r.name for r in crds) == [
+        "kuberay-crd-rayclusters", "kuberay-crd-rayjobs", "kuberay-crd-rayservices"]
+    release = run.one("kubernetes:helm.sh/v3:Release", "kuberay")
+    assert release.inputs["skipCrds"] is True
+    assert {r.urn for r in crds} <= set(release.options.depends_on)
+
+
+def test_owned_clusters_still_install_the_crds(stack_run: Callable[[str], ProgramRun]) -> None:
+    run = stack_run("local")
+    assert len(run.of_type("kubernetes:yaml/v2:ConfigFile")) == 3
+    assert run.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition") == []

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
+import pulumi
 import pytest
+from pulumi.runtime.mocks import MockResourceArgs
 
 from infra.config import GkeCluster
-from infra.stack_file import load_stack_config
-from servestack.offline import ProgramRun
+from infra.stack_file import load_stack_config, stack_file
+from servestack.offline import OfflineMocks, ProgramRun, run_stack_file
 
 Runs = Callable[[str], ProgramRun]
 CLUSTER = "gcp:container/cluster:Cluster"
@@ -98,3 +101,55 @@ def test_the_gke_model_refuses_mig_resources_and_gpu_pools_without_an_accelerato
     assert "GKE MIG partitions" in problems["pools[gpu-l4].accelerator.resource"]
     assert "nvidia-l4" in problems["pools[gpu-l4].accelerator.cloud_type"]
     assert gke.pool_problems(stack.pools) == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nodes_run_as_a_dedicated_least_privilege_service_account(
+    stack: str, stack_run: Runs,
+) -> None:
+    run = stack_run(stack)
+    gke = load_stack_config(stack).cluster
+    assert isinstance(gke, GkeCluster)
+    account = run.one("gcp:serviceaccount/account:Account")
+    assert account.inputs["accountId"] == f"{gke.name}-nodes"
+    email = f"{account.name}-id"  # the mock's email stand-in is unknown: compare by reference
+    roles = {r.inputs["role"] for r in run.of_type("gcp:projects/iAMMember:IAMMember")}
+    assert roles == {"roles/container.defaultNodeServiceAccount",
+                     "roles/artifactregistry.reader"}
+    for pool in run.of_type(NODE_POOL):
+        assert "serviceAccount" in pool.inputs["nodeConfig"], email
+    assert "serviceAccount" in run.one(CLUSTER).inputs["nodeConfig"]
+
+
+def test_dataplane_v2_is_a_create_time_choice(stack_run: Runs) -> None:
+    cluster = stack_run("prod").one(CLUSTER)
+    assert cluster.inputs["datapathProvider"] == "ADVANCED_DATAPATH"
+    assert "datapathProvider" in cluster.options.ignore_changes
+
+
+class LegacyDatapathCloud(OfflineMocks):
+    """A cluster that exists already, created without Dataplane V2."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        id_, state = super().new_resource(args)
+        if args.typ == CLUSTER:
+            state["datapathProvider"] = "LEGACY_DATAPATH"
+        return id_, state
+
+
+def test_turning_network_policies_on_for_an_existing_cluster_is_refused() -> None:
+    run = run_stack_file(stack_file("dev"), mocks=LegacyDatapathCloud())
+    assert isinstance(run.error, pulumi.RunError), run.error
+    message = str(run.error)
+    assert "servestack:security.network_policies is true" in message
+    assert "created without Dataplane V2" in message and "new cluster" in message
+    # Nothing inside the cluster was touched: the provider never got its kubeconfig.
+    assert not [r for r in run.resources if r.type.startswith("kubernetes:")
+                and not r.type.startswith("pulumi:providers")]
+
+
+def test_the_head_may_reach_only_the_control_plane_endpoint(stack_run: Runs) -> None:
+    policy = stack_run("dev").one("kubernetes:networking.k8s.io/v1:NetworkPolicy",
+                                  "network-policies-ray-head-egress-api-server")
+    (rule,) = policy.inputs["spec"]["egress"]
+    assert rule["to"] == [{"ipBlock": {"cidr": "203.0.113.10/32"}}]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from infra.clusters.kind import gpu_warnings, images_to_load, kind_config
+from infra.clusters.kind import gpu_warnings, image_id_command, images_to_load, kind_config
 from infra.config import StackConfig, parse_stack_config
 from infra.stack_file import load_stack_config
 from servestack.offline import ProgramRun
@@ -94,3 +95,29 @@ def test_the_app_image_is_loaded_before_workloads(checked_stack_run: Runs) -> No
     assert load.inputs["create"] == f"kind load docker-image {image} --name servestack-local"
     namespace = run.one("kubernetes:core/v1:Namespace", "namespace")
     assert load.urn in namespace.options.depends_on
+
+
+def test_a_changed_cluster_is_deleted_before_it_is_created_again(stack_run: Runs) -> None:
+    """pulumi-command replaces create-before-delete by default: `kind create cluster` would
+    fail on the existing name, and the old resource's delete would then remove the new one."""
+    cluster = stack_run("local").one(COMMAND, "kind-cluster")
+    assert cluster.options.delete_before_replace is True
+    assert "kind delete cluster" in cluster.inputs["delete"]
+
+
+def test_images_are_reloaded_when_their_content_changes_not_only_their_tag(
+    stack_run: Runs,
+) -> None:
+    run = stack_run("local")
+    load = run.one(COMMAND, "kind-load-cpu")
+    reference = images_to_load(load_stack_config("local"))["cpu"]
+    # The offline mock answers `docker image inspect` with a digest of the command.
+    digest = hashlib.sha256(image_id_command(reference).encode()).hexdigest()
+    assert f"sha256:{digest}" in load.inputs["triggers"]
+    assert reference not in load.inputs["triggers"]
+
+
+def test_the_image_id_is_read_with_docker_inspect() -> None:
+    command = image_id_command("localhost/servestack:2.60.0-py311-cpu")
+    assert command == ("docker image inspect --format '{{.Id}}' "
+                       "localhost/servestack:2.60.0-py311-cpu")
