@@ -112,3 +112,22 @@ def test_pulumi_preview_covers_every_cloud_stack_with_the_policy_pack() -> None:
     # Only runs where credentials exist.
     assert action["if"] == "env.HAS_PULUMI_TOKEN == 'true'"
     assert "secrets.PULUMI_ACCESS_TOKEN" in job["env"]["HAS_PULUMI_TOKEN"]
+
+
+def test_gke_previews_authenticate_with_workload_identity_and_the_auth_plugin() -> None:
+    """The GKE kubeconfig runs gke-gcloud-auth-plugin: the job needs an OIDC token exchanged
+    for Google credentials (no JSON key) and the plugin installed."""
+    job = load("preview.yml")["jobs"]["pulumi-preview"]
+    assert job["permissions"]["id-token"] == "write"
+    backends = {entry["stack"]: entry["backend"] for entry in job["strategy"]["matrix"]["include"]}
+    for stack, backend in backends.items():
+        assert read_stack_file(stack_file(stack))["cluster"]["backend"] == backend
+    by_action = {s["uses"].split("@")[0]: s for s in job["steps"] if "uses" in s}
+    auth = by_action["google-github-actions/auth"]
+    assert auth["with"]["workload_identity_provider"] == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}"
+    assert "credentials_json" not in auth["with"]
+    assert "gke" in auth["if"]
+    gcloud = by_action["google-github-actions/setup-gcloud"]
+    assert gcloud["with"]["install_components"] == "gke-gcloud-auth-plugin"
+    action = by_action["pulumi/actions"]
+    assert "GOOGLE_CREDENTIALS" not in action["env"]
