@@ -124,7 +124,8 @@ def test_gke_previews_authenticate_with_workload_identity_and_the_auth_plugin() 
         assert read_stack_file(stack_file(stack))["cluster"]["backend"] == backend
     by_action = {s["uses"].split("@")[0]: s for s in job["steps"] if "uses" in s}
     auth = by_action["google-github-actions/auth"]
-    assert auth["with"]["workload_identity_provider"] == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}"
+    provider = auth["with"]["workload_identity_provider"]
+    assert provider == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}"
     assert "credentials_json" not in auth["with"]
     assert "gke" in auth["if"]
     gcloud = by_action["google-github-actions/setup-gcloud"]
