@@ -19,7 +19,7 @@ Ports are referenced by the names the pod templates declare.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +185,13 @@ def api_server_cidrs_for(args: NetworkPoliciesArgs) -> pulumi.Output[list[str]]:
     return pulumi.Output.from_input(source).apply(lambda cidrs: sorted(set(cidrs)))
 
 
+def _spec_at(stack: StackConfig, index: int) -> Callable[[list[str]], dict[str, Any]]:
+    def spec(api_server_cidrs: list[str]) -> dict[str, Any]:
+        found: dict[str, Any] = network_policy_manifests(stack, api_server_cidrs)[index]["spec"]
+        return found
+    return spec
+
+
 class NetworkPolicies(pulumi.ComponentResource):
     """One NetworkPolicy per allowed path, all in the stack's namespace."""
 
@@ -199,8 +206,7 @@ class NetworkPolicies(pulumi.ComponentResource):
         policies = []
         for index, manifest in enumerate(shapes):
             policy_name = manifest["metadata"]["name"]
-            spec = cidrs.apply(
-                lambda known, i=index: network_policy_manifests(args.stack, known)[i]["spec"])
+            spec: pulumi.Output[Any] = cidrs.apply(_spec_at(args.stack, index))
             policies.append(k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}",
                 metadata=manifest["metadata"],
