@@ -125,8 +125,10 @@ def _variant(tmp_path: Path, cluster: dict[str, object]) -> Path:
     return path
 
 
-def test_the_cluster_gets_its_own_vpc_and_nodes_only_private_subnets(stack_run: Runs) -> None:
-    run = stack_run("staging")
+def test_the_cluster_gets_its_own_vpc_and_nodes_only_private_subnets(
+    checked_stack_run: Runs,
+) -> None:
+    run = checked_stack_run("staging")
     vpc = run.one("aws:ec2/vpc:Vpc")
     assert vpc.inputs["cidrBlock"] == staging().vpc.cidr
     subnets = {r.name: r for r in run.of_type(SUBNET)}
@@ -180,9 +182,9 @@ def test_a_vpc_that_cannot_work_is_refused_with_its_field(
 
 
 def test_the_cluster_autoscaler_grows_groups_to_max_nodes_with_pod_identity(
-    stack_run: Runs,
+    checked_stack_run: Runs,
 ) -> None:
-    run = stack_run("staging")
+    run = checked_stack_run("staging")
     release = run.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")
     assert release.inputs["version"] == AUTOSCALER_CHART_VERSION
     values = release.inputs["values"]

@@ -80,7 +80,9 @@ def test_the_cluster_wide_kuberay_crds_are_read_never_owned() -> None:
     assert {r.urn for r in crds} <= set(release.options.depends_on)
 
 
-def test_owned_clusters_still_install_the_crds(stack_run: Callable[[str], ProgramRun]) -> None:
-    run = stack_run("local")
+def test_owned_clusters_still_install_the_crds(
+    checked_stack_run: Callable[[str], ProgramRun],
+) -> None:
+    run = checked_stack_run("local")
     assert len(run.of_type("kubernetes:yaml/v2:ConfigFile")) == 3
     assert run.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition") == []

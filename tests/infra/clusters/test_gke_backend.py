@@ -105,9 +105,9 @@ def test_the_gke_model_refuses_mig_resources_and_gpu_pools_without_an_accelerato
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_nodes_run_as_a_dedicated_least_privilege_service_account(
-    stack: str, stack_run: Runs,
+    stack: str, checked_stack_run: Runs,
 ) -> None:
-    run = stack_run(stack)
+    run = checked_stack_run(stack)
     gke = load_stack_config(stack).cluster
     assert isinstance(gke, GkeCluster)
     account = run.one("gcp:serviceaccount/account:Account")
@@ -121,8 +121,8 @@ def test_nodes_run_as_a_dedicated_least_privilege_service_account(
     assert "serviceAccount" in run.one(CLUSTER).inputs["nodeConfig"]
 
 
-def test_dataplane_v2_is_a_create_time_choice(stack_run: Runs) -> None:
-    cluster = stack_run("prod").one(CLUSTER)
+def test_dataplane_v2_is_a_create_time_choice(checked_stack_run: Runs) -> None:
+    cluster = checked_stack_run("prod").one(CLUSTER)
     assert cluster.inputs["datapathProvider"] == "ADVANCED_DATAPATH"
     assert "datapathProvider" in cluster.options.ignore_changes
 
@@ -148,8 +148,8 @@ def test_turning_network_policies_on_for_an_existing_cluster_is_refused() -> Non
                 and not r.type.startswith("pulumi:providers")]
 
 
-def test_the_head_may_reach_only_the_control_plane_endpoint(stack_run: Runs) -> None:
-    policy = stack_run("dev").one("kubernetes:networking.k8s.io/v1:NetworkPolicy",
+def test_the_head_may_reach_only_the_control_plane_endpoint(checked_stack_run: Runs) -> None:
+    policy = checked_stack_run("dev").one("kubernetes:networking.k8s.io/v1:NetworkPolicy",
                                   "network-policies-ray-head-egress-api-server")
     (rule,) = policy.inputs["spec"]["egress"]
     assert rule["to"] == [{"ipBlock": {"cidr": "203.0.113.10/32"}}]

@@ -97,18 +97,18 @@ def test_the_app_image_is_loaded_before_workloads(checked_stack_run: Runs) -> No
     assert load.urn in namespace.options.depends_on
 
 
-def test_a_changed_cluster_is_deleted_before_it_is_created_again(stack_run: Runs) -> None:
+def test_a_changed_cluster_is_deleted_before_it_is_created_again(checked_stack_run: Runs) -> None:
     """pulumi-command replaces create-before-delete by default: `kind create cluster` would
     fail on the existing name, and the old resource's delete would then remove the new one."""
-    cluster = stack_run("local").one(COMMAND, "kind-cluster")
+    cluster = checked_stack_run("local").one(COMMAND, "kind-cluster")
     assert cluster.options.delete_before_replace is True
     assert "kind delete cluster" in cluster.inputs["delete"]
 
 
 def test_images_are_reloaded_when_their_content_changes_not_only_their_tag(
-    stack_run: Runs,
+    checked_stack_run: Runs,
 ) -> None:
-    run = stack_run("local")
+    run = checked_stack_run("local")
     load = run.one(COMMAND, "kind-load-cpu")
     reference = images_to_load(load_stack_config("local"))["cpu"]
     # The offline mock answers `docker image inspect` with a digest of the command.
