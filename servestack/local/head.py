@@ -70,10 +70,12 @@ class LocalPorts:
 
 
 def cluster_temp_dir(gcs_port: int) -> Path:
-    """Private to this user and port, below $RAY_TMPDIR (else the system's temp dir); short,
-    since Ray's socket paths must fit 107 bytes."""
+    """Private to this user and port, below $RAY_TMPDIR (else the system's temp dir). Kept
+    short: Ray puts `session_<date>_<time>_<pid>/sockets/dash_MetricsHead` under it, and a
+    Unix socket path must fit 107 bytes (a longer name broke the dashboard under a test's
+    RAY_TMPDIR)."""
     base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
-    return Path(base) / f"servestack-{os.getuid()}-ray-{gcs_port}"
+    return Path(base) / f"ss-{os.getuid()}-{gcs_port}"
 
 
 def required_cpus(apps: Iterable[ApplicationSpec], host_cpus: int | None = None) -> int:
