@@ -3,23 +3,26 @@
 The KubeRay autoscaler does not read pod templates the way Kubernetes does: it knows a group
 only by Ray's own translation of the group spec
 (`ray.autoscaler._private.kuberay.autoscaling_config`), and a replica only by what Serve
-demands for it (`ray._common.utils.resources_from_ray_options`). Both are Ray's code, called
-here, never re-implemented, so a resource the translation does not see (an
-`accelerator_type:L4` missing from `rayStartParams`, for one) fails here, before anything
-is registered, instead of leaving a deployment infeasible on the cluster.
+demands for it (`ray._common.utils.resources_from_ray_options`) and the label selector Serve
+gives the replica actor (matched by Ray's `node_labels_match_selector`). All of it is Ray's
+code, called here, never re-implemented, so a resource or label the translation does not see
+(an `accelerator_type:L4` missing from `rayStartParams`, a group without the worker-group
+label its deployments select) fails here, before anything is registered, instead of leaving
+a deployment infeasible on the cluster.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
 from infra.quantities import gib
+from infra.serve_config import deployment_entry
 from infra.worker_groups import ray_cluster_config
 
 HEAD_NODE_TYPE = "headgroup"
@@ -34,6 +37,7 @@ class NodeType:
     resources: Mapping[str, float]
     min_workers: int
     max_workers: int
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_head(self) -> bool:
@@ -48,6 +52,7 @@ class ReplicaDemand:
     deployment: str
     resources: Mapping[str, float]
     max_replicas: int
+    label_selector: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -78,7 +83,8 @@ def node_types(config: Mapping[str, Any]) -> tuple[NodeType, ...]:
     return tuple(
         NodeType(name=name, resources=dict(spec.get("resources") or {}),
                  min_workers=int(spec.get("min_workers", 0)),
-                 max_workers=int(spec.get("max_workers", 0)))
+                 max_workers=int(spec.get("max_workers", 0)),
+                 labels=dict(spec.get("labels") or {}))
         for name, spec in config["available_node_types"].items()
     )
 
@@ -92,13 +98,41 @@ def replica_demand(ray_actor_options: Mapping[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in sorted(resources.items()) if value}
 
 
+def demand_of(app: str, deployment: str, ray_actor_options: Mapping[str, Any],
+              max_replicas: int) -> ReplicaDemand:
+    """A deployment's demand as its Serve config entry states it: resources and selector."""
+    return ReplicaDemand(app=app, deployment=deployment,
+                         resources=replica_demand(ray_actor_options),
+                         max_replicas=max_replicas,
+                         label_selector=dict(ray_actor_options.get("label_selector") or {}))
+
+
 def demands_of(applications: Iterable[ApplicationSpec]) -> tuple[ReplicaDemand, ...]:
+    """Every deployment's demand from the entry the stack's Serve config carries."""
     return tuple(
-        ReplicaDemand(app=app.name, deployment=dep.name,
-                      resources=replica_demand(dep.ray_actor_options()),
-                      max_replicas=dep.max_replicas)
+        demand_of(app.name, dep.name,
+                  deployment_entry(dep, on_worker_groups=True)["ray_actor_options"],
+                  dep.max_replicas)
         for app in applications for dep in app.deployments
     )
+
+
+def selects(selector: Mapping[str, str], node: NodeType) -> bool:
+    """Does the node type carry the labels the selector asks for (Ray's own matcher)?"""
+    if not selector:
+        return True
+    from ray._raylet import node_labels_match_selector
+
+    return bool(node_labels_match_selector(dict(node.labels), dict(selector)))
+
+
+def holds(demand: ReplicaDemand, node: NodeType) -> bool:
+    """A node of this type could run a replica: enough of every resource, matching labels."""
+    return not lacks(demand.resources, node) and selects(demand.label_selector, node)
+
+
+def format_labels(labels: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{key}: {labels[key]}" for key in sorted(labels)) + "}"
 
 
 def lacks(demand: Mapping[str, float], node: NodeType) -> dict[str, tuple[float, float]]:
@@ -124,8 +158,10 @@ def format_resources(resources: Mapping[str, float]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def describe_lacks(demand: Mapping[str, float], nodes: Iterable[NodeType]) -> str:
-    """`cpu lacks GPU (0.5 > 0), accelerator_type:L4 (…); gpu-… lacks …` for every node type."""
+def describe_lacks(demand: Mapping[str, float], nodes: Iterable[NodeType],
+                   label_selector: Mapping[str, str] | None = None) -> str:
+    """`cpu lacks GPU (0.5 > 0), accelerator_type:L4 (…); gpu-… lacks …` for every node type,
+    and `labels {…} do not match` where the selector rules the node type out."""
     described = []
     for node in nodes:
         missing = lacks(demand, node)
@@ -134,19 +170,23 @@ def describe_lacks(demand: Mapping[str, float], nodes: Iterable[NodeType]) -> st
             else f"memory ({gib(needed)} > {gib(offered)})"
             for key, (needed, offered) in missing.items()
         ) if missing else "nothing"
-        described.append(f"{node.name} {format_resources(node.resources)} lacks {what}")
+        text = f"{node.name} {format_resources(node.resources)} lacks {what}"
+        if label_selector and not selects(label_selector, node):
+            text += f", and its labels {format_labels(node.labels)} do not match"
+        described.append(text)
     return "; ".join(described)
 
 
 def placement_problems(nodes: Iterable[NodeType], demands: Iterable[ReplicaDemand]
                        ) -> list[tuple[str, str]]:
-    """Every deployment must fit some worker node type, never the head, and the worker types
-    it fits must hold its max_replicas within their maxReplicas."""
+    """Every deployment must fit some worker node type (resources and label selector), never
+    the head, and the worker types it fits must hold its max_replicas within their
+    maxReplicas."""
     nodes = tuple(nodes)
     workers = [node for node in nodes if not node.is_head]
     problems: list[tuple[str, str]] = []
     for demand in demands:
-        head = [node for node in nodes if node.is_head and not lacks(demand.resources, node)]
+        head = [node for node in nodes if node.is_head and holds(demand, node)]
         if head:
             problems.append((
                 f"{demand.path}.resources",
@@ -155,12 +195,15 @@ def placement_problems(nodes: Iterable[NodeType], demands: Iterable[ReplicaDeman
                 "GCS and the Serve controller; give it num_cpus > 0",
             ))
             continue
-        fitting = [node for node in workers if not lacks(demand.resources, node)]
+        fitting = [node for node in workers if holds(demand, node)]
         if not fitting:
+            selector = (f" and selecting {format_labels(demand.label_selector)}"
+                        if demand.label_selector else "")
             problems.append((
                 f"{demand.path}.resources",
                 f"Ray's autoscaler cannot place a replica demanding "
-                f"{format_resources(demand.resources)}: {describe_lacks(demand.resources, nodes)}",
+                f"{format_resources(demand.resources)}{selector}: "
+                f"{describe_lacks(demand.resources, nodes, demand.label_selector)}",
             ))
             continue
         room = sum(replicas_per_node(demand.resources, node) * node.max_workers

@@ -414,15 +414,24 @@ _CPU_KEY = _GroupKey(None, None)
 _Member = tuple[ApplicationSpec, DeploymentSpec]
 
 
+def _group_key(dep: DeploymentSpec) -> _GroupKey:
+    res = dep.resources
+    return _GroupKey(res.accelerator_resource, res.accelerator_type) if res.is_gpu else _CPU_KEY
+
+
 def _groups_by_shape(apps: Iterable[ApplicationSpec]) -> dict[_GroupKey, list[_Member]]:
     groups: dict[_GroupKey, list[_Member]] = {}
     for app in apps:
         for dep in app.deployments:
-            res = dep.resources
-            key = (_GroupKey(res.accelerator_resource, res.accelerator_type) if res.is_gpu
-                   else _CPU_KEY)
-            groups.setdefault(key, []).append((app, dep))
+            groups.setdefault(_group_key(dep), []).append((app, dep))
     return {key: groups[key] for key in sorted(groups, key=_GroupKey.sort_key)}
+
+
+def worker_group_of(dep: DeploymentSpec) -> str:
+    """The worker group the plan puts a deployment's replicas in: one per resource shape. The
+    Serve config's label selector names it too, so Ray keeps the replicas there."""
+    key = _group_key(dep)
+    return group_name(key.accelerator_resource, key.accelerator_type)
 
 
 def group_name(accelerator_resource: str | None, accelerator_type: str | None = None) -> str:

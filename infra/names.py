@@ -40,6 +40,26 @@ def ray_pod_labels(stack: str, rayservice: str) -> dict[str, str]:
     return {APP_INSTANCE_LABEL: rayservice, APP_NAME_LABEL: PRODUCT, STACK_LABEL: stack}
 
 
+# --- Ray node labels (a worker group's `labels`; a deployment's `label_selector`) ---------
+
+WORKER_GROUP_LABEL: Final = "servestack.io/worker-group"
+"""The Ray node label naming a node's worker group. KubeRay passes a group's `labels` to
+`ray start --labels`, and Ray's KubeRay translation gives them to the autoscaler's node type,
+so a replica selecting its group is placed and scaled there and never on another group's
+spare CPUs. Not `ray.io/node-group`: Ray reserves the `ray.io/` prefix, and its own
+`ray.io/node-group` label is unknown to the autoscaler for nodes it has not launched yet."""
+
+
+def worker_group_node_labels(group: str) -> dict[str, str]:
+    """The Ray node labels of every node of a worker group."""
+    return {WORKER_GROUP_LABEL: group}
+
+
+def worker_group_selector(group: str) -> dict[str, str]:
+    """A replica's `label_selector`: only nodes of this worker group."""
+    return {WORKER_GROUP_LABEL: group}
+
+
 # --- labels others set --------------------------------------------------------------------
 
 RAY_CLUSTER_LABEL: Final = "ray.io/cluster"

@@ -13,33 +13,52 @@ import yaml
 from pydantic import ValidationError
 
 from apps.ingress import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
-from apps.spec import ApplicationSpec
+from apps.spec import ApplicationSpec, DeploymentSpec
+from infra.capacity import worker_group_of
 from infra.config import ServeOptions, StackConfig
+from infra.names import worker_group_selector
 
 
 class ServeConfigError(ValueError):
     """Ray's schema rejected the generated Serve config: a servestack bug or unsupported value."""
 
 
-def application_entry(app: ApplicationSpec) -> dict[str, Any]:
+def deployment_entry(dep: DeploymentSpec, on_worker_groups: bool) -> dict[str, Any]:
+    """A deployment's Serve config entry. `on_worker_groups`: its replicas select the node
+    label of the worker group the capacity plan sized for them (Ray only *prefers* non-GPU
+    nodes for CPU work, so without it CPU replicas take a GPU node's spare CPUs and the GPU
+    replicas then need another GPU node)."""
+    options = dep.serve_options()
+    if on_worker_groups:
+        options["ray_actor_options"]["label_selector"] = worker_group_selector(
+            worker_group_of(dep))
+    return options
+
+
+def application_entry(app: ApplicationSpec, on_worker_groups: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": app.name,
         "import_path": app.import_path,
         "route_prefix": app.route_prefix,
-        "deployments": [dep.serve_options() for dep in app.deployments],
+        "deployments": [deployment_entry(dep, on_worker_groups) for dep in app.deployments],
     }
     if app.runtime_env.env_vars:
         entry["runtime_env"] = {"env_vars": dict(app.runtime_env.env_vars)}
     return entry
 
 
-def build_serve_config(apps: Iterable[ApplicationSpec], serve: ServeOptions) -> dict[str, Any]:
-    """The Serve config as a plain dict, validated by `ServeDeploySchema`."""
+def build_serve_config(apps: Iterable[ApplicationSpec], serve: ServeOptions,
+                       on_worker_groups: bool = False) -> dict[str, Any]:
+    """The Serve config as a plain dict, validated by `ServeDeploySchema`.
+
+    A stack's config (`serve_config_for`) pins replicas to their worker groups by label; without
+    `on_worker_groups` it runs on any Ray node (the test harnesses' single unlabelled node)."""
     http: dict[str, Any] = serve.http.model_dump(exclude_none=True)  # Ray's own keys only
     document: dict[str, Any] = {
         "proxy_location": serve.proxy_location,
         "http_options": http,
-        "applications": [application_entry(app) for app in sorted(apps, key=lambda a: a.name)],
+        "applications": [application_entry(app, on_worker_groups)
+                         for app in sorted(apps, key=lambda a: a.name)],
     }
     validate_serve_config(document)
     return document
@@ -56,7 +75,8 @@ def ingress_environment(apps: Iterable[ApplicationSpec], serve: ServeOptions) ->
 
 
 def serve_config_for(stack: StackConfig) -> dict[str, Any]:
-    return build_serve_config(stack.applications, stack.serve)
+    """What the RayService carries and `servestack serve` deploys: replicas on their groups."""
+    return build_serve_config(stack.applications, stack.serve, on_worker_groups=True)
 
 
 def validate_serve_config(document: dict[str, Any]) -> None:

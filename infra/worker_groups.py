@@ -22,6 +22,7 @@ from infra.names import (
     SERVE_PORT_NAME,
     prometheus_scrape_annotations,
     ray_pod_labels,
+    worker_group_node_labels,
 )
 from infra.quantities import guaranteed_resources
 from infra.serve_config import ingress_environment
@@ -209,6 +210,9 @@ def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, A
         params["resources"] = ray_resources_param(custom)
     return {
         "groupName": group.name,
+        # Ray node labels (KubeRay: `ray start --labels`; Ray's translation: the node type's
+        # labels): the Serve config's label selectors keep each deployment on its group.
+        "labels": worker_group_node_labels(group.name),
         "maxReplicas": group.max_pods,
         "minReplicas": group.min_pods,
         "rayStartParams": params,

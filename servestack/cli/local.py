@@ -38,6 +38,7 @@ from servestack.local.head import (
     LOOPBACK,
     HeadError,
     LocalPorts,
+    embedded_node_labels,
     head_environment,
     required_cpus,
     start_head,
@@ -125,7 +126,7 @@ def serve(
     expected = [entry["name"] for entry in serve_config["applications"]]
     try:
         with err.status("Starting Ray…") as status:
-            _ensure_head(client, config, ports, env)
+            _ensure_head(client, config, ports, env, embedded_node_labels(serve_config))
             status.update("Starting Serve on 127.0.0.1…")
             _ensure_serve(client, config, ports, env)
             status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
@@ -161,13 +162,13 @@ def _report_refused(refused: list[AppProbe]) -> None:
 
 
 def _ensure_head(client: DashboardClient, config: StackConfig, ports: LocalPorts,
-                 env: dict[str, str]) -> None:
+                 env: dict[str, str], labels: dict[str, str]) -> None:
     try:
         client.version()
     except DashboardAuthError:
         raise
     except DashboardError:
-        start_head(ports, required_cpus(config.applications), env, client)
+        start_head(ports, required_cpus(config.applications), env, client, labels=labels)
         return
     err.print(f"Reusing the Ray already running at {ports.dashboard_url}")
 

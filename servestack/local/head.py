@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from apps.spec import ApplicationSpec
 from infra.config import REPO_ROOT
@@ -109,7 +110,30 @@ def ray_executable() -> str:
     return found
 
 
-def ray_start_argv(ports: LocalPorts, num_cpus: int) -> list[str]:
+def embedded_node_labels(serve_config: Mapping[str, Any]) -> dict[str, str]:
+    """The Ray node labels the one local node needs so that every deployment's label selector
+    (its worker group on the cluster) holds on it.
+
+    The local node plays every worker group of the stack at once, which one label value per
+    key can only express for a stack whose deployments all select the same group (the local
+    stack: `cpu`); a stack spread over several groups is for `servestack rehearse`."""
+    labels: dict[str, str] = {}
+    for app in serve_config.get("applications", []):
+        for dep in app.get("deployments", []):
+            selector = (dep.get("ray_actor_options") or {}).get("label_selector") or {}
+            for key, value in selector.items():
+                if labels.setdefault(key, value) != value:
+                    raise HeadError(
+                        f"the local Ray is one node, but this stack's deployments select "
+                        f"{key}={labels[key]} and {key}={value} (worker groups of the cluster); "
+                        "`servestack rehearse` runs one node per group")
+    return dict(sorted(labels.items()))
+
+
+def ray_start_argv(ports: LocalPorts, num_cpus: int,
+                   labels: Mapping[str, str] | None = None) -> list[str]:
+    label_args = ([f"--labels={','.join(f'{k}={v}' for k, v in sorted(labels.items()))}"]
+                  if labels else [])
     return [
         ray_executable(), "start", "--head",
         f"--node-ip-address={LOOPBACK}",
@@ -119,6 +143,7 @@ def ray_start_argv(ports: LocalPorts, num_cpus: int) -> list[str]:
         f"--metrics-export-port={ports.metrics}",
         f"--temp-dir={ports.temp_dir}",
         f"--num-cpus={num_cpus}",
+        *label_args,
         "--disable-usage-stats",
     ]
 
@@ -142,10 +167,12 @@ def check_ports_free(ports: LocalPorts) -> None:
 
 
 def start_head(ports: LocalPorts, num_cpus: int, env: Mapping[str, str],
-               client: DashboardClient, timeout_s: float = START_TIMEOUT_S) -> None:
-    """`ray start --head` on the given ports, then wait until the dashboard accepts our token."""
+               client: DashboardClient, timeout_s: float = START_TIMEOUT_S,
+               labels: Mapping[str, str] | None = None) -> None:
+    """`ray start --head` on the given ports (with these Ray node labels), then wait until the
+    dashboard accepts our token."""
     check_ports_free(ports)
-    argv = ray_start_argv(ports, num_cpus)
+    argv = ray_start_argv(ports, num_cpus, labels)
     try:
         # A session of its own: the head outlives the terminal `serve` ran in (`stop` ends it).
         result = subprocess.run(argv, env=dict(env), capture_output=True, text=True,

@@ -22,9 +22,10 @@ from apps.spec import ApplicationSpec
 from infra.autoscaler_fit import (
     NodeType,
     ReplicaDemand,
+    demand_of,
     describe_lacks,
+    format_labels,
     format_resources,
-    replica_demand,
 )
 from infra.capacity import CapacityPlan
 from servestack.local.dashboard import DashboardError
@@ -99,9 +100,8 @@ def demands_of_config(serve_config: Mapping[str, Any],
                       max_replicas: Callable[[str, str], int]) -> list[ReplicaDemand]:
     """Serve's per-replica demand of every deployment in the Serve config that is deployed."""
     return [
-        ReplicaDemand(app=str(app["name"]), deployment=str(dep["name"]),
-                      resources=replica_demand(dep.get("ray_actor_options") or {}),
-                      max_replicas=max_replicas(str(app["name"]), str(dep["name"])))
+        demand_of(str(app["name"]), str(dep["name"]), dep.get("ray_actor_options") or {},
+                  max_replicas(str(app["name"]), str(dep["name"])))
         for app in serve_config.get("applications", [])
         for dep in app.get("deployments", [])
     ]
@@ -150,7 +150,10 @@ def infeasible_message(bundles: Sequence[Mapping[str, float]],
                           for d in owners) or "a demand of no deployment in the Serve config"
         lines.append(f"  {names}")
         lines.append(f"    demand per replica: {format_resources(bundle)}")
-        lines.append("    node types offered: " + describe_lacks(bundle, nodes))
+        selector = owners[0].label_selector if owners else {}
+        if selector:
+            lines.append(f"    label selector: {format_labels(selector)}")
+        lines.append("    node types offered: " + describe_lacks(bundle, nodes, selector))
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
 
@@ -19,13 +18,14 @@ from infra.autoscaler_fit import (
     ReplicaDemand,
     autoscaler_placement_problems,
     autoscaling_config,
+    demand_of,
     node_types,
     placement_problems,
     raycluster_document,
-    replica_demand,
+    selects,
 )
 from infra.capacity import plan_capacity
-from infra.config import StackConfigError, parse_stack_config
+from infra.config import parse_stack_config
 from infra.pod_preview import RAYSERVICE_TYPE
 from infra.stack_file import StackFileError, available_stacks, load_stack_config, read_stack_file
 from servestack.offline import ProgramRun, run_stack_file
@@ -49,9 +49,8 @@ def demands_in(rayservice: Mapping[str, Any]) -> list[ReplicaDemand]:
     for app in serve["applications"]:
         for dep in app["deployments"]:
             scaling = dep.get("autoscaling_config") or {}
-            out.append(ReplicaDemand(app["name"], dep["name"],
-                                     replica_demand(dep["ray_actor_options"]),
-                                     int(scaling.get("max_replicas") or dep["num_replicas"])))
+            out.append(demand_of(app["name"], dep["name"], dep["ray_actor_options"],
+                                 int(scaling.get("max_replicas") or dep["num_replicas"])))
     return out
 
 
@@ -121,20 +120,53 @@ def test_the_render_from_before_the_fix_leaves_the_classifier_unplaceable() -> N
     assert "gpu-nvidia-com-gpu-l4" in message and "lacks accelerator_type:L4" in message
 
 
-def test_a_replica_that_fits_the_head_is_refused_naming_its_field(tmp_path: Path) -> None:
-    """num_cpus 0 fits the head (num-cpus 0 but memory): Ray could put it beside the GCS."""
+def test_a_replica_without_a_selector_that_fits_the_head_is_refused_naming_its_field() -> None:
+    """num_cpus 0 fits the head (num-cpus 0 but memory): without a label selector (a Serve
+    config from before the worker-group labels) Ray could put it beside the GCS."""
+    rayservice = next(d for d in yaml.safe_load_all(BEFORE_FIX.read_text()) if d)
+    zero_cpu = ReplicaDemand("embeddings", "Embedder", {"memory": 2.0**30}, max_replicas=1)
+    problems = placement_problems(node_types(translated(rayservice)), [zero_cpu])
+    assert [p for p, _ in problems] == ["apps.embeddings.deployments.Embedder.resources"]
+    assert "fits the head" in problems[0][1]
+
+
+def test_a_zero_cpu_replica_stays_off_the_head_by_its_worker_group_selector(
+        tmp_path: Path) -> None:
+    """The stack's Serve config pins the replica to its group's label, which the head lacks,
+    so Ray cannot put it beside the GCS even though the head's resources would hold it."""
     path = write_stack(tmp_path, "zero-cpu", "dev", {"servestack:apps": {
         "embeddings": {"deployments": {"Embedder": {"resources": {"num_cpus": 0}}}}}})
     config = parse_stack_config("zero-cpu", read_stack_file(path))
-    problems = autoscaler_placement_problems(config, plan_capacity(config))
-    assert [p for p, _ in problems] == ["apps.embeddings.deployments.Embedder.resources"]
-    assert "fits the head" in problems[0][1]
-    with pytest.raises(StackConfigError, match="fits the head"):  # what plan and serve run
-        load_stack_config("zero-cpu", tmp_path)
-    run = run_stack_file(path)
-    assert isinstance(run.error, pulumi.RunError)
-    assert "servestack:apps.embeddings.deployments.Embedder.resources" in str(run.error)
-    assert run.resources == ()
+    assert autoscaler_placement_problems(config, plan_capacity(config)) == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_deployment_selects_its_plans_group_and_only_that_group_offers_the_label(
+        stack: str, unchecked_stack_run: Callable[[str], ProgramRun]) -> None:
+    """CPU replicas cannot take a GPU node's spare CPUs (the prod rehearsal's finding), and a
+    GPU replica only runs on the group the plan sized for it."""
+    plan = plan_capacity(load_stack_config(stack))
+    rayservice = rayservice_of(unchecked_stack_run(stack))
+    nodes = node_types(translated(rayservice))
+    planned = {(d.app, d.deployment): g.name for g in plan.worker_groups for d in g.deployments}
+    for demand in demands_in(rayservice):
+        chosen = [n.name for n in nodes if selects(demand.label_selector, n)]
+        assert chosen == [planned[(demand.app, demand.deployment)]], demand
+
+
+def test_a_group_without_the_label_its_deployments_select_is_refused_naming_each_one(
+        unchecked_stack_run: Callable[[str], ProgramRun]) -> None:
+    """Today's dev Serve config against dev as rendered before the labels (the old fixture):
+    every deployment's selector matches no group, and each is named with what is missing."""
+    old = next(d for d in yaml.safe_load_all(BEFORE_FIX.read_text()) if d)
+    demands = demands_in(rayservice_of(unchecked_stack_run("dev")))
+    problems = placement_problems(node_types(translated(old)), demands)
+    assert sorted(path for path, _ in problems) == sorted(
+        f"{d.path}.resources" for d in demands)
+    embedder = dict(problems)["apps.embeddings.deployments.Embedder.resources"]
+    assert "selecting {servestack.io/worker-group: cpu}" in embedder
+    assert "cpu {CPU: 3, GPU: 0, memory: 3GiB} lacks nothing, and its labels {} do not match" \
+        in embedder
 
 
 def test_max_replicas_beyond_what_the_groups_hold_is_named() -> None:
