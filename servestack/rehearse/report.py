@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.autoscaler_fit import format_resources
+from infra.autoscaler_fit import format_labels, format_resources, selects
 from servestack.rehearse.run import RehearsalResult
 from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
@@ -72,6 +72,20 @@ def nodes_table(result: RehearsalResult) -> Table:
     return table
 
 
+def labels_table(result: RehearsalResult) -> Table:
+    """Which deployments each group's Ray node labels admit: what keeps CPU replicas off GPU
+    nodes (Serve's label selectors against Ray's translation of the group labels)."""
+    table = _table("Worker-group node labels (Ray's translation) and who selects them",
+                   "group", "node labels", "selected by")
+    for node in result.target.node_types:
+        if node.is_head:
+            continue
+        chosen = [f"{p.app}.{p.deployment}" for p in result.placements
+                  if p.label_selector and selects(p.label_selector, node)]
+        table.add_row(node.name, format_labels(node.labels), ", ".join(chosen) or "-")
+    return table
+
+
 def autoscaler_table(result: RehearsalResult) -> Table:
     table = _table("The autoscaler's view (v2)", "what", "value")
     view = result.view
@@ -108,6 +122,7 @@ def print_report(result: RehearsalResult, console: Console) -> None:
     console.print(applications_table(result))
     console.print(placements_table(result))
     console.print(nodes_table(result))
+    console.print(labels_table(result))
     console.print(autoscaler_table(result))
     if result.timeline:
         console.print(timeline_table(result))

@@ -26,6 +26,7 @@ from infra.autoscaler_fit import (
     describe_lacks,
     format_labels,
     format_resources,
+    selects,
 )
 from infra.capacity import CapacityPlan
 from servestack.local.dashboard import DashboardError
@@ -67,6 +68,7 @@ class Placement:
     app: str
     deployment: str
     demand: Mapping[str, float]
+    label_selector: Mapping[str, str]  # the Serve config's, which keeps it on its group
     expected_group: str | None  # the capacity plan's group for it
     node_types: tuple[str, ...]  # node type of every running replica
     problems: tuple[str, ...]
@@ -160,8 +162,10 @@ def infeasible_message(bundles: Sequence[Mapping[str, float]],
 def placements(snapshot: ServeSnapshot, view: AutoscalerView, demands: Sequence[ReplicaDemand],
                nodes: Sequence[NodeType], plan: CapacityPlan) -> list[Placement]:
     """Where every running replica is, and what is wrong with it: GPU deployments on their
-    plan's GPU group, CPU deployments never on a GPU group, nothing on the head."""
+    plan's GPU group, CPU deployments never on a GPU group, nothing on the head, nothing on a
+    node type its label selector rules out."""
     gpu_types = {n.name for n in nodes if n.resources.get("GPU", 0) > 0}
+    by_name = {FAKE_HEAD_NODE_TYPE if n.is_head else n.name: n for n in nodes}
     planned = {(d.app, d.deployment): g.name for g in plan.worker_groups for d in g.deployments}
     out = []
     for demand in demands:
@@ -179,8 +183,11 @@ def placements(snapshot: ServeSnapshot, view: AutoscalerView, demands: Sequence[
                 problems.append(f"a GPU replica runs on {node_type}, not its group {expected}")
             elif demand.resources.get("GPU", 0) == 0 and node_type in gpu_types:
                 problems.append(f"a CPU replica runs on GPU group {node_type}")
-        out.append(Placement(demand.app, demand.deployment, demand.resources, expected, types,
-                             tuple(problems)))
+            elif node_type in by_name and not selects(demand.label_selector, by_name[node_type]):
+                problems.append(f"a replica runs on {node_type}, which its label selector "
+                                f"{format_labels(demand.label_selector)} rules out")
+        out.append(Placement(demand.app, demand.deployment, demand.resources,
+                             demand.label_selector, expected, types, tuple(problems)))
     return out
 
 
@@ -323,7 +330,8 @@ def _send_smoke_requests(cluster: FakeCluster, applications: Sequence[Applicatio
                                              headers={"content-type": "application/json"})
                     progress(f"{name}: example request answered {response.status_code}")
                 except requests.RequestException as error:
-                    progress(f"{name}: example request failed: {type(error).__name__}")
+                    progress(f"{name}: example request failed: {type(error).__name__}: "
+                             f"{str(error)[:300]}")
             thread = threading.Thread(target=send, daemon=True)
             thread.start()
             threads.append(thread)

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from infra.config import REPO_ROOT
+from infra.serve_config import serve_config_for
 from infra.stack_file import load_stack_config
 from servestack.local.head import (
     HeadError,
     LocalPorts,
     check_ports_free,
+    embedded_node_labels,
     head_environment,
     ray_start_argv,
     required_cpus,
@@ -39,6 +41,20 @@ def test_ray_start_binds_dashboard_to_loopback_on_the_chosen_ports() -> None:
     for flag in ("--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1", "--port=16379",
                  "--dashboard-port=18265", "--metrics-export-port=18080", "--num-cpus=3"):
         assert flag in argv
+
+
+def test_the_local_node_carries_the_worker_group_label_the_local_stack_selects() -> None:
+    """Every local deployment selects the `cpu` group's label, so the one node must carry it
+    or no replica could be scheduled."""
+    labels = embedded_node_labels(serve_config_for(load_stack_config("local")))
+    assert labels == {"servestack.io/worker-group": "cpu"}
+    argv = ray_start_argv(LocalPorts(http=18000), 3, labels)
+    assert "--labels=servestack.io/worker-group=cpu" in argv
+
+
+def test_a_stack_spread_over_several_groups_cannot_run_on_the_one_local_node() -> None:
+    with pytest.raises(HeadError, match="servestack rehearse"):
+        embedded_node_labels(serve_config_for(load_stack_config("dev")))
 
 
 def test_head_environment_enables_token_auth_offline_and_imports_the_repo() -> None:

@@ -15,6 +15,7 @@ import servestack.cli.commands  # noqa: F401  (registers every command on `app`)
 from infra.autoscaler_fit import NodeType, ReplicaDemand
 from infra.capacity import CapacityPlan, plan_capacity
 from infra.config import REPO_ROOT, STACKS_DIR
+from infra.names import WORKER_GROUP_LABEL, worker_group_node_labels
 from infra.stack_file import load_stack_config, stack_file
 from servestack.cli import app
 from servestack.local.serve_status import ServeSnapshot
@@ -242,3 +243,23 @@ def test_rehearse_of_a_file_that_is_no_rayservice_exits_2(tmp_path: Path, conten
                 else "not YAML")
     assert expected in result.stderr
 
+
+
+def test_placements_flag_a_replica_outside_its_label_selector_and_the_message_names_labels(
+        dev_plan: CapacityPlan) -> None:
+    """Two CPU-only groups: only the selector tells them apart, and only the selector check
+    catches a replica on the wrong one."""
+    selector = {WORKER_GROUP_LABEL: "cpu"}
+    nodes = (NODES[0], NodeType("cpu", {"CPU": 2.0}, 1, 3, worker_group_node_labels("cpu")),
+             NodeType("cpu-other", {"CPU": 2.0}, 0, 1, worker_group_node_labels("cpu-other")))
+    view = AutoscalerView(at=0.0, nodes=(("c", "cpu"), ("x", "cpu-other")))
+    demands = [ReplicaDemand("embeddings", "Embedder", {"CPU": 1.0}, 2, selector)]
+    placed = placements(_snapshot({("embeddings", "Embedder"): ["c", "x"]}),
+                        view, demands, nodes, dev_plan)
+    assert placed[0].problems == (
+        "a replica runs on cpu-other, which its label selector "
+        "{servestack.io/worker-group: cpu} rules out",)
+    message = infeasible_message([{"CPU": 1.0}], demands, nodes[:1] + nodes[2:])
+    assert "label selector: {servestack.io/worker-group: cpu}" in message
+    assert ("cpu-other {CPU: 2} lacks nothing, and its labels "
+            "{servestack.io/worker-group: cpu-other} do not match") in message
