@@ -15,6 +15,6 @@ def test_worked_example_yaml_is_what_the_builder_emits_for_the_embeddings_app() 
     text = (REPO_ROOT / "README.md").read_text()
     start = text.index(EXAMPLE_START) + len("```yaml\n")
     example = yaml.safe_load(text[start : text.index("```", start)])
-    assert example["applications"] == [application_entry(EMBEDDINGS)], (
+    assert example["applications"] == [application_entry(EMBEDDINGS, on_worker_groups=True)], (
         "README's worked example drifted from apps/embeddings/spec.py; update the YAML block"
     )

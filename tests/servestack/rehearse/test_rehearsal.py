@@ -2,10 +2,10 @@
 Serve config deployed through the dashboard REST API. In CI: it is the only test that runs
 Ray's scheduler and autoscaler on exactly what we render.
 
-Measured here (2 cores, shared): dev with the load step ~3 min, prod ~1 min, the old render
-~50 s, so about 5 min of CI. The load step rides on the dev rehearsal (one cluster start
-instead of two) and is bounded: load stops as soon as every group reached its plan max
-(at most 90 s), scale-down is watched for at most 180 s."""
+Measured here (2 cores, shared): dev with the load step ~3 min, prod and staging ~1 min
+each, the old render ~50 s, so about 6 min of CI. The load step rides on the dev rehearsal
+(one cluster start instead of two) and is bounded: load stops as soon as every group reached
+its plan max (at most 90 s), scale-down is watched for at most 180 s."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.capacity import plan_capacity
 from infra.config import REPO_ROOT
+from infra.stack_file import load_stack_config
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.ray, pytest.mark.timeout(1200)]
 GPU_GROUP = "gpu-nvidia-com-gpu-l4"
@@ -96,20 +98,21 @@ def test_dev_rehearsal_puts_the_classifier_on_a_gpu_node_from_zero_and_scales_no
     assert_no_leftovers(err)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known finding, not fixed yet: prod's CPU deployments (Embedder) can land on a GPU node "
-    "whose classifier replica leaves 2 of its 4 CPUs free, which also makes the autoscaler "
-    "launch a second GPU node (the report's check: 'a CPU replica runs on GPU group'). "
-    "It depends on which node comes up first; see the README rehearsal section."))
-def test_prod_rehearsal_runs_every_app_at_the_plans_minimum(model_store: Path) -> None:
-    result, _ = rehearse(model_store, "--stack", "prod")
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_rehearsal_runs_every_app_at_the_plans_minimum(model_store: Path, stack: str) -> None:
+    """Every app RUNNING, every replica on its plan group (the report's checks: CPU replicas
+    never on a GPU node, as they were in prod before the worker-group labels, which made the
+    autoscaler launch a second GPU node) and every group at exactly the plan's minimum."""
+    plan = plan_capacity(load_stack_config(stack))
+    result, _ = rehearse(model_store, "--stack", stack)
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
     assert "FAIL" not in result.stdout, result.stdout
+    groups = {g.name: g for g in plan.worker_groups}
     # Nodes per group: `group │ resources │ plan min │ initial │ max │ nodes now │ check`.
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.stdout.splitlines()
-            if line.startswith("│ cpu ") or line.startswith(f"│ {GPU_GROUP} ")]
+            if any(line.startswith(f"│ {name} ") for name in groups)]
     assert {row[0]: (row[2], row[5]) for row in rows if len(row) == 7} == {
-        "cpu": ("2", "2"), GPU_GROUP: ("1", "1")}, result.stdout
+        name: (str(g.min_pods), str(g.min_pods)) for name, g in groups.items()}, result.stdout
     assert_no_leftovers(result.stderr)
 
 
