@@ -170,6 +170,12 @@ def _ensure_head(client: DashboardClient, config: StackConfig, ports: LocalPorts
     except DashboardError:
         start_head(ports, required_cpus(config.applications), env, client, labels=labels)
         return
+    if labels and not any(labels.items() <= node.items() for node in client.alive_node_labels()):
+        shown = ", ".join(f"{key}={value}" for key, value in labels.items())
+        raise HeadError(
+            f"the Ray running at {ports.dashboard_url} has no node labelled {shown}, which "
+            "this stack's deployments select (a head started by an older servestack?), so no "
+            "replica could be scheduled; `servestack stop` it and run `servestack serve` again")
     err.print(f"Reusing the Ray already running at {ports.dashboard_url}")
 
 

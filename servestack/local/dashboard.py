@@ -53,6 +53,13 @@ class DashboardClient:
         """Declaratively replace every Serve application, as `serve deploy` and KubeRay do."""
         self._request("PUT", SERVE_APPLICATIONS, data=json.dumps(serve_config, sort_keys=True))
 
+    def alive_node_labels(self) -> list[dict[str, str]]:
+        """The Ray node labels of every alive node (the state API, `ray list nodes`)."""
+        body = self._request("GET", "/api/v0/nodes").json()
+        nodes = body.get("data", {}).get("result", {}).get("result", [])
+        return [{str(k): str(v) for k, v in (node.get("labels") or {}).items()}
+                for node in nodes if node.get("state") == "ALIVE"]
+
     def shutdown_serve(self, timeout_s: float = 120.0) -> None:
         """Delete every application and stop Serve (`serve shutdown`); replicas drain first."""
         self._request("DELETE", SERVE_APPLICATIONS, timeout_s=timeout_s)
