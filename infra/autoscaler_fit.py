@@ -22,7 +22,7 @@ from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
 from infra.quantities import gib
-from infra.serve_config import deployment_entry
+from infra.serve_config import deployment_entry, worker_group_selectors
 from infra.worker_groups import ray_cluster_config
 
 HEAD_NODE_TYPE = "headgroup"
@@ -109,9 +109,12 @@ def demand_of(app: str, deployment: str, ray_actor_options: Mapping[str, Any],
 
 def demands_of(applications: Iterable[ApplicationSpec]) -> tuple[ReplicaDemand, ...]:
     """Every deployment's demand from the entry the stack's Serve config carries."""
+    applications = tuple(applications)
+    selectors = worker_group_selectors(applications)
     return tuple(
         demand_of(app.name, dep.name,
-                  deployment_entry(dep, on_worker_groups=True)["ray_actor_options"],
+                  deployment_entry(dep, selectors.get((app.name, dep.name)))[
+                      "ray_actor_options"],
                   dep.max_replicas)
         for app in applications for dep in app.deployments
     )

@@ -6,7 +6,7 @@ by the RayService, so it is validated with Ray's own `ServeDeploySchema` every t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -23,24 +23,48 @@ class ServeConfigError(ValueError):
     """Ray's schema rejected the generated Serve config: a servestack bug or unsupported value."""
 
 
-def deployment_entry(dep: DeploymentSpec, on_worker_groups: bool) -> dict[str, Any]:
-    """A deployment's Serve config entry. `on_worker_groups`: its replicas select the node
-    label of the worker group the capacity plan sized for them (Ray only *prefers* non-GPU
-    nodes for CPU work, so without it CPU replicas take a GPU node's spare CPUs and the GPU
-    replicas then need another GPU node)."""
+Selectors = Mapping[tuple[str, str], Mapping[str, str]]
+"""(application, deployment) → the label selector of its replicas."""
+
+
+def worker_group_selectors(apps: Iterable[ApplicationSpec]) -> dict[tuple[str, str],
+                                                                     dict[str, str]]:
+    """The label selector that keeps each deployment's replicas on the worker group the
+    capacity plan sized for them, where their resources alone would not.
+
+    Ray only *prefers* non-GPU nodes for CPU work: a CPU replica without a selector takes a
+    GPU node's spare CPUs, and the GPU replica that needed them makes the autoscaler launch
+    another GPU node (the prod rehearsal). So every CPU deployment selects its group. A GPU
+    deployment's GPU (and accelerator type) demand already keeps it on the only GPU group of
+    a stack; it selects its group only when several GPU groups could hold it. A selector has
+    a price: Serve 2.60 runs an application's build task on the nodes its deployments'
+    common selector names (`application_state._get_shared_build_app_label_selector`), so a
+    selector on dev's classifier would launch a GPU node from zero on every deploy."""
+    apps = list(apps)
+    gpu_groups = {worker_group_of(dep) for app in apps for dep in app.deployments
+                  if dep.resources.is_gpu}
+    return {(app.name, dep.name): worker_group_selector(worker_group_of(dep))
+            for app in apps for dep in app.deployments
+            if not dep.resources.is_gpu or len(gpu_groups) > 1}
+
+
+def deployment_entry(dep: DeploymentSpec, label_selector: Mapping[str, str] | None
+                     ) -> dict[str, Any]:
+    """A deployment's Serve config entry, with its replicas' label selector if any."""
     options = dep.serve_options()
-    if on_worker_groups:
-        options["ray_actor_options"]["label_selector"] = worker_group_selector(
-            worker_group_of(dep))
+    if label_selector:
+        options["ray_actor_options"]["label_selector"] = dict(label_selector)
     return options
 
 
-def application_entry(app: ApplicationSpec, on_worker_groups: bool = False) -> dict[str, Any]:
+def application_entry(app: ApplicationSpec, selectors: Selectors | None = None
+                      ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": app.name,
         "import_path": app.import_path,
         "route_prefix": app.route_prefix,
-        "deployments": [deployment_entry(dep, on_worker_groups) for dep in app.deployments],
+        "deployments": [deployment_entry(dep, (selectors or {}).get((app.name, dep.name)))
+                        for dep in app.deployments],
     }
     if app.runtime_env.env_vars:
         entry["runtime_env"] = {"env_vars": dict(app.runtime_env.env_vars)}
@@ -48,16 +72,16 @@ def application_entry(app: ApplicationSpec, on_worker_groups: bool = False) -> d
 
 
 def build_serve_config(apps: Iterable[ApplicationSpec], serve: ServeOptions,
-                       on_worker_groups: bool = False) -> dict[str, Any]:
+                       selectors: Selectors | None = None) -> dict[str, Any]:
     """The Serve config as a plain dict, validated by `ServeDeploySchema`.
 
-    A stack's config (`serve_config_for`) pins replicas to their worker groups by label; without
-    `on_worker_groups` it runs on any Ray node (the test harnesses' single unlabelled node)."""
+    A stack's config (`serve_config_for`) keeps replicas on their worker groups by label
+    selectors; without them it runs on any Ray node (the test harnesses' one plain node)."""
     http: dict[str, Any] = serve.http.model_dump(exclude_none=True)  # Ray's own keys only
     document: dict[str, Any] = {
         "proxy_location": serve.proxy_location,
         "http_options": http,
-        "applications": [application_entry(app, on_worker_groups)
+        "applications": [application_entry(app, selectors)
                          for app in sorted(apps, key=lambda a: a.name)],
     }
     validate_serve_config(document)
@@ -76,7 +100,8 @@ def ingress_environment(apps: Iterable[ApplicationSpec], serve: ServeOptions) ->
 
 def serve_config_for(stack: StackConfig) -> dict[str, Any]:
     """What the RayService carries and `servestack serve` deploys: replicas on their groups."""
-    return build_serve_config(stack.applications, stack.serve, on_worker_groups=True)
+    return build_serve_config(stack.applications, stack.serve,
+                              worker_group_selectors(stack.applications))
 
 
 def validate_serve_config(document: dict[str, Any]) -> None:

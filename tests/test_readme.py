@@ -6,7 +6,7 @@ import yaml
 
 from apps.embeddings.spec import EMBEDDINGS
 from infra.config import REPO_ROOT
-from infra.serve_config import application_entry
+from infra.serve_config import application_entry, worker_group_selectors
 
 EXAMPLE_START = "```yaml\napplications:\n- name: embeddings"
 
@@ -15,6 +15,7 @@ def test_worked_example_yaml_is_what_the_builder_emits_for_the_embeddings_app() 
     text = (REPO_ROOT / "README.md").read_text()
     start = text.index(EXAMPLE_START) + len("```yaml\n")
     example = yaml.safe_load(text[start : text.index("```", start)])
-    assert example["applications"] == [application_entry(EMBEDDINGS, on_worker_groups=True)], (
+    selectors = worker_group_selectors([EMBEDDINGS])
+    assert example["applications"] == [application_entry(EMBEDDINGS, selectors)], (
         "README's worked example drifted from apps/embeddings/spec.py; update the YAML block"
     )

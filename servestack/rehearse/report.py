@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.autoscaler_fit import format_labels, format_resources, selects
+from infra.autoscaler_fit import format_labels, format_resources, lacks, selects
 from servestack.rehearse.run import RehearsalResult
 from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
@@ -73,16 +73,16 @@ def nodes_table(result: RehearsalResult) -> Table:
 
 
 def labels_table(result: RehearsalResult) -> Table:
-    """Which deployments each group's Ray node labels admit: what keeps CPU replicas off GPU
-    nodes (Serve's label selectors against Ray's translation of the group labels)."""
-    table = _table("Worker-group node labels (Ray's translation) and who selects them",
-                   "group", "node labels", "selected by")
+    """Which deployments each group admits (resources and label selector): CPU deployments
+    select the `cpu` group's label, so no GPU group admits them."""
+    table = _table("Worker-group node labels (Ray's translation) and the deployments they admit",
+                   "group", "node labels", "admits (resources and label selector)")
     for node in result.target.node_types:
         if node.is_head:
             continue
-        chosen = [f"{p.app}.{p.deployment}" for p in result.placements
-                  if p.label_selector and selects(p.label_selector, node)]
-        table.add_row(node.name, format_labels(node.labels), ", ".join(chosen) or "-")
+        admitted = [f"{p.app}.{p.deployment}" for p in result.placements
+                    if not lacks(p.demand, node) and selects(p.label_selector, node)]
+        table.add_row(node.name, format_labels(node.labels), ", ".join(admitted) or "-")
     return table
 
 

@@ -19,14 +19,16 @@ from infra.autoscaler_fit import (
     autoscaler_placement_problems,
     autoscaling_config,
     demand_of,
+    holds,
     node_types,
     placement_problems,
     raycluster_document,
-    selects,
 )
 from infra.capacity import plan_capacity
 from infra.config import parse_stack_config
+from infra.names import worker_group_selector
 from infra.pod_preview import RAYSERVICE_TYPE
+from infra.serve_config import serve_config_for, worker_group_selectors
 from infra.stack_file import StackFileError, available_stacks, load_stack_config, read_stack_file
 from servestack.offline import ProgramRun, run_stack_file
 from servestack.render import manifest
@@ -141,17 +143,48 @@ def test_a_zero_cpu_replica_stays_off_the_head_by_its_worker_group_selector(
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_every_deployment_selects_its_plans_group_and_only_that_group_offers_the_label(
+def test_each_deployment_fits_only_its_plans_group_by_resources_and_selector(
         stack: str, unchecked_stack_run: Callable[[str], ProgramRun]) -> None:
-    """CPU replicas cannot take a GPU node's spare CPUs (the prod rehearsal's finding), and a
-    GPU replica only runs on the group the plan sized for it."""
+    """CPU replicas cannot take a GPU node's spare CPUs (the prod rehearsal's finding: its
+    Embedders did, and the autoscaler launched a second GPU node), and a GPU replica only
+    fits the group the plan sized for it."""
     plan = plan_capacity(load_stack_config(stack))
     rayservice = rayservice_of(unchecked_stack_run(stack))
     nodes = node_types(translated(rayservice))
     planned = {(d.app, d.deployment): g.name for g in plan.worker_groups for d in g.deployments}
     for demand in demands_in(rayservice):
-        chosen = [n.name for n in nodes if selects(demand.label_selector, n)]
-        assert chosen == [planned[(demand.app, demand.deployment)]], demand
+        assert [n.name for n in nodes if holds(demand, n)] == [
+            planned[(demand.app, demand.deployment)]], demand
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_serve_builds_the_gpu_app_anywhere_and_the_cpu_apps_on_the_cpu_group(
+        stack: str) -> None:
+    """Serve runs an app's build task on its deployments' common label selector (Ray's own
+    rule, called here): a selector on the classifier would launch a GPU node on every deploy,
+    in dev from zero, before any request."""
+    from ray.serve._private.application_state import _get_shared_build_app_label_selector
+    from ray.serve.schema import ServeDeploySchema
+
+    document = ServeDeploySchema.model_validate(serve_config_for(load_stack_config(stack)))
+    pinned = {app.name: _get_shared_build_app_label_selector(app)
+              for app in document.applications}
+    assert pinned == {"classifier": None, "embeddings": worker_group_selector("cpu"),
+                      "search": worker_group_selector("cpu")}
+
+
+def test_gpu_deployments_select_their_group_when_another_gpu_group_could_hold_them() -> None:
+    """Two GPU groups: a GPU demand alone no longer tells them apart, so each selects its own."""
+    apps = {app.name: app for app in load_stack_config("dev").applications}
+    mig = {"resources": {"num_cpus": 1, "num_gpus": 1,
+                         "accelerator_resource": "nvidia.com/mig-1g.10gb"}}
+    apps["embeddings"] = apps["embeddings"].with_overrides({"deployments": {"Embedder": mig}})
+    selectors = worker_group_selectors(apps.values())
+    assert selectors[("embeddings", "Embedder")] == worker_group_selector(
+        "gpu-nvidia-com-mig-1g-10gb")
+    assert selectors[("classifier", "TileClassifier")] == worker_group_selector(
+        "gpu-nvidia-com-gpu-l4")
+    assert selectors[("search", "Embedder")] == worker_group_selector("cpu")
 
 
 def test_a_group_without_the_label_its_deployments_select_is_refused_naming_each_one(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import REPO_ROOT
-from infra.serve_config import serve_config_for
+from infra.config import REPO_ROOT, ServeOptions
+from infra.serve_config import build_serve_config, serve_config_for, worker_group_selectors
 from infra.stack_file import load_stack_config
 from servestack.local.head import (
     HeadError,
@@ -52,9 +52,17 @@ def test_the_local_node_carries_the_worker_group_label_the_local_stack_selects()
     assert "--labels=servestack.io/worker-group=cpu" in argv
 
 
-def test_a_stack_spread_over_several_groups_cannot_run_on_the_one_local_node() -> None:
+def test_a_stack_whose_deployments_select_several_groups_cannot_run_on_the_one_local_node(
+) -> None:
+    """Two GPU groups: every deployment selects its own group, and one node has one value."""
+    apps = {app.name: app for app in load_stack_config("dev").applications}
+    mig = {"resources": {"num_cpus": 1, "num_gpus": 1,
+                         "accelerator_resource": "nvidia.com/mig-1g.10gb"}}
+    apps["embeddings"] = apps["embeddings"].with_overrides({"deployments": {"Embedder": mig}})
+    document = build_serve_config(apps.values(), ServeOptions(),
+                                  worker_group_selectors(apps.values()))
     with pytest.raises(HeadError, match="servestack rehearse"):
-        embedded_node_labels(serve_config_for(load_stack_config("dev")))
+        embedded_node_labels(document)
 
 
 def test_head_environment_enables_token_auth_offline_and_imports_the_repo() -> None:
