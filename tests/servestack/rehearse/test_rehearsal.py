@@ -87,7 +87,11 @@ def test_dev_rehearsal_puts_the_classifier_on_a_gpu_node_from_zero_and_scales_no
         assert any(line.startswith(f"│ {app} ") and "RUNNING" in line
                    for line in out.splitlines()), out
     # From zero: no GPU node until the classifier's first request, then one on its group.
+    # (A label selector on the classifier would launch one at deploy: Serve builds the app on
+    # its deployments' common selector.)
     assert "nodes cpux1, ray.head.defaultx1" in err and f"{GPU_GROUP}x1" in err, err
+    before_request = err[:err.index("one example request per app sent")]
+    assert GPU_GROUP not in before_request, err
     row = next(line for line in out.splitlines() if "│ TileClassifier │" in line)
     assert f"{GPU_GROUP}x" in row and "│ ok" in row, out
     # The load step: the autoscaler added GPU nodes and removed them once the load stopped.
