@@ -124,7 +124,8 @@ def selects(selector: Mapping[str, str], node: NodeType) -> bool:
     """Does the node type carry the labels the selector asks for (Ray's own matcher)?"""
     if not selector:
         return True
-    from ray._raylet import node_labels_match_selector
+    # The C++ matcher Serve's scheduler uses too; Ray's _raylet.pyi does not declare it.
+    from ray._raylet import node_labels_match_selector  # type: ignore[attr-defined]
 
     return bool(node_labels_match_selector(dict(node.labels), dict(selector)))
 
