@@ -45,7 +45,12 @@ from servestack.local.head import (
 )
 from servestack.local.loopback import LoopbackError, start_serve_on_loopback
 from servestack.local.probe import AppProbe, probe_apps, proxy_problem
-from servestack.local.processes import cluster_processes, forget_cluster_address, stop_cluster
+from servestack.local.processes import (
+    RESTART_ADVICE,
+    forget_cluster_address,
+    head_remains,
+    stop_cluster,
+)
 from servestack.local.rollout import DeployFailedError, RolloutTimeoutError, wait_for_rollout
 from servestack.local.serve_status import Rollout, ServeSnapshot
 
@@ -136,7 +141,11 @@ def serve(
         refused = [probe for probe in probe_apps(
             ((app.name, app.route_prefix) for app in config.applications), base_url)
             if probe.rollout is not None and probe.rollout.failed]
-    except (HeadError, LoopbackError, DashboardError, RolloutTimeoutError) as error:
+    except DashboardError as error:
+        remains = head_remains(ports.gcs)  # a head that crashed under the deploy
+        advice = f" {remains.describe()}: {RESTART_ADVICE}." if remains.crashed else ""
+        raise _fail(f"{error}.{advice}") from None
+    except (HeadError, LoopbackError, RolloutTimeoutError) as error:
         raise _fail(str(error)) from None
     except DeployFailedError as failure:
         _report_failure(failure.rollout)
@@ -163,11 +172,20 @@ def _report_refused(refused: list[AppProbe]) -> None:
 
 def _ensure_head(client: DashboardClient, config: StackConfig, ports: LocalPorts,
                  env: dict[str, str], labels: dict[str, str]) -> None:
+    """Reuse a whole head, start one where none runs; refuse the remains of a crashed one,
+    which can neither serve nor be started over (its processes hold the ports)."""
+    remains = head_remains(ports.gcs)
+    if remains.crashed:
+        raise HeadError(f"{remains.describe()}: {RESTART_ADVICE}.")
     try:
         client.version()
     except DashboardAuthError:
         raise
     except DashboardError:
+        if remains.processes:
+            raise HeadError(f"{len(remains.processes)} process(es) of the Ray on port "
+                            f"{ports.gcs} run, but its dashboard does not answer (a crashed "
+                            f"head): {RESTART_ADVICE}.") from None
         start_head(ports, required_cpus(config.applications), env, client, labels=labels)
         return
     if labels and not any(labels.items() <= node.items() for node in client.alive_node_labels()):
@@ -286,10 +304,14 @@ def status(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT
     Exits 1 when no Ray answers on the dashboard port, Serve's HTTP proxy does not answer,
     an application has failed, or a replica refused the last model update."""
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
+    remains = head_remains(ray_port)
+    if remains.crashed:
+        raise _fail(f"{remains.describe()}: {RESTART_ADVICE}.")
     try:
         snapshot = client.snapshot()
     except DashboardError as error:
-        raise _fail(f"{error}. {_advice_without_dashboard(ray_port)}") from None
+        raise _fail(f"{error}. {_advice_without_dashboard(len(remains.processes), ray_port)}"
+                    ) from None
     out = Console()
     if not snapshot.serve_running:
         out.print(f"Ray is running at {client.url}, but Serve is not. "
@@ -323,13 +345,11 @@ def status(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT
         raise typer.Exit(EXIT_FAILED)
 
 
-def _advice_without_dashboard(ray_port: int) -> str:
+def _advice_without_dashboard(leftovers: int, ray_port: int) -> str:
     """What works after a crash: leftovers of a Ray on our port block a new `serve`."""
-    leftovers = cluster_processes(ray_port)
     if leftovers:
-        return (f"{len(leftovers)} process(es) of the Ray on port {ray_port} are still running "
-                "without a working dashboard (a crashed head). Run `servestack stop`, then "
-                "`servestack serve`")
+        return (f"{leftovers} process(es) of the Ray on port {ray_port} are still running "
+                f"without a working dashboard (a crashed head): {RESTART_ADVICE}")
     return "No local Ray is running. Start one with `servestack serve`"
 
 
@@ -340,12 +360,16 @@ def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_O
     Serve is shut down through the REST API (replicas drain), then only that cluster's
     processes are stopped; other Ray clusters keep running. Exits 0 when nothing runs."""
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
+    remains = head_remains(ray_port)
     try:
-        if client.gcs_healthy():
+        if remains.crashed:
+            # Nothing answers a shutdown without a raylet; waiting for it made `stop` take 126 s.
+            err.print(Text(f"{remains.describe()}: skipping Serve's graceful shutdown.",
+                           style="yellow"), soft_wrap=True)
+        elif client.gcs_healthy():
             with err.status("Shutting down Serve (replicas drain first)…"):
                 client.shutdown_serve(timeout_s=SERVE_SHUTDOWN_TIMEOUT_S)
         else:
-            # A crashed head never answers the shutdown; waiting for it made `stop` take 126 s.
             client.version()  # DashboardUnreachableError when nothing answers at all
             err.print(Text("The head's GCS does not answer (a crashed Ray): skipping Serve's "
                            "graceful shutdown.", style="yellow"))

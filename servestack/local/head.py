@@ -1,8 +1,12 @@
-"""The local Ray head: its ports, how big it must be, and starting it with token auth.
+"""The local Ray head: its ports, how big it must be, and starting it on loopback with token auth.
 
-Ray 2.60 replaces `--node-ip-address=127.0.0.1` with the machine's reachable address and
-binds its internal ports (GCS, raylet, metrics) to all interfaces; token auth guards them.
-What a browser or curl talks to — the dashboard and Serve's HTTP proxy — stays on loopback.
+Ray 2.60 replaces `--node-ip-address=127.0.0.1` with the machine's reachable address
+(`resolve_ip_for_localhost`) and then binds the GCS, raylet, agents, workers and its
+metrics servers to that address or to all interfaces. It keeps loopback only for a Ray it
+considers single-node (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, its macOS/Windows default):
+the node address stays 127.0.0.1, and every port, the autoscaler's and dashboard's
+unauthenticated metrics (44217, 44227) included, listens there. A local head never has a
+second node, so it runs that way (docs/local.md lists every port it opens).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ DEFAULT_GCS_PORT = 6379
 DEFAULT_DASHBOARD_PORT = 8265
 DEFAULT_METRICS_PORT = 8080
 START_TIMEOUT_S = 120.0
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch between a cluster (node address = the machine's) and one node on loopback."""
 
 
 class HeadError(RuntimeError):
@@ -89,12 +95,14 @@ def required_cpus(apps: Iterable[ApplicationSpec], host_cpus: int | None = None)
 
 
 def head_environment(base: Mapping[str, str], repo_root: Path = REPO_ROOT) -> dict[str, str]:
-    """Env for `ray start` and its workers: token auth, no downloads, the repo importable.
+    """Env for `ray start` and its workers: token auth, every port on loopback (single-node
+    Ray), no downloads, the repo importable.
 
     Ray's schema rejects a local `working_dir`, so app code reaches replicas via PYTHONPATH.
     """
     env = dict(base)
     env[AUTH_MODE_ENV] = "token"
+    env[SINGLE_NODE_ENV] = "0"
     env["HF_HUB_OFFLINE"] = "1"
     paths = [str(repo_root), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))

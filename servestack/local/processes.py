@@ -1,17 +1,23 @@
-"""Stopping one local Ray cluster, and only that one.
+"""Finding, judging and stopping one local Ray cluster, and only that one.
 
 `ray stop` ends every Ray process of the user on the machine, including a notebook's or
 another project's cluster. This finds the processes of the cluster whose GCS listens on
-our port — those that name that address or the head's private --temp-dir (its session dir
-lives below) on their command line, plus their children (workers, agents) — and stops them
-in `ray stop`'s order: raylet first, GCS last. The temp dir finds orphans too: after the GCS
-or raylet dies, the dashboard and agents are reparented but still name it.
+our port: those that name that address or the head's private --temp-dir (its session dir
+lives below) on their command line, those writing their logs into it, and their children.
+The temp dir finds orphans too: after the GCS or raylet dies, the dashboard is reparented
+but still names it, and workers (retitled `ray::ServeReplica…`, their command line no
+longer naming anything) still write their stdout into the session's `logs/`.
+
+They stop in `ray stop`'s order: raylet first, GCS last. A cluster whose GCS or raylet
+is gone is a crashed head: nothing in it can be shut down gracefully, and only
+`servestack stop` clears what is left of it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -19,10 +25,16 @@ import psutil
 from servestack.local.head import cluster_temp_dir
 
 GRACE_PERIOD_S = 10.0
+HEAD_CORE = ("gcs_server", "raylet")
+"""The head's executables (Ray's own names for them); without either the head is crashed."""
+RESTART_ADVICE = "run `servestack stop`, then `servestack serve`"
+"""What works after any crash of the local head: `serve` alone cannot reuse or replace it."""
 
 
 def _is_ray_program(cmdline: list[str]) -> bool:
-    return any("/ray/" in part or part.startswith("ray.") for part in cmdline)
+    # Workers and agents retitle themselves `ray::<Class>`; dashboard modules `ray-dashboard-…`.
+    return any("/ray/" in part or part.startswith(("ray.", "ray::", "ray-dashboard-"))
+               for part in cmdline)
 
 
 def _names_cluster(cmdline: list[str], gcs_port: int) -> bool:
@@ -34,12 +46,32 @@ def _names_cluster(cmdline: list[str], gcs_port: int) -> bool:
     return False
 
 
+def _mentions(text: str, temp_dir: str) -> bool:
+    """`temp_dir` itself or a path below it, not a sibling sharing its prefix (port 6379 in
+    `ss-0-63790`)."""
+    start = text.find(temp_dir)
+    while start != -1:
+        end = start + len(temp_dir)
+        if end == len(text) or text[end] in (os.sep, " ", ","):
+            return True
+        start = text.find(temp_dir, end)
+    return False
+
+
 def _names_temp_dir(cmdline: list[str], temp_dir: str) -> bool:
-    return any(temp_dir in part for part in cmdline)
+    return any(_mentions(part, temp_dir) for part in cmdline)
+
+
+def _writes_into(proc: psutil.Process, temp_dir: str) -> bool:
+    """Whether a process has a file below the temp dir open: a worker's own log files."""
+    try:
+        return any(_mentions(f.path, temp_dir) for f in proc.open_files())
+    except psutil.Error:
+        return False
 
 
 def cluster_processes(gcs_port: int) -> list[psutil.Process]:
-    """This user's Ray processes of the cluster at `gcs_port`, children included."""
+    """This user's Ray processes of the cluster at `gcs_port`, children and orphans included."""
     temp_dir = str(cluster_temp_dir(gcs_port))
     uid = os.getuid()
     own = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
@@ -50,7 +82,8 @@ def cluster_processes(gcs_port: int) -> list[psutil.Process]:
             if proc.info["uids"].real != uid or proc.pid in own:
                 continue
             if _is_ray_program(cmdline) and (_names_cluster(cmdline, gcs_port)
-                                             or _names_temp_dir(cmdline, temp_dir)):
+                                             or _names_temp_dir(cmdline, temp_dir)
+                                             or _writes_into(proc, temp_dir)):
                 found[proc.pid] = proc
                 found.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:
@@ -58,13 +91,49 @@ def cluster_processes(gcs_port: int) -> list[psutil.Process]:
     return sorted(found.values(), key=lambda p: p.pid)
 
 
+@dataclass(frozen=True)
+class HeadRemains:
+    """What runs of the cluster at a port: its processes and which core ones are gone."""
+
+    gcs_port: int
+    processes: tuple[psutil.Process, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def crashed(self) -> bool:
+        """Processes of the cluster run, but its GCS or raylet does not."""
+        return bool(self.processes) and bool(self.missing)
+
+    def describe(self) -> str:
+        return (f"The {' and '.join(self.missing)} of the Ray on port {self.gcs_port} "
+                f"{'is' if len(self.missing) == 1 else 'are'} dead and "
+                f"{len(self.processes)} of its processes are left (a crashed head)")
+
+
+def head_remains(gcs_port: int) -> HeadRemains:
+    processes = cluster_processes(gcs_port)
+    running = {_name(proc) for proc in processes if _alive(proc)}
+    missing = tuple(core for core in HEAD_CORE if core not in running)
+    return HeadRemains(gcs_port, tuple(processes), missing)
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return ""
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _stage(proc: psutil.Process) -> int:
     """0: raylet and its workers, 1: everything else, 2: the GCS, which others report to."""
-    try:
-        name = proc.name()
-    except psutil.Error:
-        return 1
-    return {"raylet": 0, "gcs_server": 2}.get(name, 1)
+    return {"raylet": 0, "gcs_server": 2}.get(_name(proc), 1)
 
 
 def stop_cluster(gcs_port: int, grace_period_s: float = GRACE_PERIOD_S) -> int:
