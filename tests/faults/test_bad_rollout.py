@@ -3,20 +3,24 @@
 Runs the real CLI (`servestack serve/status/stop`) on private ports against a stack file in
 tmp_path, with the classifier alone. Every bad URI is rolled out while a client keeps
 classifying: each of its requests must be answered by the old model. URIs the config can
-judge never reach Ray (exit 2 with the field path). The module ends with the crashes the
-CLI must tell the truth about: a dead HTTP proxy, then a dead GCS under `stop`.
+judge never reach Ray (exit 2 with the field path). The same head then has its listening
+sockets audited against docs/local.md, and the module ends with the crashes the CLI must
+tell the truth about: a dead HTTP proxy, a dead raylet, then a dead GCS under `stop`.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ import yaml
 
 from apps.classifier.synthetic_tiles import synthetic_tiles
 from benchmarks.cluster import free_port
-from infra.config import STACKS_DIR
+from infra.config import REPO_ROOT, STACKS_DIR
 from infra.stack_file import read_stack_file
 from servestack.local.head import cluster_temp_dir
 from tests.faults.conftest import build_classifier_checkpoint, wait_until
@@ -215,6 +219,69 @@ def _cluster_pids(stack: Stack) -> list[psutil.Process]:
     return list(found.values())
 
 
+@dataclass(frozen=True)
+class DocumentedListener:
+    """One row of docs/local.md's port table."""
+
+    process: str  # a piece of the process's name or command line
+    ports: str  # `--http-port`, 44217, 10002-19999 or random
+    loopback: bool
+
+    def describes(self, cmdline: str, port: int, loopback: bool, ports: dict[str, int]) -> bool:
+        if self.process not in cmdline or self.loopback != loopback:
+            return False
+        option = re.fullmatch(r"`--(\w+)-port`", self.ports)
+        if option:
+            return port == ports[option.group(1)]
+        if self.ports == "random":
+            return True
+        low, _, high = self.ports.partition("-")
+        return int(low) <= port <= int(high or low)
+
+
+def _documented_listeners() -> list[DocumentedListener]:
+    text = (REPO_ROOT / "docs" / "local.md").read_text()
+    table = text.split("### Ports and what listens where", 1)[1].split("\n###", 1)[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in rows[0]]
+    listeners = []
+    for cells in rows[1:]:
+        row = dict(zip(header, (cell.strip() for cell in cells), strict=True))
+        address = row["address"]
+        assert address in ("127.0.0.1", "all interfaces"), row
+        listeners.append(DocumentedListener(row["process"].strip("`"), row["port"],
+                                            address == "127.0.0.1"))
+    return listeners
+
+
+def test_every_listening_port_is_loopback_or_listed(stack: Stack) -> None:
+    """Each TCP socket a process of the head listens on is described by a row of
+    docs/local.md's table, address included; with Ray's defaults, 44217 and 44227 (no
+    auth) listened on 0.0.0.0 and the GCS, raylet and agents on the machine's address."""
+    documented = _documented_listeners()
+    seen, undocumented = [], []
+    for proc in _cluster_pids(stack):
+        try:
+            cmdline = f"{proc.name()} {' '.join(proc.cmdline())}"
+            sockets = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for sock in sockets:
+            if sock.status != psutil.CONN_LISTEN:
+                continue
+            address = ipaddress.ip_address(sock.laddr.ip)
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            entry = f"{cmdline.split()[0]} {sock.laddr.ip}:{sock.laddr.port}"
+            seen.append(entry)
+            if not any(row.describes(cmdline, sock.laddr.port, address.is_loopback,
+                                     stack.ports) for row in documented):
+                undocumented.append(entry)
+    print("\nlistening: " + ", ".join(sorted(seen)))
+    assert any(f":{stack.ports['ray']}" in entry for entry in seen), "the GCS was not found"
+    assert not undocumented, f"not described by docs/local.md: {undocumented}"
+
+
 def test_status_fails_while_the_http_proxy_is_dead(stack: Stack) -> None:
     proxies = [p for p in _cluster_pids(stack) if "ProxyActor" in " ".join(p.cmdline())]
     assert proxies, "no proxy process of this cluster found"
@@ -227,6 +294,35 @@ def test_status_fails_while_the_http_proxy_is_dead(stack: Stack) -> None:
     assert "does not answer" in output
     waited = wait_until(lambda: stack.status().returncode == 0, 120, interval_s=2)
     print(f"status healthy again {waited:.0f} s later (Ray restarted the proxy)")
+
+
+def test_after_the_raylet_died_status_and_serve_advise_stop_then_serve_which_works(
+    stack: Stack,
+) -> None:
+    """Before: both advised `servestack serve` (which failed), and `stop` blocked 126 s."""
+    raylets = [p for p in _cluster_pids(stack) if p.name() == "raylet"]
+    assert raylets, "no raylet of this cluster found"
+    for raylet in raylets:
+        raylet.send_signal(signal.SIGKILL)
+    advice = "run `servestack stop`, then `servestack serve`"
+    status = stack.status()
+    served = stack.serve({})
+    for command, result in (("status", status), ("serve", served)):
+        output = result.stdout + result.stderr
+        print(f"\n{command} with the raylet killed exited {result.returncode}: {output[-300:]}")
+        assert result.returncode == 1, output
+        assert "raylet" in output and advice in output, output
+    started = time.monotonic()
+    stopped = _servestack("stop", "--ray-port", str(stack.ports["ray"]), "--dashboard-port",
+                          str(stack.ports["dashboard"]), timeout_s=120)
+    took = time.monotonic() - started
+    print(f"stop after the raylet died took {took:.1f} s: {stopped.stderr.strip()[-300:]}")
+    assert stopped.returncode == 0, stopped.stderr
+    assert took < 30
+    assert not [(p.pid, p.name()) for p in _cluster_pids(stack) if p.is_running()]
+    again = stack.serve({})  # the advice, followed
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _serving_sha(stack)
 
 
 def test_stop_after_the_gcs_died_ends_every_process_of_the_cluster_quickly(stack: Stack) -> None:
