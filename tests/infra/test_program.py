@@ -12,6 +12,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from apps.ingress import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from infra.capacity import plan_capacity
 from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig
 from infra.serve_config import serve_config_for
@@ -94,6 +95,26 @@ def test_serve_config_v2_is_valid_for_ray_and_equals_the_spec_derived_config(
     carried = yaml.safe_load(rayservice_of(run)["spec"]["serveConfigV2"])
     ServeDeploySchema.model_validate(carried)
     assert carried == serve_config_for(config) == run.outputs["serveConfig"]
+
+
+def test_request_body_and_idle_timeouts_reach_every_proxy_of_the_rayservice(
+    run: ProgramRun, config: StackConfig,
+) -> None:
+    """The typed `serve.http` timeouts land in serveConfigV2's http_options, and
+    `serve.ingress` (body timeout and size) in the env of every Ray container, head included:
+    a proxy may run on any node."""
+    http = yaml.safe_load(rayservice_of(run)["spec"]["serveConfigV2"])["http_options"]
+    assert config.serve.http.request_timeout_s is not None  # a safe default, not "forever"
+    assert http["request_timeout_s"] == config.serve.http.request_timeout_s
+    assert http["keep_alive_timeout_s"] == config.serve.http.keep_alive_timeout_s
+    cluster = cluster_of(run)
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        for container in group["template"]["spec"]["containers"]:
+            env = {item["name"]: item.get("value") for item in container["env"]}
+            assert env[CALLBACK_ENV] == CALLBACK
+            carried = IngressRuntime.model_validate_json(env[INGRESS_ENV])
+            assert carried.settings == config.serve.ingress
 
 
 def test_worker_groups_are_derived_from_the_plan_and_their_pools(

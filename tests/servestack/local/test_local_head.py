@@ -68,6 +68,7 @@ def test_a_stack_whose_deployments_select_several_groups_cannot_run_on_the_one_l
 def test_head_environment_enables_token_auth_offline_and_imports_the_repo() -> None:
     env = head_environment({"PYTHONPATH": "/elsewhere", "HOME": "/home/x"})
     assert env["RAY_AUTH_MODE"] == "token"
+    assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # a single node, on loopback
     assert env["HF_HUB_OFFLINE"] == "1"
     assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
     assert env["HOME"] == "/home/x"

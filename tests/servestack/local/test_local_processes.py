@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
-from servestack.local.processes import cluster_processes, stop_cluster
+from servestack.local.head import cluster_temp_dir
+from servestack.local.processes import cluster_processes, head_remains, stop_cluster
 
 # Stands in for a Ray daemon: a program under a /ray/ path naming its GCS, with a child.
 DAEMON = (
@@ -65,3 +67,38 @@ def test_stop_ends_the_cluster_and_its_children_but_not_another_cluster(
 
 def test_stopping_a_port_without_a_cluster_stops_nothing() -> None:
     assert stop_cluster(free_port()) == 0
+
+
+# Stands in for an orphaned Ray worker: retitled `ray::…`, its command line names neither the
+# GCS nor the temp dir, but its stdout is a log file in the session dir.
+ORPHAN = "import sys, time\nsys.stdout = open(sys.argv[1], 'w')\ntime.sleep(120)\n"
+
+
+def test_an_orphaned_worker_is_found_by_the_log_file_it_holds_in_the_session_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    port = free_port()
+    logs = cluster_temp_dir(port) / "session_x" / "logs"
+    logs.mkdir(parents=True)
+    sibling = Path(f"{cluster_temp_dir(port)}0") / "logs"  # another cluster's, same prefix
+    sibling.mkdir(parents=True)
+    worker = subprocess.Popen([sys.executable, "-c", ORPHAN, str(logs / "worker.out"),
+                               "ray::ServeReplica:app:Deployment"])
+    stranger = subprocess.Popen([sys.executable, "-c", ORPHAN, str(sibling / "worker.out"),
+                                 "ray::ServeReplica:app:Deployment"])
+    try:
+        deadline = time.monotonic() + 10
+        while not cluster_processes(port):
+            assert time.monotonic() < deadline, "the orphaned worker was not found"
+            time.sleep(0.1)
+        assert [proc.pid for proc in cluster_processes(port)] == [worker.pid]
+        remains = head_remains(port)
+        assert remains.crashed and remains.missing == ("gcs_server", "raylet")
+        assert stop_cluster(port, grace_period_s=3) == 1
+        assert worker.wait(timeout=5) is not None
+        assert stranger.poll() is None
+    finally:
+        for proc in (worker, stranger):
+            proc.kill()
+            proc.wait()
