@@ -162,8 +162,11 @@ def test_one_clients_largest_request_holds_the_next_one_less_than_the_stated_bou
     served: ServedApps,
 ) -> None:
     settings = EmbedderSettings()
-    # Every item cap at its maximum (64 x 2000 characters): what one client could send before.
-    every_cap = ["x" * settings.max_text_chars] * settings.max_texts_per_request
+    # Every item cap at its maximum (64 x 2000 characters of words, each text truncated to the
+    # encoder's 256 tokens): what one client could send before. A run of one letter would be a
+    # single unknown token, cheap.
+    words = ("ray serve keeps answering " * 100)[: settings.max_text_chars]
+    every_cap = [words] * settings.max_texts_per_request
     # The worst the budget admits: one token per character (CJK), 256 tokens a text.
     at_budget = ["語" * 256] * (settings.max_request_chars // 256)
     for name, texts, expected in (("every item cap", every_cap, 413),
