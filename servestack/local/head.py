@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -76,13 +77,38 @@ class LocalPorts:
                 "--http-port": self.http, "--metrics-port": self.metrics}
 
 
-def cluster_temp_dir(gcs_port: int) -> Path:
-    """Private to this user and port, below $RAY_TMPDIR (else the system's temp dir). Kept
-    short: Ray puts `session_<date>_<time>_<pid>/sockets/dash_MetricsHead` under it, and a
-    Unix socket path must fit 107 bytes (a longer name broke the dashboard under a test's
-    RAY_TMPDIR)."""
+def private_temp_root() -> Path:
+    """`$RAY_TMPDIR/ss-<uid>` (else the system's temp dir): the parent of every head's
+    --temp-dir, owner-only. Ray makes a --temp-dir mode 0777 and its logs 0644
+    (`try_make_directory_shared`), so without a private parent any local user could read
+    the replicas' logs."""
     base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
-    return Path(base) / f"ss-{os.getuid()}-{gcs_port}"
+    return Path(base) / f"ss-{os.getuid()}"
+
+
+def cluster_temp_dir(gcs_port: int) -> Path:
+    """Private to this user and port. Kept short: Ray puts
+    `session_<date>_<time>_<pid>/sockets/dash_MetricsHead` under it, and a Unix socket path
+    must fit 107 bytes (a longer name broke the dashboard under a test's RAY_TMPDIR)."""
+    return private_temp_root() / str(gcs_port)
+
+
+def ensure_private_temp_root() -> Path:
+    """Create the private parent (0700), or make an existing one 0700; refuse one that is
+    not a real directory of this user, where another user could see the head's files."""
+    root = private_temp_root()
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = root.lstat()
+    except OSError as error:
+        raise HeadError(f"cannot create the head's private temp dir {root}: {error}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise HeadError(f"{root} is not a directory of yours (a symlink, or another user's): "
+                        "the head's logs would be readable there. Remove it, or set RAY_TMPDIR "
+                        "to a directory of your own")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        root.chmod(0o700)
+    return root
 
 
 def required_cpus(apps: Iterable[ApplicationSpec], host_cpus: int | None = None) -> int:
@@ -180,6 +206,7 @@ def start_head(ports: LocalPorts, num_cpus: int, env: Mapping[str, str],
     """`ray start --head` on the given ports (with these Ray node labels), then wait until the
     dashboard accepts our token."""
     check_ports_free(ports)
+    ensure_private_temp_root()
     argv = ray_start_argv(ports, num_cpus, labels)
     try:
         # A session of its own: the head outlives the terminal `serve` ran in (`stop` ends it).

@@ -48,7 +48,7 @@ def _names_cluster(cmdline: list[str], gcs_port: int) -> bool:
 
 def _mentions(text: str, temp_dir: str) -> bool:
     """`temp_dir` itself or a path below it, not a sibling sharing its prefix (port 6379 in
-    `ss-0-63790`)."""
+    `ss-0/63790`)."""
     start = text.find(temp_dir)
     while start != -1:
         end = start + len(temp_dir)

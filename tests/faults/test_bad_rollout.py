@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -280,6 +281,14 @@ def test_every_listening_port_is_loopback_or_listed(stack: Stack) -> None:
     print("\nlistening: " + ", ".join(sorted(seen)))
     assert any(f":{stack.ports['ray']}" in entry for entry in seen), "the GCS was not found"
     assert not undocumented, f"not described by docs/local.md: {undocumented}"
+
+
+def test_the_heads_logs_are_out_of_other_users_reach(stack: Stack) -> None:
+    """Ray makes the --temp-dir 0777 and the logs in it 0644; its parent is owner-only."""
+    temp_dir = cluster_temp_dir(stack.ports["ray"])
+    assert any(temp_dir.glob("session_*/logs/serve/*.log")), "no Serve log where expected"
+    parent = temp_dir.parent.stat()
+    assert (stat.S_IMODE(parent.st_mode), parent.st_uid) == (0o700, os.getuid())
 
 
 def test_status_fails_while_the_http_proxy_is_dead(stack: Stack) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from servestack.local.head import (
     LocalPorts,
     check_ports_free,
     embedded_node_labels,
+    ensure_private_temp_root,
     head_environment,
     ray_start_argv,
     required_cpus,
@@ -86,3 +88,25 @@ def test_a_taken_port_is_reported_with_the_option_that_moves_it() -> None:
         taken = listener.getsockname()[1]
         with pytest.raises(HeadError, match=rf"{taken} \(--dashboard-port\)"):
             check_ports_free(LocalPorts(http=1, gcs=1, dashboard=taken, metrics=1))
+
+
+def test_every_heads_temp_dir_lives_in_an_owner_only_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray makes a --temp-dir 0777 and its logs 0644; the parent keeps other users out."""
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    shared = tmp_path / f"ss-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(0o755)
+    assert ensure_private_temp_root() == shared == LocalPorts(http=1, gcs=6379).temp_dir.parent
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+
+
+def test_a_temp_root_that_is_a_symlink_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"ss-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(HeadError, match="not a directory of yours"):
+        ensure_private_temp_root()
