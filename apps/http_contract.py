@@ -21,11 +21,12 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from apps.json_io import JsonResponse
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ def error_body(
 
 def error_response(
     status: int, code: str, message: str, details: Iterable[Mapping[str, str]] = ()
-) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message, details), status_code=status)
+) -> JsonResponse:
+    return JsonResponse(error_body(status, code, message, details), status_code=status)
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -118,22 +119,21 @@ _STATUS_CODES = {
 }
 
 
-async def _api_error(_: Request, error: Exception) -> JSONResponse:
+async def _api_error(_: Request, error: Exception) -> JsonResponse:
     assert isinstance(error, ApiError)
     details = [{"field": error.field, "message": error.problem}] if error.field else []
     return error_response(error.status, error.code, error.message, details)
 
 
-async def _validation_error(_: Request, error: Exception) -> JSONResponse:
+async def _validation_error(_: Request, error: Exception) -> JsonResponse:
     assert isinstance(error, RequestValidationError)
     problems = list(error.errors())
     bad_json = [p for p in problems if p.get("type") == "json_invalid"]
     if bad_json:
         reason = (bad_json[0].get("ctx") or {}).get("error", "JSON decode error")
-        position = bad_json[0]["loc"][-1]
-        return error_response(
-            400, "bad_json", f"request body is not valid JSON: {reason} at position {position}"
-        )
+        loc = bad_json[0].get("loc", ())  # json.loads names a position; pydantic-core, a line
+        where = f" at position {loc[-1]}" if len(loc) > 1 else ""
+        return error_response(400, "bad_json", f"request body is not valid JSON: {reason}{where}")
     details = []
     for problem in problems:
         path = field_path(problem.get("loc", ()))
@@ -183,7 +183,7 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-async def _http_error(request: Request, error: Exception) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> JsonResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
     code = _STATUS_CODES.get(status, "bad_request" if status < 500 else "internal")
@@ -204,7 +204,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
-async def _unexpected_error(_: Request, error: Exception) -> JSONResponse:
+async def _unexpected_error(_: Request, error: Exception) -> JsonResponse:
     logger.exception("unhandled error", exc_info=error)
     message = f"internal error ({type(error).__name__}); see the replica logs"
     return error_response(500, "internal", message)

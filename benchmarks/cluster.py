@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,8 @@ from infra.config import ServeOptions
 from infra.serve_config import build_serve_config
 from servestack.local.auth import auth_headers, ensure_token
 from servestack.local.dashboard import DashboardClient
+from servestack.local.free_ports import free_port
+from servestack.local.haproxy import private_haproxy_environment
 from servestack.local.head import LocalPorts, head_environment, start_head
 from servestack.local.loopback import start_serve_on_loopback
 from servestack.local.processes import forget_cluster_address, stop_cluster
@@ -34,40 +35,13 @@ class DeployTimeoutError(RuntimeError):
     """The deployed config did not settle (all replicas RUNNING with the new options) in time."""
 
 
-RAY_DEFAULT_PORTS = frozenset({6379, 8000, 8076, 8080, 8265, 8404, 9101, 10001, 52365, 52366})
-"""Ports a Ray head (or its HAProxy) takes by default, e.g. the dashboard agent's 52365."""
-RAY_PORT_RANGES = (range(10002, 20000), range(30000, 31001), range(40000, 41001))
-"""Worker ports, and the direct-ingress HTTP and gRPC ports replicas bind."""
-
-
-def free_port() -> int:
-    """A free loopback port that no Ray process will claim after we picked it."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        if port not in RAY_DEFAULT_PORTS and not any(port in r for r in RAY_PORT_RANGES):
-            return port
-    raise RuntimeError("no free port outside Ray's default ports after 100 tries")
-
-
 def variant_environment(switches: Mapping[str, str], workdir: Path) -> dict[str, str]:
     """The variant's switches plus private HAProxy paths and ports, so concurrent clusters
     on this machine (other engineers' tests) never share /tmp/haproxy-serve or port 8404.
 
     Ray nests a 56-character node id under these paths and HAProxy refuses socket paths
     over 97 bytes, so `workdir` must be short (see BenchCluster.workdir)."""
-    env = dict(switches)
-    if switches.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-        env.update(
-            RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(workdir / "haproxy.cfg"),
-            RAY_SERVE_HAPROXY_SOCKET_PATH=str(workdir / "admin.sock"),
-            RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(workdir),
-            RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(workdir / "server-state"),
-            RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()),
-            RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()),
-        )
-    return env
+    return {**switches, **private_haproxy_environment(switches, workdir)}
 
 
 def _matches(sent: Mapping[str, Any], reported: Mapping[str, Any]) -> bool:

@@ -565,8 +565,14 @@ class ServeOptions(SpecModel):
     http: HttpOptions = Field(HttpOptions(), description="Serve HTTP options.")
     ingress: IngressSettings = Field(
         IngressSettings(),
-        description="servestack's layer in Ray's Python proxy (apps/ingress.py): body "
-        "timeout and size, retries; carried to every proxy as $SERVESTACK_INGRESS.",
+        description="servestack's ingress layer (apps/ingress.py): body timeout and size, "
+        "retries; carried to every proxy and ingress replica as $SERVESTACK_INGRESS.",
+    )
+    haproxy: bool = Field(
+        True,
+        description="Serve's HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY=1): HAProxy on every "
+        "node takes the HTTP port and sends requests straight to the ingress replicas' own "
+        "HTTP servers, skipping the Python proxy hop. false: Ray's Python proxy.",
     )
 
 

@@ -121,6 +121,8 @@ AUTOSCALER_METRICS_PORT_NAME: Final = "as-metrics"
 DASHBOARD_METRICS_PORT_NAME: Final = "dash-metrics"
 HEAD_METRICS_PORT_NAMES: Final = (AUTOSCALER_METRICS_PORT_NAME, DASHBOARD_METRICS_PORT_NAME)
 """The head's extra metrics ports; they simply match no worker container."""
+HAPROXY_METRICS_PORT_NAME: Final = "haproxy-metrics"
+"""Serve's HAProxy ingress exports its own Prometheus metrics here (serve.haproxy)."""
 DASHBOARD_PORT_NAME: Final = "dashboard"
 GCS_PORT_NAME: Final = "gcs-server"
 CLIENT_PORT_NAME: Final = "client"

@@ -15,6 +15,9 @@ Egress, scoped per pod (weights ship in the image, so nothing else is allowed ou
 Only standard `networking.k8s.io/v1` fields (pod/namespace selectors, ipBlock, ports) are
 used, which Dataplane V2 (Cilium), Calico and the VPC CNI network policy agent all enforce.
 Ports are referenced by the names the pod templates declare.
+Under Serve's HAProxy ingress (`serve.haproxy`) every node's HAProxy listens on the serve port
+and forwards to the ingress replicas' own HTTP ports (30000-31000) and the head's fallback
+Python proxy (8500) on other Ray pods: the Ray-to-Ray rule already admits that.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from infra.kuberay import operator_pod_labels
 from infra.names import (
     DASHBOARD_PORT_NAME,
     DNS_POD_LABELS,
+    HAPROXY_METRICS_PORT_NAME,
     HEAD_METRICS_PORT_NAMES,
     METRICS_PORT_NAME,
     NAMESPACE_NAME_LABEL,
@@ -135,7 +139,7 @@ def network_policy_manifests(stack: StackConfig,
         }),
         _policy(stack, "ray-metrics-from-monitoring", {
             "ingress": [{"from": [monitoring],
-                         "ports": _tcp(METRICS_PORT_NAME, *HEAD_METRICS_PORT_NAMES)}],
+                         "ports": _tcp(*_metrics_ports(stack))}],
             "podSelector": ray,
             "policyTypes": ["Ingress"],
         }),
@@ -161,6 +165,11 @@ def network_policy_manifests(stack: StackConfig,
             "policyTypes": ["Egress"],
         }))
     return policies
+
+
+def _metrics_ports(stack: StackConfig) -> list[str]:
+    haproxy = [HAPROXY_METRICS_PORT_NAME] if stack.serve.haproxy else []
+    return [METRICS_PORT_NAME, *HEAD_METRICS_PORT_NAMES, *haproxy]
 
 
 def _ray_egress(stack: StackConfig) -> list[dict[str, Any]]:

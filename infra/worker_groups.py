@@ -18,6 +18,7 @@ from infra.names import (
     DASHBOARD_METRICS_PORT_NAME,
     DASHBOARD_PORT_NAME,
     GCS_PORT_NAME,
+    HAPROXY_METRICS_PORT_NAME,
     METRICS_PORT_NAME,
     SERVE_PORT_NAME,
     prometheus_scrape_annotations,
@@ -25,7 +26,7 @@ from infra.names import (
     worker_group_node_labels,
 )
 from infra.quantities import guaranteed_resources
-from infra.serve_config import ingress_environment
+from infra.serve_config import HAPROXY_METRICS_PORT, ingress_environment
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
@@ -105,6 +106,8 @@ def _ports(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
         {"containerPort": stack.serve.http.port, "name": SERVE_PORT_NAME},
         {"containerPort": stack.observability.metrics_port, "name": METRICS_PORT_NAME},
     ]
+    if stack.serve.haproxy:  # every node's HAProxy takes the serve port and exports metrics
+        ports.append({"containerPort": HAPROXY_METRICS_PORT, "name": HAPROXY_METRICS_PORT_NAME})
     if head:
         ports += [
             {"containerPort": 6379, "name": GCS_PORT_NAME},

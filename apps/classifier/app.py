@@ -1,4 +1,7 @@
-"""The tile classifier application: `POST /classify {"tiles": [...]}` → probabilities + labels.
+"""The tile classifier application: `POST /classify` tiles → probabilities + labels.
+
+Tiles arrive as JSON (`{"tiles": [...]}`, base64 PNG or arrays), as one raw PNG body
+(`application/octet-stream`) or as multipart PNG parts (apps/classifier/tile_request.py).
 
 Every tile of every request joins one `@serve.batch` queue, so concurrent requests share a
 forward pass. The checkpoint comes from `settings.checkpoint_uri` in the live user_config:
@@ -16,8 +19,8 @@ import logging
 from typing import Any
 
 import ray
-from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve import Application, Deployment
 
@@ -37,26 +40,37 @@ from apps.classifier.spec import (
     TILE_SIZE,
     ClassifierSettings,
 )
-from apps.classifier.tile_input import TileInput, decode_tile
+from apps.classifier.tile_request import (
+    MULTIPART,
+    OCTET_STREAM,
+    ClassifyRequest,
+    decode_all,
+    read_tiles,
+)
 from apps.http_contract import ApiError, install_error_contract, require_at_most, require_budget
+from apps.json_io import JsonResponse, openapi_body
 from apps.rollout import RolloutReport
 from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
 
 logger = logging.getLogger("ray.serve")
 
 
-class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tiles: list[TileInput] = Field(min_length=1)
-
-
 class ClassifyResponse(BaseModel):
+    """What POST /classify answers (documentation: the route writes the dict with orjson)."""
+
     probabilities: list[float] = Field(description="P(positive) per tile, in request order.")
     labels: list[str] = Field(description=f"{LABELS[1]!r} where probability >= threshold.")
     threshold: float
     checkpoint: dict[str, Any]
 
+
+CLASSIFY_BODY = openapi_body(ClassifyRequest, extra={
+    OCTET_STREAM: {"schema": {"type": "string", "format": "binary",
+                              "description": "One PNG tile, as bytes."}},
+    MULTIPART: {"schema": {"type": "object", "additionalProperties": {
+        "type": "array", "items": {"type": "string", "format": "binary"}},
+        "description": "Every file part is one PNG tile, in order."}},
+})
 
 api = install_error_contract(
     FastAPI(title="servestack tile classifier", description=__doc__, docs_url=None, redoc_url=None)
@@ -138,26 +152,30 @@ class TileClassifierReplica:
     def info(self) -> dict[str, Any]:
         return self.describe()
 
-    @api.post("/")
-    async def classify_tiles(self, request: ClassifyRequest) -> ClassifyResponse:
+    @api.post("/", openapi_extra=CLASSIFY_BODY, responses={200: {"model": ClassifyResponse}},
+              response_class=JsonResponse)
+    async def classify_tiles(self, request: Request) -> JsonResponse:
+        """Tiles as JSON, one raw PNG body or multipart PNG parts (classifier/tile_request)."""
         settings = self._settings
+        sources = await read_tiles(request, settings.max_tiles_per_request)
         require_at_most(
-            len(request.tiles), settings.max_tiles_per_request,
+            len(sources), settings.max_tiles_per_request,
             field="tiles", setting="max_tiles_per_request", what="tiles",
         )
         require_budget(
-            len(request.tiles) * TILE_SIZE * TILE_SIZE, settings.max_request_pixels,
+            len(sources) * TILE_SIZE * TILE_SIZE, settings.max_request_pixels,
             unit="pixels", setting="max_request_pixels", field="tiles",
         )
         checkpoint = self._loaded()
-        arrays = [decode_tile(tile, f"tiles.{index}") for index, tile in enumerate(request.tiles)]
+        # PNG inflation is CPU work: off the event loop, like the forward pass.
+        arrays = await asyncio.to_thread(decode_all, sources)
         probabilities = await self.classify(arrays)
-        return ClassifyResponse(
-            probabilities=probabilities,
-            labels=[LABELS[int(p >= settings.threshold)] for p in probabilities],
-            threshold=settings.threshold,
-            checkpoint=checkpoint.describe(),
-        )
+        return JsonResponse({
+            "probabilities": probabilities,
+            "labels": [LABELS[int(p >= settings.threshold)] for p in probabilities],
+            "threshold": settings.threshold,
+            "checkpoint": checkpoint.describe(),
+        })
 
 
 # A function call rather than decorators, so mypy sees a Deployment, not the class.

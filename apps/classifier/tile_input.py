@@ -1,6 +1,7 @@
 """Request tiles → HxWxC uint8 arrays, with a 4xx naming the tile for anything malformed.
 
-A tile arrives as `{"png": "<base64>"}` or `{"array": [[[r, g, b], ...], ...]}`. A PNG is
+A tile arrives as `{"png": "<base64>"}` or `{"array": [[[r, g, b], ...], ...]}` in JSON, or
+as PNG bytes (a raw body, a multipart part: apps/classifier/tile_request.py). A PNG is
 bounded before anything inflates: its encoded size (413), its IHDR width and height (422
 unless 64x64, read by hand before PIL sees it), and its metadata chunks (text, ICC profile:
 413 above a size or inflated-size cap, then dropped). So a decompression bomb costs nothing.
@@ -147,6 +148,15 @@ def _from_png(encoded: str, field: str) -> TileArray:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise _invalid(field, "not valid base64") from None
+    return decode_png_bytes(data, field)
+
+
+def decode_png_bytes(data: bytes, field: str) -> TileArray:
+    """A tile from PNG bytes as sent (raw body or multipart part), with the same bounds."""
+    if len(data) > MAX_PNG_BYTES:
+        raise _too_large(field, f"PNG larger than {MAX_PNG_BYTES} bytes; a tile is far smaller")
+    if not data:
+        raise _invalid(field, "empty; expected a PNG tile")
     if not data.startswith(PNG_SIGNATURE):
         raise _invalid(field, _not_png(data))
     pixels = _pixel_chunks_only(data, field)
@@ -167,8 +177,13 @@ def _not_png(data: bytes) -> str:
         return "not a readable image"
 
 
-def encode_png(tile: TileArray) -> str:
-    """Base64 PNG of an HxWxC uint8 tile: what a client sends as `{"png": ...}`."""
+def png_bytes(tile: TileArray) -> bytes:
+    """PNG of an HxWxC uint8 tile: a raw `application/octet-stream` body or multipart part."""
     buffer = io.BytesIO()
     Image.fromarray(tile).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def encode_png(tile: TileArray) -> str:
+    """Base64 PNG of an HxWxC uint8 tile: what a client sends as `{"png": ...}`."""
+    return base64.b64encode(png_bytes(tile)).decode("ascii")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application, Deployment
@@ -28,6 +28,7 @@ from apps.http_contract import (
     require_budget,
     require_texts_within,
 )
+from apps.json_io import JsonResponse, openapi_body, parse_json_body
 from apps.spec import ApplicationSpec, ReplicaUserConfig
 
 
@@ -38,6 +39,8 @@ class EmbedRequest(BaseModel):
 
 
 class EmbedResponse(BaseModel):
+    """What POST /embed answers (documentation: the route writes the dict with orjson)."""
+
     embeddings: list[list[float]]
     dim: int
     model: str
@@ -94,8 +97,10 @@ class EmbedderHttpReplica(EmbedderReplica):
     def info(self) -> dict[str, Any]:
         return self.describe()
 
-    @api.post("/")
-    async def embed_texts(self, request: EmbedRequest) -> EmbedResponse:
+    @api.post("/", openapi_extra=openapi_body(EmbedRequest),
+              responses={200: {"model": EmbedResponse}}, response_class=JsonResponse)
+    async def embed_texts(self, http_request: Request) -> JsonResponse:
+        request = await parse_json_body(http_request, EmbedRequest)
         settings = self._settings
         require_at_most(
             len(request.texts), settings.max_texts_per_request,
@@ -110,7 +115,7 @@ class EmbedderHttpReplica(EmbedderReplica):
             unit="characters", setting="max_request_chars", field="texts",
         )
         vectors = await self.embed(request.texts)
-        return EmbedResponse(embeddings=vectors, dim=EMBEDDING_DIM, model=MODEL_NAME)
+        return JsonResponse({"embeddings": vectors, "dim": EMBEDDING_DIM, "model": MODEL_NAME})
 
 
 # A function call rather than decorators, so mypy sees a Deployment, not the class.

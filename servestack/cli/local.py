@@ -31,6 +31,7 @@ from servestack.local.dashboard import (
     DashboardUnreachableError,
 )
 from servestack.local.examples import example_requests
+from servestack.local.haproxy import private_haproxy_environment
 from servestack.local.head import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_GCS_PORT,
@@ -127,6 +128,7 @@ def serve(
                        dashboard=dashboard_port, metrics=metrics_port)
     env = head_environment({**os.environ,
                             **ingress_environment(config.applications, config.serve)})
+    env.update(private_haproxy_environment(env, ports.temp_dir / "hap"))
     client = DashboardClient(ports.dashboard_url, ensure_token(env))
     expected = [entry["name"] for entry in serve_config["applications"]]
     try:

@@ -11,7 +11,9 @@ describe the only replica there is.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ class LocalServe:
 
     def __init__(self) -> None:
         self.base_url: str | None = None
+        self.haproxy_dir = ""
 
     def start(self) -> str:
         if self.base_url is None:
@@ -52,8 +55,11 @@ class LocalServe:
             # The proxy runs servestack's ingress layer, as on a cluster (apps/ingress.py).
             from apps.catalog import CATALOG
             from infra.serve_config import ingress_environment
+            from servestack.local.haproxy import private_haproxy_environment
 
             os.environ.update(ingress_environment(CATALOG.values(), ServeOptions()))
+            self.haproxy_dir = tempfile.mkdtemp(prefix="ssa-", dir="/tmp")  # short socket paths
+            os.environ.update(private_haproxy_environment(os.environ, Path(self.haproxy_dir)))
             # address="local": never attach to a `ray start` head someone else is running.
             ray.init(
                 address="local", num_cpus=8, include_dashboard=False,
@@ -72,6 +78,7 @@ class LocalServe:
 
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(self.haproxy_dir, ignore_errors=True)
         self.base_url = None
 
 

@@ -9,20 +9,24 @@ the local runner and KubeRay. `address="local"` always starts a private Ray: a b
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apps.spec import ApplicationSpec
-from benchmarks.cluster import free_port
 from infra.config import ServeOptions
 from infra.serve_config import build_serve_config, ingress_environment
 from servestack.local.auth import ensure_token
 from servestack.local.dashboard import DashboardClient
+from servestack.local.free_ports import free_port
+from servestack.local.haproxy import private_haproxy_environment
 from servestack.local.head import head_environment
 from servestack.local.rollout import wait_for_rollout
 
@@ -77,8 +81,10 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
 
     apps = tuple(apps)
     env = head_environment(os.environ)
-    env.update(ingress_environment(apps, ServeOptions()))  # the proxy's servestack layer
+    env.update(ingress_environment(apps, ServeOptions()))  # HAProxy + servestack's layer
     env.update(extra_env or {})
+    haproxy_dir = Path(tempfile.mkdtemp(prefix="ssf-", dir="/tmp"))  # short: socket paths
+    env.update(private_haproxy_environment(env, haproxy_dir))
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             if os.environ.get(key) != value:
@@ -102,6 +108,7 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
         finally:
             serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
+            shutil.rmtree(haproxy_dir, ignore_errors=True)
 
 
 def wait_until(condition: Any, timeout_s: float, interval_s: float = 0.25) -> float:

@@ -31,9 +31,9 @@ import requests
 import yaml
 
 from apps.classifier.synthetic_tiles import synthetic_tiles
-from benchmarks.cluster import free_port
 from infra.config import REPO_ROOT, STACKS_DIR
 from infra.stack_file import read_stack_file
+from servestack.local.free_ports import free_port
 from servestack.local.head import cluster_temp_dir
 from tests.faults.conftest import build_classifier_checkpoint, wait_until
 

@@ -18,9 +18,9 @@ import requests
 import yaml
 
 from apps.catalog import CATALOG
-from benchmarks.cluster import free_port
 from infra.config import STACKS_DIR
 from infra.stack_file import read_stack_file
+from servestack.local.free_ports import free_port
 from tests.faults.conftest import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(480)]

