@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -76,12 +77,13 @@ async def read_tiles(request: Request, max_tiles: int) -> list[TileSource]:
 async def _multipart_tiles(request: Request, max_tiles: int) -> list[TileSource]:
     try:
         form = await request.form(max_files=max_tiles, max_fields=max_tiles)
-    except MultiPartException as error:
-        if error.message.startswith("Too many"):
+    except (MultiPartException, HTTPException) as error:  # Starlette wraps the first in a 400
+        message = str(getattr(error, "detail", None) or getattr(error, "message", error))
+        if message.startswith("Too many"):
             raise ApiError(413, "payload_too_large",
                            f"more than {max_tiles} parts, at most {max_tiles} tiles accepted "
                            "(user_config settings.max_tiles_per_request)") from None
-        raise ApiError(400, "bad_request", f"unreadable multipart body: {error.message}") from None
+        raise ApiError(400, "bad_request", f"unreadable multipart body: {message}") from None
     sources: list[TileSource] = []
     seen: dict[str, int] = {}
     try:

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+import requests
 
 from apps.batching import spec_batching
 from apps.classifier.checkpoint import load_checkpoint
 from apps.classifier.model import predict_probabilities
 from apps.classifier.spec import TILE_CLASSIFIER
 from apps.classifier.synthetic_tiles import synthetic_tiles
-from apps.classifier.tile_input import encode_png
-from tests.apps.harness import DeployFailedError, post
+from apps.classifier.tile_input import encode_png, png_bytes
+from tests.apps.harness import HTTP_TIMEOUT_S, DeployFailedError, post
 
 if TYPE_CHECKING:
     from tests.apps.harness import Checkpoints, ServedApps
@@ -56,6 +57,25 @@ def test_png_and_array_tiles_match_the_model_in_process(
     assert as_array["labels"] == as_png["labels"]
     assert as_png["checkpoint"]["uri"] == checkpoints.uri(checkpoints.seed0)
     assert as_png["threshold"] == 0.5
+
+
+def test_raw_png_bodies_and_multipart_tiles_match_the_json_form(
+    served: ServedApps, tiles: np.ndarray
+) -> None:
+    """The byte forms: one PNG as the whole body, several as multipart file parts."""
+    url = served.url("classifier")
+    as_json = _classify(served, {"tiles": [{"png": encode_png(tile)} for tile in tiles]})
+    raw = [requests.post(url, data=png_bytes(tile), timeout=HTTP_TIMEOUT_S,
+                         headers={"content-type": "application/octet-stream"})
+           for tile in tiles[:2]]
+    assert [r.status_code for r in raw] == [200, 200], raw[0].text
+    assert [r.json()["probabilities"][0] for r in raw] == as_json["probabilities"][:2]
+    multipart = requests.post(url, timeout=HTTP_TIMEOUT_S, files=[
+        ("tile", (f"{index}.png", png_bytes(tile), "image/png"))
+        for index, tile in enumerate(tiles)])
+    assert multipart.status_code == 200, multipart.text
+    assert multipart.json()["probabilities"] == as_json["probabilities"]
+    assert multipart.json()["labels"] == as_json["labels"]
 
 
 def test_tiles_of_one_request_run_in_batches(served: ServedApps) -> None:

@@ -179,6 +179,63 @@ def test_hostile_pngs_get_413_or_422(served: LocalServe, replicas_before: dict[s
     assert response.json()["error"]["details"][0]["field"] == "tiles.0.png"
 
 
+@pytest.mark.parametrize("form", ["octet-stream", "multipart"])
+@pytest.mark.parametrize("name", sorted(hostile_pngs()))
+def test_hostile_pngs_as_raw_bytes_get_413_or_422_naming_the_part(
+    served: LocalServe, replicas_before: dict[str, str], name: str, form: str
+) -> None:
+    """The classifier's byte forms go through the same bounded decoder as base64 JSON."""
+    png = hostile_pngs()[name]
+    if form == "octet-stream":
+        response = requests.post(ENDPOINTS[1].url(served), data=png, timeout=TIMEOUT_S,
+                                 headers={"content-type": "application/octet-stream"})
+        field = "<body>"
+    else:
+        response = requests.post(ENDPOINTS[1].url(served), timeout=TIMEOUT_S,
+                                 files=[("tile", ("b.png", png))])
+        field = "tile.0"
+    STATUSES[response.status_code] += 1
+    assert response.status_code in (413, 422), response.text[:300]
+    assert response.json()["error"]["details"][0]["field"] == field
+
+
+multipart_parts = st.lists(st.tuples(st.sampled_from(["tile", "tiles", "x"]),
+                                     st.binary(max_size=300), st.booleans()), max_size=5)
+
+
+@FUZZ
+@given(parts=multipart_parts)
+def test_multipart_parts_of_any_bytes_get_a_4xx(
+    served: LocalServe, replicas_before: dict[str, str],
+    parts: list[tuple[str, bytes, bool]],
+) -> None:
+    if not parts:  # a multipart body with no part at all
+        _send(served, ENDPOINTS[1], b"--xyz--\r\n", "multipart/form-data; boundary=xyz")
+        return
+    files = [(name, ("t.png", data) if is_file else (None, data))
+             for name, data, is_file in parts]
+    prepared = requests.Request("POST", ENDPOINTS[1].url(served), files=files).prepare()
+    assert isinstance(prepared.body, bytes)
+    _send(served, ENDPOINTS[1], prepared.body, prepared.headers["content-type"])
+
+
+def test_the_apps_are_served_through_haproxy_with_the_stacks_limits(served: LocalServe) -> None:
+    """serve.haproxy is on by default: an haproxy process of this cluster serves its port,
+    with the client timeout and retry policy derived from serve.ingress."""
+    import psutil
+
+    owned = [proc for proc in psutil.process_iter(["name", "cmdline"])
+             if proc.info["name"] == "haproxy"
+             and any(str(served.haproxy_dir) in part for part in proc.info["cmdline"] or [])]
+    assert owned, f"no haproxy process uses {served.haproxy_dir}"
+    (config,) = served.haproxy_dir.glob("*/haproxy.cfg")
+    text = config.read_text()
+    port = served.base_url.rsplit(":", 1)[1]
+    assert f"bind 127.0.0.1:{port}" in text
+    assert "timeout client 10s" in text  # serve.ingress.body_timeout_s
+    assert "retry-on conn-failure empty-response" in text
+
+
 # Valid JSON (\u escapes), but a lone surrogate cannot be encoded as UTF-8, which is what
 # a tokenizer or PNG decoder does next. Hypothesis's text strategy never generates these.
 LONE_SURROGATES = {
