@@ -7,6 +7,7 @@ rollout); 2 the stack is invalid, nothing was started; 130 interrupted.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from servestack.local.dashboard import (
     DashboardUnreachableError,
 )
 from servestack.local.examples import example_requests
-from servestack.local.haproxy import private_haproxy_environment
+from servestack.local.haproxy import local_haproxy_dir, private_haproxy_environment
 from servestack.local.head import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_GCS_PORT,
@@ -57,6 +58,18 @@ from servestack.local.serve_status import Rollout, ServeSnapshot
 
 SERVE_SHUTDOWN_TIMEOUT_S = 15.0
 """A healthy Serve drains in seconds; `stop` must finish even when it does not."""
+
+
+def serve_shutdown_timeout_s() -> float:
+    """Under serve.haproxy (the default) Ray holds each ingress replica open for its direct-
+    ingress drain (30 s + 5 s) so every HAProxy drops it first; `stop` waits that long too."""
+    from ray.serve._private.constants import (
+        RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S,
+        RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S,
+    )
+
+    return (SERVE_SHUTDOWN_TIMEOUT_S + RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
+            + RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S)
 
 STACK_OPTION = typer.Option(
     "local", "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."
@@ -128,7 +141,10 @@ def serve(
                        dashboard=dashboard_port, metrics=metrics_port)
     env = head_environment({**os.environ,
                             **ingress_environment(config.applications, config.serve)})
-    env.update(private_haproxy_environment(env, ports.temp_dir / "hap"))
+    try:
+        env.update(private_haproxy_environment(env, local_haproxy_dir(ports.gcs)))
+    except HeadError as error:
+        raise _fail(str(error)) from None
     client = DashboardClient(ports.dashboard_url, ensure_token(env))
     expected = [entry["name"] for entry in serve_config["applications"]]
     try:
@@ -370,7 +386,7 @@ def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_O
                            style="yellow"), soft_wrap=True)
         elif client.gcs_healthy():
             with err.status("Shutting down Serve (replicas drain first)…"):
-                client.shutdown_serve(timeout_s=SERVE_SHUTDOWN_TIMEOUT_S)
+                client.shutdown_serve(timeout_s=serve_shutdown_timeout_s())
         else:
             client.version()  # DashboardUnreachableError when nothing answers at all
             err.print(Text("The head's GCS does not answer (a crashed Ray): skipping Serve's "
@@ -382,6 +398,7 @@ def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_O
     with err.status(f"Stopping the Ray cluster on port {ray_port}…"):
         count = stop_cluster(ray_port)
         forget_cluster_address(ray_port)
+        shutil.rmtree(local_haproxy_dir(ray_port), ignore_errors=True)
     if count:
         err.print(f"Stopped {count} Ray process(es) of the cluster on port {ray_port}.")
     else:

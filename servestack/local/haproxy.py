@@ -9,11 +9,14 @@ On Kubernetes each pod has its own /tmp and network, and Ray's defaults stand.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from infra.serve_config import HAPROXY_ENABLE_ENV
 from servestack.local.free_ports import free_port
+from servestack.local.head import HeadError
 
 SOCKET_PATH_LIMIT = 97
 """HAProxy refuses a Unix socket path longer than this."""
@@ -21,8 +24,14 @@ RAY_NODE_DIR_CHARS = 57
 """Ray nests every HAProxy file under a 56-character node id directory."""
 
 
-class HaproxyPathError(ValueError):
+class HaproxyPathError(HeadError):
     """The private directory is too long for HAProxy's socket paths."""
+
+
+def local_haproxy_dir(gcs_port: int) -> Path:
+    """Beside Ray's temp dir but never below $RAY_TMPDIR, which may be long: HAProxy's
+    socket paths must stay short (SOCKET_PATH_LIMIT)."""
+    return Path(tempfile.gettempdir()) / f"ss-{os.getuid()}-{gcs_port}-hap"
 
 
 def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[str, str]:
@@ -33,7 +42,7 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
     if len(str(socket_path)) + RAY_NODE_DIR_CHARS > SOCKET_PATH_LIMIT:
         raise HaproxyPathError(
             f"{workdir} is too long for HAProxy's admin socket (a path of at most "
-            f"{SOCKET_PATH_LIMIT} bytes once Ray adds its node id): set a shorter RAY_TMPDIR"
+            f"{SOCKET_PATH_LIMIT} bytes once Ray adds its node id): set a shorter TMPDIR"
         )
     return {
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(workdir / "haproxy.cfg"),

@@ -286,6 +286,34 @@ def test_the_head_stays_out_of_the_serve_service(run: ProgramRun) -> None:
     assert rayservice_of(run)["spec"]["excludeHeadPodFromServeSvc"] is True
 
 
+def test_every_ray_container_runs_the_haproxy_ingress_with_the_stacks_limits(
+    run: ProgramRun, config: StackConfig
+) -> None:
+    """serve.haproxy, on in every shipped stack, reaches head and workers alike (HAProxy runs
+    on every node), with its client timeout derived from serve.ingress.body_timeout_s."""
+    assert config.serve.haproxy
+    cluster = cluster_of(run)
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        (container,) = group["template"]["spec"]["containers"]
+        env = {item["name"]: item["value"] for item in container["env"]}
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+        assert float(env["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"]) >= (
+            config.serve.ingress.body_timeout_s)
+        assert "empty-response" in env["RAY_SERVE_HAPROXY_RETRY_ON"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert int(ports["haproxy-metrics"]) == int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])
+        assert int(ports["serve"]) == config.serve.http.port  # HAProxy binds Serve's port
+
+
+def test_turning_haproxy_off_leaves_rays_python_proxy_and_no_haproxy_setting() -> None:
+    from infra.config import ServeOptions
+    from infra.serve_config import ingress_environment
+
+    off = ingress_environment([], ServeOptions(haproxy=False))
+    assert not [key for key in off if "HA_PROXY" in key or "HAPROXY" in key]
+    assert "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH" in off
+
+
 def _dependencies(run: ProgramRun, urn: str) -> set[str]:
     """Everything `urn` transitively waits for (and so outlives it on `destroy`)."""
     seen: set[str] = set()

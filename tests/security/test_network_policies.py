@@ -124,6 +124,25 @@ def test_only_the_monitoring_namespace_scrapes_and_only_metrics_ports(world: Wor
     assert not world.allows(world.stranger, world.worker, world.worker.ports["metrics"])
 
 
+HAPROXY_TO_REPLICA, HAPROXY_TO_FALLBACK_PROXY = 30000, 8500
+
+
+def test_haproxy_reaches_replicas_and_is_scraped_only_from_monitoring(world: World) -> None:
+    """serve.haproxy (on in every stack): each node's HAProxy forwards to ingress replicas'
+    own HTTP ports and the head's fallback proxy on other Ray pods; Prometheus alone scrapes
+    its metrics port, which clients cannot reach."""
+    assert world.config is None or world.config.serve.haproxy
+    for source, target in ((world.head, world.worker), (world.worker, world.worker),
+                           (world.worker, world.head)):
+        assert world.allows(source, target, HAPROXY_TO_REPLICA)
+    assert world.allows(world.worker, world.head, HAPROXY_TO_FALLBACK_PROXY)
+    for pod in (world.head, world.worker):
+        port = pod.ports["haproxy-metrics"]
+        assert world.allows(world.prometheus, pod, port)
+        assert not world.allows(world.ingress, pod, port)
+        assert not world.allows(world.ingress, pod, HAPROXY_TO_REPLICA)
+
+
 def test_ray_pods_resolve_dns_and_workers_reach_no_internet(world: World) -> None:
     for pod in (world.head, world.worker):
         assert world.allows(pod, world.dns, 53, "UDP")
