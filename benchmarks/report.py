@@ -1,4 +1,4 @@
-"""Results JSON → markdown tables (benchmarks/RESULTS.md for a full run).
+"""Results JSON → markdown tables (benchmarks/RESULTS.md, quick or full run).
 
 Everything but the analysis block is generated; the analysis block (between the markers)
 is written by a person after reading the tables and is carried over on regeneration.
@@ -125,6 +125,44 @@ def summary_section(results: Mapping[str, Any]) -> str:
          "served p50 ms (c=1)", "added p50 ms"),
         rows,
     )
+
+
+def _spread(row: Mapping[str, Any]) -> str:
+    unit = " ms" if row["unit"] == "ms" else ""
+    return f"{row['min']:.2f}..{row['max']:.2f}{unit}"
+
+
+def goals_section(results: Mapping[str, Any]) -> str:
+    """Issue 12's goals: median and spread of per-round ratios, raw and served interleaved."""
+    goals = results.get("goals") or {}
+    if not goals.get("goals"):
+        return "_Not measured in this run._"
+    loads = [run["load_average"][0] for round_ in goals["rounds"]
+             for run in round_["served"].values()]
+    rows = []
+    for row in goals["goals"]:
+        unit = " ms" if row["unit"] == "ms" else ""
+        target = f"{'≥' if row['higher_is_better'] else '≤'} {row['target']:.2f}{unit}"
+        rows.append((row["goal"], target, f"{row['median']:.2f}{unit}", _spread(row),
+                     row["rounds"], "met" if row["met"] else "**not met**"))
+    table = _table(("goal", "target", "median", "spread (min..max)", "rounds", ""), rows)
+    return (f"{table}\n\nLoad average (1 min) during the served runs: {min(loads):.2f} to "
+            f"{max(loads):.2f}. Plot: [throughput.png](throughput.png) "
+            "(served vs raw items/s against concurrency, per app).")
+
+
+def profiles_section(results: Mapping[str, Any]) -> str:
+    """Where a replica's time goes under load, for goals not met (py-spy, inclusive)."""
+    profiles = (results.get("goals") or {}).get("profiles") or {}
+    if not profiles:
+        return "_No profile: every goal was met, or none was measured._"
+    parts = []
+    for what, frames in profiles.items():
+        parts.append(f"**{what}**: share of the replica's busy samples per layer (the innermost "
+                     "frame naming a layer decides), then the frames with the most self time")
+        parts.append(_table(("frame", "share"), ((f["frame"], f"{f['share']:.0%}")
+                                                for f in frames)))
+    return "\n\n".join(parts)
 
 
 def raw_section(results: Mapping[str, Any]) -> str:
@@ -284,14 +322,17 @@ def render(results: Mapping[str, Any], analysis: str, source: str) -> str:
         "## Machine", machine_section(results),
         "## Reproduce",
         "```bash\n. .venv/bin/activate && servestack model build   # the classifier checkpoint\n"
-        "python -m benchmarks.run            # full run (~16 min), writes results/full.json"
-        " + this file\npython -m benchmarks.run --quick    # ~10 min, writes results/quick.json"
-        " + results/quick.md\npython -m benchmarks.infra_scale   # infra scale only\n"
+        "python -m benchmarks.run            # full run, writes results/full.json"
+        " + this file\npython -m benchmarks.run --quick    # < 10 min: the goals only, writes "
+        "results/quick.json + this file\npython -m benchmarks.infra_scale   # infra scale only\n"
         "python -m benchmarks.raw embeddings --threads 1   # one raw baseline\n"
         "python -m benchmarks.loadgen http://127.0.0.1:8000 --path /embed "
         "--body '{\"texts\": [\"hi\"]}' --mode open --rate 20   # against `servestack serve`\n"
         "```",
         "## Method", METHOD,
+        "## Issue 12 goals (stack as shipped, raw and served interleaved)",
+        goals_section(results),
+        "## Where the time goes (goals not met)", profiles_section(results),
         "## Served vs raw (default variant, spec defaults, one replica)", summary_section(results),
         "## Settings sweep (default variant, one replica)", sweep_section(results),
         "## Threads per replica", threads_section(results),
@@ -318,8 +359,7 @@ def existing_analysis(path: Path) -> str:
 def write(results_path: Path) -> Path:
     """RESULTS.md for a full run, results/<mode>.md otherwise; returns the path written."""
     results = json.loads(results_path.read_text())
-    target = (BENCH_DIR / "RESULTS.md" if results["mode"] == "full"
-              else results_path.with_suffix(".md"))
+    target = BENCH_DIR / "RESULTS.md"  # quick or full: the header says which
     resolved = results_path.resolve()
     source = (resolved.relative_to(BENCH_DIR.parent).as_posix()
               if resolved.is_relative_to(BENCH_DIR.parent) else str(resolved))

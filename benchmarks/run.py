@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from benchmarks import infra_scale, raw, report
+from benchmarks import goals, infra_scale, plot, raw, report
 from benchmarks.machine import describe, load_average
 from benchmarks.served import VARIANTS, run_variant
 
@@ -45,7 +45,8 @@ def _ensure_checkpoint() -> None:
 
 @cli.command()
 def main(
-    quick: bool = typer.Option(False, "--quick", help="Shorter windows, fewer points (~10 min)."),
+    quick: bool = typer.Option(False, "--quick", help="Issue 12's goals only: 3 interleaved "
+                               "rounds, short windows, the plot (< 10 min)."),
     variants: str = typer.Option(",".join(VARIANTS), help="Comma-separated served variants."),
     skip_raw: bool = typer.Option(False, help="Skip the raw in-process baselines."),
     skip_served: bool = typer.Option(False, help="Skip the served runs (no Ray started)."),
@@ -67,9 +68,18 @@ def main(
 
     console.print("[bold]infra scale[/bold]: serve config, schema, YAML, capacity plan")
     results["infra_scale"] = infra_scale.measure(repeats=3 if quick else 7)
+    path = output or RESULTS_DIR / f"{results['mode']}.json"
+
+    if not skip_served:
+        results["goals"] = goals.measure(quick, console.print)
+        _save(path, results, started)
+        sweep = results["goals"].get("sweep")
+        if sweep:
+            label = f"{results['machine']['cores']} cores, load {load_average()[0]}"
+            console.print(f"wrote {plot.write(sweep, label)}")
 
     results["raw"] = []
-    if not skip_raw:
+    if not skip_raw and not quick:
         for app in RAW_APPS:
             for threads in RAW_THREADS:
                 console.print(f"[bold]raw[/bold] {app}, {threads} thread(s)")
@@ -77,11 +87,10 @@ def main(
                 document["load_average_after"] = load_average()
                 results["raw"].append(document)
 
-    path = output or RESULTS_DIR / f"{results['mode']}.json"
     _save(path, results, started)
 
     results["served"] = []
-    if not skip_served:
+    if not skip_served and not quick:  # quick: the goals only, under 10 minutes
         for name in variants.split(","):
             results["served"].append(run_variant(name, quick, console.print))
             _save(path, results, started)

@@ -29,14 +29,21 @@ from benchmarks.workloads import (
     search_documents,
     search_query_workload,
 )
+from infra.config import ServeOptions
+from infra.serve_config import ingress_environment
 
+
+def stack_environment(serve: ServeOptions) -> dict[str, str]:
+    """What `servestack serve` gives Ray for these Serve options: the ingress layer and,
+    with serve.haproxy, the HAProxy switch and its knobs."""
+    return ingress_environment(CATALOG.values(), serve)
+
+
+SHIPPED = stack_environment(ServeOptions())
 VARIANTS: dict[str, dict[str, str]] = {
-    "default": {},
-    "throughput_optimized": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
-    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"},
-    "throughput_optimized+haproxy": {
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    },
+    "default": SHIPPED,  # as shipped: HAProxy ingress (serve.haproxy true)
+    "python_proxy": stack_environment(ServeOptions(haproxy=False)),
+    "throughput_optimized": {**SHIPPED, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
 }
 
 SATURATION_CONCURRENCY = 64
