@@ -1,15 +1,24 @@
-"""Live `@serve.batch` tuning and a record of the batch sizes a replica really ran.
+"""Queue-driven batching, tuned live, and a record of the batch sizes a replica really ran.
 
-The decorator's arguments come from the deployment spec; `reconfigure` later moves them
-through the batcher's public setters, so a stack override changes batching without a
-restart. Ray exposes no public getters, so the settings in force are tracked here. The
+`AdaptiveBatcher` forms the next batch only when the model is free, from everything that
+queued while the previous pass ran (up to `max_batch_size`). An idle replica runs a lone
+request at once (no fixed wait); a busy one runs full batches. Ray's `@serve.batch` forms
+the next batch as soon as the previous one *starts*, from whatever is queued at that
+instant, so under moderate load it alternates a batch of one with a fuller one, and only a
+wait (`batch_wait_timeout_s`) fills it, which every idle request then pays. Measured in
+docs/benchmarks.md ("Batching"). A `batch_wait_timeout_s` above 0 is still honoured.
+
+The settings start from the deployment spec; `reconfigure` moves them through the same
+setters `@serve.batch` has, so a stack override changes batching without a restart. The
 log answers "does batching actually batch?" from the replica itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from apps.spec import Batching, DeploymentSpec
 
@@ -26,9 +35,59 @@ def spec_batching(spec: DeploymentSpec) -> Batching:
     return spec.batching or Batching()
 
 
-def batch_options(spec: DeploymentSpec) -> dict[str, Any]:
-    """`@serve.batch` keyword arguments from a spec."""
-    return spec_batching(spec).model_dump()
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class AdaptiveBatcher(Generic[Item, Result]):
+    """One model, one pass at a time; each pass takes every queued item up to the limit."""
+
+    def __init__(self, run: Callable[[list[Item]], Awaitable[list[Result]]],
+                 batching: Batching) -> None:
+        self._run = run
+        self._max_batch_size = batching.max_batch_size
+        self._wait_s = batching.batch_wait_timeout_s
+        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._arrived = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    def set_max_batch_size(self, new_max_batch_size: int) -> None:
+        self._max_batch_size = new_max_batch_size
+
+    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None:
+        self._wait_s = new_batch_wait_timeout_s
+
+    async def submit(self, item: Item) -> Result:
+        """The item's result, computed in some batch; an error of its batch is raised here."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._arrived.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._serve_batches())
+        return await future
+
+    async def _serve_batches(self) -> None:
+        while True:
+            await self._arrived.wait()
+            if self._wait_s > 0 and len(self._queue) < self._max_batch_size:
+                await asyncio.sleep(self._wait_s)  # opted in: trade latency for fuller batches
+            batch = [(item, future) for item, future in self._queue[:self._max_batch_size]
+                     if not future.done()]  # a cancelled request (client gone) is dropped
+            del self._queue[:self._max_batch_size]
+            if not self._queue:
+                self._arrived.clear()
+            if not batch:
+                continue
+            try:
+                results = await self._run([item for item, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 class BatchRecorder:

@@ -156,12 +156,13 @@ class Autoscaling(SpecModel):
 
 
 class Batching(SpecModel):
-    """Dynamic batching applied through `@serve.batch`; changeable live via reconfigure."""
+    """Dynamic batching (apps/batching.py, queue-driven); changeable live via reconfigure."""
 
     max_batch_size: int = Field(8, ge=1, description="Most requests one batch call handles.")
     batch_wait_timeout_s: float = Field(
-        0.01, ge=0,
-        description="Seconds a batch waits to fill before it runs partly full (0: no wait).",
+        0.0, ge=0,
+        description="Seconds a batch waits to fill before it runs partly full. 0 (default): "
+        "none; batches still fill under load, from what queued during the previous pass.",
     )
 
 

@@ -3,7 +3,7 @@
 Tiles arrive as JSON (`{"tiles": [...]}`, base64 PNG or arrays), as one raw PNG body
 (`application/octet-stream`) or as multipart PNG parts (apps/classifier/tile_request.py).
 
-Every tile of every request joins one `@serve.batch` queue, so concurrent requests share a
+Every tile of every request joins one batch queue (apps/batching.py), so concurrent requests share a
 forward pass. The checkpoint comes from `settings.checkpoint_uri` in the live user_config:
 reconfigure loads and verifies a new one *before* swapping it in. When that fails on a
 replica that already serves a model, reconfigure does not raise (Ray would replace the
@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve import Application, Deployment
 
-from apps.batching import BatchRecorder, batch_options, spec_batching
+from apps.batching import AdaptiveBatcher, BatchRecorder, spec_batching
 from apps.classifier.checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
@@ -85,6 +85,7 @@ class TileClassifierReplica:
         self._checkpoint: LoadedCheckpoint | None = None
         self._rollout: RolloutReport | None = None
         self._batches = BatchRecorder(spec_batching(TILE_CLASSIFIER))
+        self._batcher = AdaptiveBatcher(self._classify_batch, spec_batching(TILE_CLASSIFIER))
         self._device = inference_device(ray.get_gpu_ids())
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
@@ -111,7 +112,7 @@ class TileClassifierReplica:
             logger.error("user_config update refused, still serving %s: %s",
                          self._checkpoint.uri, error)
             return
-        self._batches.apply(self._classify_batch, batching)
+        self._batches.apply(self._batcher, batching)
         self._checkpoint = checkpoint
         self._settings = settings
         self._rollout = RolloutReport(status="applied", requested=settings.checkpoint_uri,
@@ -126,7 +127,6 @@ class TileClassifierReplica:
             raise ApiError(503, "not_ready", "no checkpoint loaded yet; the replica is starting")
         return self._checkpoint
 
-    @serve.batch(**batch_options(TILE_CLASSIFIER))
     async def _classify_batch(self, tiles: list[TileArray]) -> list[float]:
         self._batches.record(len(tiles))
         model = self._loaded().model
@@ -134,7 +134,7 @@ class TileClassifierReplica:
 
     async def classify(self, tiles: list[TileArray]) -> list[float]:
         """Handle entry point: P(positive) per HxWxC uint8 tile, through the batch queue."""
-        return list(await asyncio.gather(*(self._classify_batch(tile) for tile in tiles)))
+        return list(await asyncio.gather(*(self._batcher.submit(tile) for tile in tiles)))
 
     def describe(self) -> dict[str, Any]:
         """Checkpoint in use, live settings and batching, including batch sizes actually run."""

@@ -1,6 +1,6 @@
 """The embeddings application: `POST /embed {"texts": [...]}` → L2-normalised 384-d vectors.
 
-Every text of every request goes through one `@serve.batch` queue, so concurrent requests
+Every text of every request goes through one batch queue (apps/batching.py), so concurrent requests
 share forward passes. Deployment options, batching and limits all come from `EMBEDDER`.
 
 Two layers, because Ray allows one FastAPI deployment per application: `EmbedderReplica`
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application, Deployment
 
-from apps.batching import BatchRecorder, batch_options, spec_batching
+from apps.batching import AdaptiveBatcher, BatchRecorder, spec_batching
 from apps.embeddings.encoder import MODEL_NAME, encode, load_encoder
 from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EMBEDDINGS, EmbedderSettings
 from apps.http_contract import (
@@ -58,14 +58,14 @@ class EmbedderReplica:
         self._model = load_encoder()
         self._settings = EmbedderSettings()
         self._batches = BatchRecorder(spec_batching(EMBEDDER))
+        self._batcher = AdaptiveBatcher(self._encode_batch, spec_batching(EMBEDDER))
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Validate the whole user_config first, then apply it: never half-applied."""
         batching, settings = ReplicaUserConfig.parse(user_config, EmbedderSettings)
-        self._batches.apply(self._encode_batch, batching)
+        self._batches.apply(self._batcher, batching)
         self._settings = settings
 
-    @serve.batch(**batch_options(EMBEDDER))
     async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
         self._batches.record(len(texts))
         # Off the event loop: health checks and new requests keep flowing during a pass.
@@ -73,7 +73,7 @@ class EmbedderReplica:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Handle entry point for other deployments; each text joins the shared batch queue."""
-        return list(await asyncio.gather(*(self._encode_batch(text) for text in texts)))
+        return list(await asyncio.gather(*(self._batcher.submit(text) for text in texts)))
 
     def describe(self) -> dict[str, Any]:
         """Model, live limits and batching, including the batch sizes actually run."""

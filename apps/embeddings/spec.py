@@ -31,7 +31,10 @@ class EmbedderSettings(UserConfig):
 # Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch
 # thread per replica (2 bought nothing served on 2 cores and collapsed under contention,
 # "Threads per replica"); batches of 8 (as fast as 32 served, a quarter of its batch
-# latency); a 10 ms batch wait (none lost 21-41% of the throughput in every run);
+# latency); no batch wait: apps/batching.py forms a batch only when the model is free, so
+# busy batches fill while the previous pass runs and a lone request pays no wait (Ray's
+# @serve.batch needed 10 ms, without which it lost 21-41% of the throughput; docs/benchmarks.md
+# "Batching");
 # max_ongoing_requests far above the batch (at the batch size throughput fell 93%,
 # "Settings sweep"); scale out at 8 in flight (Little's law on the "Open loop" runs).
 EMBEDDER = DeploymentSpec(
@@ -42,7 +45,7 @@ EMBEDDER = DeploymentSpec(
     ),
     max_ongoing_requests=64,
     max_queued_requests=512,
-    batching=Batching(max_batch_size=8, batch_wait_timeout_s=0.01),
+    batching=Batching(max_batch_size=8, batch_wait_timeout_s=0.0),
     user_config=EmbedderSettings(),
 )
 
