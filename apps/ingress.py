@@ -57,7 +57,8 @@ class IngressSettings(SpecModel):
     )
     retry_idempotent: bool = Field(
         True, description="Retry an idempotent request once on another replica when its "
-        "replica died under it.",
+        "replica died under it (under serve.haproxy: HAProxy's retry-on empty-response, for "
+        "every route).",
     )
 
 
