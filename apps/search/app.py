@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ray import serve
 from ray.serve import Application, Deployment
@@ -30,6 +30,7 @@ from apps.http_contract import (
     require_budget,
     require_texts_within,
 )
+from apps.json_io import JsonResponse, openapi_body, parse_json_body
 from apps.search.index import AddOutcome, Hit, VectorStore
 from apps.search.spec import SEARCH, SEARCH_INGRESS, VECTOR_INDEX, IndexSettings, IngressSettings
 from apps.spec import ApplicationSpec, ReplicaUserConfig
@@ -136,8 +137,10 @@ class SearchIngressReplica:
     def info(self) -> dict[str, Any]:
         return {"settings": self._settings.model_dump(mode="json")}
 
-    @api.post("/documents")
-    async def add_documents(self, request: AddDocumentsRequest) -> AddDocumentsResponse:
+    @api.post("/documents", openapi_extra=openapi_body(AddDocumentsRequest),
+              responses={200: {"model": AddDocumentsResponse}}, response_class=JsonResponse)
+    async def add_documents(self, http_request: Request) -> JsonResponse:
+        request = await parse_json_body(http_request, AddDocumentsRequest)
         settings = self._settings
         require_at_most(
             len(request.documents), settings.max_documents_per_request,
@@ -164,12 +167,13 @@ class SearchIngressReplica:
                 "delete documents or raise the limit",
                 field="documents",
             )
-        return AddDocumentsResponse(
-            added=outcome.added, replaced=outcome.replaced, total=outcome.total
-        )
+        return JsonResponse({"added": outcome.added, "replaced": outcome.replaced,
+                             "total": outcome.total})
 
-    @api.post("/query")
-    async def query(self, request: QueryRequest) -> QueryResponse:
+    @api.post("/query", openapi_extra=openapi_body(QueryRequest),
+              responses={200: {"model": QueryResponse}}, response_class=JsonResponse)
+    async def query(self, http_request: Request) -> JsonResponse:
+        request = await parse_json_body(http_request, QueryRequest)
         settings = self._settings
         if request.top_k > settings.max_top_k:
             raise ApiError(
@@ -188,10 +192,8 @@ class SearchIngressReplica:
         )
         [vector] = await self._embedder.embed.remote([request.query])
         hits: list[Hit] = await self._index.query.remote(vector, request.top_k)
-        return QueryResponse(
-            query=request.query,
-            hits=[HitOut(id=hit.id, text=hit.text, score=hit.score) for hit in hits],
-        )
+        return JsonResponse({"query": request.query, "hits": [
+            {"id": hit.id, "text": hit.text, "score": hit.score} for hit in hits]})
 
     @api.get("/documents/count")
     async def count(self) -> dict[str, int]:
