@@ -105,9 +105,9 @@ HAPROXY_ENABLE_ENV = "RAY_SERVE_ENABLE_HA_PROXY"
 HAPROXY_METRICS_PORT = 9101
 """Ray's default (RAY_SERVE_HAPROXY_METRICS_PORT), written out so the container port, the
 NetworkPolicy and the env all name this one number."""
-HAPROXY_RETRY_ON = "conn-failure empty-response"
-"""HAProxy's L7 retry triggers: no connection, or the replica closed without a byte of
-response (it died under the request). Ray's default is conn-failure only."""
+HAPROXY_RETRY_ON = "conn-failure empty-response junk-response"
+"""HAProxy's L7 retry triggers: no connection, the replica closed without a byte of response
+or with an incomplete one (it died under the request). Ray's default is conn-failure only."""
 HAPROXY_RETRIES = 2
 
 

@@ -233,7 +233,7 @@ def test_the_apps_are_served_through_haproxy_with_the_stacks_limits(served: Loca
     port = served.base_url.rsplit(":", 1)[1]
     assert f"bind 127.0.0.1:{port}" in text
     assert "timeout client 10s" in text  # serve.ingress.body_timeout_s
-    assert "retry-on conn-failure empty-response" in text
+    assert "retry-on conn-failure empty-response junk-response" in text
 
 
 # Valid JSON (\u escapes), but a lone surrogate cannot be encoded as UTF-8, which is what
