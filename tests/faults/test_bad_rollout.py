@@ -10,6 +10,7 @@ tell the truth about: a dead HTTP proxy, a dead raylet, then a dead GCS under `s
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import os
@@ -291,11 +292,23 @@ def test_the_heads_logs_are_out_of_other_users_reach(stack: Stack) -> None:
     assert (stat.S_IMODE(parent.st_mode), parent.st_uid) == (0o700, os.getuid())
 
 
+def _http_ingress(stack: Stack) -> list[psutil.Process]:
+    """What answers Serve's HTTP port: under serve.haproxy (the default) Ray's
+    `ray::HAProxyManager` and the `haproxy` it runs, else the `ray::ProxyActor`s."""
+    found = []
+    for proc in _cluster_pids(stack):
+        line = " ".join(proc.cmdline())
+        if "HAProxyManager" in line or ("ProxyActor" in line and "HAProxy" not in line):
+            found += [proc, *proc.children(recursive=True)]
+    return found
+
+
 def test_status_fails_while_the_http_proxy_is_dead(stack: Stack) -> None:
-    proxies = [p for p in _cluster_pids(stack) if "ProxyActor" in " ".join(p.cmdline())]
+    proxies = _http_ingress(stack)
     assert proxies, "no proxy process of this cluster found"
     for proxy in proxies:
-        proxy.send_signal(signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proxy.send_signal(signal.SIGKILL)
     result = stack.status()
     output = result.stdout + result.stderr
     print(f"\nstatus with the proxy killed exited {result.returncode}:\n{output[-400:]}")
