@@ -301,6 +301,10 @@ def measure(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
             log("  profiling the Embedder replica at c=32 (py-spy)")
             document["profiles"]["Embedder, 1 text/request, c=32"] = profile(
                 cluster, _embed_workload(1), 32, EMBEDDER.name, 4 if quick else 8)
+        if "embed_added_p50" in unmet:
+            log("  profiling the Embedder replica at c=1 (py-spy)")
+            document["profiles"]["Embedder, 1 text/request, c=1"] = profile(
+                cluster, _embed_workload(1), 1, EMBEDDER.name, 4 if quick else 8)
         if unmet & {"classifier_saturation", "classifier_added_p50"}:
             log("  profiling the TileClassifier replica at c=64 (py-spy)")
             document["profiles"]["TileClassifier, 1 tile/request, c=64"] = profile(
