@@ -29,9 +29,17 @@ class HaproxyPathError(HeadError):
 
 
 def local_haproxy_dir(gcs_port: int) -> Path:
-    """Beside Ray's temp dir but never below $RAY_TMPDIR, which may be long: HAProxy's
-    socket paths must stay short (SOCKET_PATH_LIMIT)."""
-    return Path(tempfile.gettempdir()) / f"ss-{os.getuid()}-{gcs_port}-hap"
+    """Under the system's temp dir but never below $RAY_TMPDIR, and in /tmp when $TMPDIR is
+    too long itself: HAProxy's socket paths must stay short (SOCKET_PATH_LIMIT)."""
+    name = f"ss-{os.getuid()}-{gcs_port}-hap"
+    for base in (Path(tempfile.gettempdir()), Path("/tmp")):
+        if _fits(base / name):
+            return base / name
+    return Path("/tmp") / name  # refused with a clear message by private_haproxy_environment
+
+
+def _fits(workdir: Path) -> bool:
+    return len(str(workdir / "admin.sock")) + RAY_NODE_DIR_CHARS <= SOCKET_PATH_LIMIT
 
 
 def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[str, str]:
@@ -39,7 +47,7 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
     if env.get(HAPROXY_ENABLE_ENV) != "1":
         return {}
     socket_path = workdir / "admin.sock"
-    if len(str(socket_path)) + RAY_NODE_DIR_CHARS > SOCKET_PATH_LIMIT:
+    if not _fits(workdir):
         raise HaproxyPathError(
             f"{workdir} is too long for HAProxy's admin socket (a path of at most "
             f"{SOCKET_PATH_LIMIT} bytes once Ray adds its node id): set a shorter TMPDIR"

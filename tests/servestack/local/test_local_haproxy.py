@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from infra.config import ServeOptions
 from infra.serve_config import haproxy_environment
-from servestack.local.haproxy import HaproxyPathError, private_haproxy_environment
+from servestack.local.haproxy import (
+    HaproxyPathError,
+    local_haproxy_dir,
+    private_haproxy_environment,
+)
 
 
 def test_two_clusters_share_no_haproxy_file_or_port(tmp_path: Path) -> None:
@@ -29,3 +34,15 @@ def test_nothing_is_added_when_haproxy_is_off() -> None:
 def test_a_directory_too_long_for_haproxys_socket_paths_is_refused() -> None:
     with pytest.raises(HaproxyPathError, match="too long"):
         private_haproxy_environment(haproxy_environment(ServeOptions()), Path("/tmp/" + "x" * 40))
+
+
+def test_a_long_tmpdir_falls_back_to_tmp(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    long_tmp = tmp_path / ("t" * 30)
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    assert tempfile.gettempdir() == str(long_tmp)
+    chosen = local_haproxy_dir(6379)
+    assert chosen.parent == Path("/tmp")
+    assert private_haproxy_environment(haproxy_environment(ServeOptions()), chosen)
