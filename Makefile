@@ -56,7 +56,8 @@ pytest: $(STAMP) $(TOOLS_STAMP)
 ## Lint, type-check and run the whole test suite (what CI runs).
 test: lint typecheck pytest
 
-## Benchmarks, never part of `make test`: ~16 min; `make bench BENCH_ARGS=--quick` ~10 min.
+## Benchmarks, never part of `make test`: issue 12's goals, then (full mode) every sweep;
+## `make bench BENCH_ARGS=--quick` runs the goals only (4.5 min on 2 cores).
 bench: model
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
