@@ -43,7 +43,10 @@ def _fits(workdir: Path) -> bool:
 
 
 def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[str, str]:
-    """Files under `workdir` and free ports, when `env` turns HAProxy on; else nothing."""
+    """Files under `workdir` and free ports, when `env` turns HAProxy on; else nothing.
+
+    `workdir` is created owner-only: HAProxy makes its admin socket (level admin) mode 0666,
+    so only the directory keeps other local users away from it."""
     if env.get(HAPROXY_ENABLE_ENV) != "1":
         return {}
     socket_path = workdir / "admin.sock"
@@ -52,6 +55,8 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
             f"{workdir} is too long for HAProxy's admin socket (a path of at most "
             f"{SOCKET_PATH_LIMIT} bytes once Ray adds its node id): set a shorter TMPDIR"
         )
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    workdir.chmod(0o700)
     return {
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(workdir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(socket_path),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +18,29 @@ from servestack.local.haproxy import (
 )
 
 
-def test_two_clusters_share_no_haproxy_file_or_port(tmp_path: Path) -> None:
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """HAProxy's socket paths must be short: pytest's tmp_path is too long for them."""
+    path = Path(tempfile.mkdtemp(prefix="sst-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_two_clusters_share_no_haproxy_file_or_port(short_dir: Path) -> None:
+    tmp_path = short_dir
     switched_on = haproxy_environment(ServeOptions())
-    first = private_haproxy_environment(switched_on, Path("/tmp/a"))
-    second = private_haproxy_environment(switched_on, Path("/tmp/b"))
+    first = private_haproxy_environment(switched_on, tmp_path / "a")
+    second = private_haproxy_environment(switched_on, tmp_path / "b")
+    assert ((tmp_path / "a").stat().st_mode & 0o777) == 0o700  # its admin socket is 0666
     assert first.keys() == second.keys()
     assert {"RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_STATS_PORT",
             "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"} <= first.keys()
     assert not set(first.values()) & set(second.values())
 
 
-def test_nothing_is_added_when_haproxy_is_off() -> None:
+def test_nothing_is_added_when_haproxy_is_off(tmp_path: Path) -> None:
     assert private_haproxy_environment(haproxy_environment(ServeOptions(haproxy=False)),
-                                       Path("/tmp/a")) == {}
+                                       tmp_path / "a") == {}
 
 
 def test_a_directory_too_long_for_haproxys_socket_paths_is_refused() -> None:
@@ -45,4 +57,4 @@ def test_a_long_tmpdir_falls_back_to_tmp(monkeypatch: pytest.MonkeyPatch,
     assert tempfile.gettempdir() == str(long_tmp)
     chosen = local_haproxy_dir(6379)
     assert chosen.parent == Path("/tmp")
-    assert private_haproxy_environment(haproxy_environment(ServeOptions()), chosen)
+    assert len(str(chosen)) < len(str(long_tmp))
