@@ -49,6 +49,7 @@ from apps.classifier.tile_request import (
 )
 from apps.http_contract import ApiError, install_error_contract, require_at_most, require_budget
 from apps.json_io import JsonResponse, openapi_body
+from apps.model_source.uri import is_remote
 from apps.rollout import RolloutReport
 from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
 
@@ -96,7 +97,10 @@ class TileClassifierReplica:
         try:
             batching, settings = ReplicaUserConfig.parse(user_config, ClassifierSettings)
             checkpoint = self._checkpoint
-            if checkpoint is None or checkpoint.uri != settings.checkpoint_uri:
+            # A remote URI (an alias, an overwritten object) may name new bytes at the same
+            # text: ask the store again on every update; the node cache makes it cheap.
+            if checkpoint is None or checkpoint.uri != settings.checkpoint_uri \
+                    or is_remote(settings.checkpoint_uri):
                 policy = ReadPolicy(max_bytes=int(settings.max_checkpoint_bytes),
                                     file_roots=settings.file_roots)
                 checkpoint = load_checkpoint(settings.checkpoint_uri, policy)

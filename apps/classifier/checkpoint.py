@@ -3,7 +3,8 @@
 A checkpoint is a `torch.save`d dict of plain types (loaded with `weights_only=True`, so a
 file can never run code) carrying the network's architecture, tile size and a SHA-256 of
 its weights. Where the bytes come from is a URI scheme: `file://` and `models://` are
-built in, others (s3, gs, ...) plug in with `register_scheme`. Every failure raises
+built in, `s3://`, `gs://` and `mlflow://` come through the node's model cache
+(apps/model_source), others plug in with `register_scheme`. Every failure raises
 `CheckpointError` naming the URI, so a bad `checkpoint_uri` fails the replica loudly.
 """
 
@@ -28,6 +29,8 @@ from apps.classifier.checkpoint_uri import CheckpointUriError, file_path, is_wit
 from apps.classifier.model import TileNet, TileNetArchitecture
 from apps.classifier.model_store import MODEL_STORE_ENV, model_store
 from apps.classifier.spec import TILE_SIZE
+from apps.model_source.errors import ModelSourceError
+from apps.model_source.uri import REMOTE_SCHEMES
 
 CHECKPOINT_FORMAT = "servestack/tile-classifier"
 FORMAT_VERSION = 1
@@ -123,8 +126,26 @@ def _models_source(uri: str, policy: ReadPolicy) -> bytes:
     return _read_file(model_store() / name, uri, policy, hint)
 
 
+def _fetch_remote(uri: str, policy: ReadPolicy) -> tuple[bytes, dict[str, Any]]:
+    """The checkpoint's bytes from the node cache, and where the store resolved the URI."""
+    from apps.model_source.resolve import fetch_remote_model, single_file
+
+    try:
+        fetched = fetch_remote_model(uri, policy.max_bytes)
+        path = single_file(fetched, ".pt")
+    except ModelSourceError as error:
+        raise CheckpointError(str(error)) from None
+    return _read_file(path, uri, policy), fetched.describe()
+
+
+def _remote_source(uri: str, policy: ReadPolicy) -> bytes:
+    return _fetch_remote(uri, policy)[0]
+
+
 register_scheme("file", _file_source)
 register_scheme("models", _models_source)
+for _remote in REMOTE_SCHEMES:
+    register_scheme(_remote, _remote_source)
 
 
 def fetch_checkpoint_bytes(uri: str, policy: ReadPolicy = ReadPolicy()) -> bytes:
@@ -165,6 +186,8 @@ class LoadedCheckpoint:
     version: str
     weights_sha256: str
     training: Mapping[str, Any]
+    source: Mapping[str, Any] | None = None
+    """For s3/gs/mlflow: what the store resolved the URI to (e.g. `models:/name/2`)."""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -172,6 +195,7 @@ class LoadedCheckpoint:
             "version": self.version,
             "weights_sha256": self.weights_sha256,
             "training": dict(sorted(self.training.items())),
+            "source": dict(self.source) if self.source else None,
         }
 
 
@@ -209,7 +233,11 @@ def save_checkpoint(
 
 def load_checkpoint(uri: str, policy: ReadPolicy = ReadPolicy()) -> LoadedCheckpoint:
     """Fetch, parse, verify and build the network a URI names; raises CheckpointError."""
-    raw = fetch_checkpoint_bytes(uri, policy)
+    source: dict[str, Any] | None = None
+    if _SOURCES.get(urlsplit(uri).scheme) is _remote_source:
+        raw, source = _fetch_remote(uri, policy)
+    else:
+        raw = fetch_checkpoint_bytes(uri, policy)
     try:
         document = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for bad bytes; all mean "corrupt"
@@ -217,10 +245,10 @@ def load_checkpoint(uri: str, policy: ReadPolicy = ReadPolicy()) -> LoadedCheckp
             f"{uri!r} is not a readable torch checkpoint ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
         ) from None
-    return _build(uri, document)
+    return _build(uri, document, source)
 
 
-def _build(uri: str, document: object) -> LoadedCheckpoint:
+def _build(uri: str, document: object, source: Mapping[str, Any] | None) -> LoadedCheckpoint:
     if not isinstance(document, Mapping):
         found = type(document).__name__
         raise CheckpointError(f"{uri!r}: expected a checkpoint dict, found {found}")
@@ -268,4 +296,5 @@ def _build(uri: str, document: object) -> LoadedCheckpoint:
         version=str(document["version"]),
         weights_sha256=actual,
         training=training,
+        source=source,
     )

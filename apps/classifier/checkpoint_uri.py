@@ -14,9 +14,12 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-BUILTIN_SCHEMES = ("file", "models")
-"""Schemes every replica can read. A plugged-in scheme (`register_scheme`) is only known
-inside the replica, so the config layer refuses it until it is added here."""
+from apps.model_source.uri import REMOTE_SCHEMES, ModelUriError, is_remote, parse_remote
+
+BUILTIN_SCHEMES = ("file", "models", *REMOTE_SCHEMES)
+"""Schemes every replica can read (remote ones through apps/model_source). A plugged-in
+scheme (`register_scheme`) is only known inside the replica, so the config layer refuses it
+until it is added here."""
 
 DEFAULT_FILE_ROOTS = ("/mnt/models",)
 """Where `file://` checkpoints may live unless a stack allows other directories."""
@@ -71,6 +74,12 @@ def check_checkpoint_uri(uri: str, file_roots: Iterable[str]) -> None:
         )
     if scheme == "models":
         models_name(uri)
+        return
+    if is_remote(uri):
+        try:
+            parse_remote(uri)
+        except ModelUriError as error:
+            raise CheckpointUriError(str(error)) from None
         return
     roots = tuple(file_roots)
     path = file_path(uri)

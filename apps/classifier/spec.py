@@ -20,9 +20,15 @@ class ClassifierSettings(UserConfig):
     )
     checkpoint_uri: str = Field(
         "models://tile-classifier-v1.pt",
-        description="Checkpoint to serve: models://name (the model store) or file:///abs/path "
-        "below file_roots; a new URI is loaded and verified, then swapped in (a failure keeps "
-        "the old model).",
+        description="Checkpoint to serve: models://name (the model store), file:///abs/path "
+        "below file_roots, s3://bucket/key, gs://bucket/key, mlflow://models/<name>/<version> "
+        "or mlflow://models/<name>@<alias> (docs/models.md); a new URI is loaded and verified, "
+        "then swapped in (a failure keeps the old model).",
+    )
+    model_refresh: str = Field(
+        "",
+        description="Change it (e.g. to a date) to make replicas ask the store again without "
+        "changing checkpoint_uri: picks up a moved MLflow alias or an overwritten object.",
     )
     max_checkpoint_bytes: ByteSize = Field(
         ByteSize(256 * 1024**2), ge=1024,
