@@ -25,12 +25,12 @@ from urllib.parse import urlsplit
 import torch
 from pydantic import ValidationError
 
-from apps.classifier.checkpoint_uri import CheckpointUriError, file_path, is_within, models_name
+from apps.classifier.checkpoint_uri import CheckpointUriError, models_name
 from apps.classifier.model import TileNet, TileNetArchitecture
 from apps.classifier.model_store import MODEL_STORE_ENV, model_store
 from apps.classifier.spec import TILE_SIZE
 from apps.model_source.errors import ModelSourceError
-from apps.model_source.uri import REMOTE_SCHEMES
+from apps.model_source.uri import REMOTE_SCHEMES, file_path, is_within
 
 CHECKPOINT_FORMAT = "servestack/tile-classifier"
 FORMAT_VERSION = 1

@@ -9,24 +9,29 @@ No torch or Ray import here: the Pulumi program and the CLI import it.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from apps.model_source.uri import REMOTE_SCHEMES, ModelUriError, is_remote, parse_remote
+from apps.model_source.uri import (
+    REMOTE_SCHEMES,
+    ModelUriError,
+    file_path,
+    is_remote,
+    is_within,
+    parse_remote,
+)
 
 BUILTIN_SCHEMES = ("file", "models", *REMOTE_SCHEMES)
 """Schemes every replica can read (remote ones through apps/model_source). A plugged-in
 scheme (`register_scheme`) is only known inside the replica, so the config layer refuses it
 until it is added here."""
 
-DEFAULT_FILE_ROOTS = ("/mnt/models",)
-"""Where `file://` checkpoints may live unless a stack allows other directories."""
 
 
-class CheckpointUriError(ValueError):
-    """A checkpoint URI that can never be served, whatever is on disk."""
+
+CheckpointUriError = ModelUriError
+"""A checkpoint URI that can never be served, whatever is on disk."""
 
 
 def models_name(uri: str) -> str:
@@ -42,26 +47,6 @@ def models_name(uri: str) -> str:
             "e.g. models://tile-classifier-v1.pt"
         )
     return name
-
-
-def file_path(uri: str) -> str:
-    """The absolute, normalised path of a `file://` URI (no `..` left in it)."""
-    parts = urlsplit(uri)
-    path = unquote(parts.path)
-    if parts.netloc not in ("", "localhost") or not path.startswith("/") or parts.query \
-            or parts.fragment:
-        raise CheckpointUriError(
-            f"{uri!r}: file URIs need an absolute path, e.g. file:///mnt/models/x.pt"
-        )
-    return posixpath.normpath(path)
-
-
-def is_within(path: str, roots: Iterable[str]) -> bool:
-    """True when `path` is one of `roots` or below one (both already absolute, normalised)."""
-    return any(
-        path == root or path.startswith(root.rstrip("/") + "/")
-        for root in (posixpath.normpath(r) for r in roots)
-    )
 
 
 def check_checkpoint_uri(uri: str, file_roots: Iterable[str]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import ByteSize, Field, ValidationInfo, field_validator
 
-from apps.classifier.checkpoint_uri import DEFAULT_FILE_ROOTS, check_checkpoint_uri
+from apps.classifier.checkpoint_uri import check_checkpoint_uri
+from apps.model_source.uri import DEFAULT_FILE_ROOTS
 from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
 
 TILE_SIZE = 64

@@ -6,11 +6,17 @@ share forward passes. Deployment options, batching and limits all come from `EMB
 Two layers, because Ray allows one FastAPI deployment per application: `EmbedderReplica`
 is the model (handle methods `embed`, `describe`), which the search app binds as its own
 non-HTTP Embedder; `EmbedderHttpReplica` adds the routes for this app's ingress.
+
+The encoder is the bundled one unless `settings.model_uri` names another; reconfigure
+loads and verifies a new one before swapping it in. As in the classifier (apps/rollout.py),
+a failed update on a replica that already serves keeps the old encoder and every old
+setting, and shows under `rollout` in `GET /embed/`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +25,7 @@ from ray import serve
 from ray.serve import Application, Deployment
 
 from apps.batching import AdaptiveBatcher, BatchRecorder, spec_batching
-from apps.embeddings.encoder import MODEL_NAME, encode, load_encoder
+from apps.embeddings.encoder import LoadedEncoder, encode, load_encoder_from
 from apps.embeddings.spec import EMBEDDER, EMBEDDING_DIM, EMBEDDINGS, EmbedderSettings
 from apps.http_contract import (
     Text,
@@ -29,7 +35,12 @@ from apps.http_contract import (
     require_texts_within,
 )
 from apps.json_io import JsonResponse, openapi_body, parse_json_body
-from apps.spec import ApplicationSpec, ReplicaUserConfig
+from apps.model_source.errors import ModelSourceError
+from apps.model_source.uri import is_remote
+from apps.rollout import RolloutReport
+from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
+
+logger = logging.getLogger("ray.serve")
 
 
 class EmbedRequest(BaseModel):
@@ -55,21 +66,51 @@ class EmbedderReplica:
     """The model behind a DeploymentHandle: batching, live settings, no HTTP."""
 
     def __init__(self) -> None:
-        self._model = load_encoder()
+        self._encoder: LoadedEncoder | None = None
+        self._rollout: RolloutReport | None = None
         self._settings = EmbedderSettings()
         self._batches = BatchRecorder(spec_batching(EMBEDDER))
         self._batcher = AdaptiveBatcher(self._encode_batch, spec_batching(EMBEDDER))
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:
-        """Validate the whole user_config first, then apply it: never half-applied."""
-        batching, settings = ReplicaUserConfig.parse(user_config, EmbedderSettings)
+        """Parse, then load the encoder if its URI changed (remote: ask again), then swap.
+
+        Never half-applied: a failure raises only while no encoder is loaded; afterwards
+        the old encoder and settings stay and the failure is reported under `rollout`."""
+        try:
+            batching, settings = ReplicaUserConfig.parse(user_config, EmbedderSettings)
+            encoder = self._encoder
+            uri = settings.model_uri
+            if encoder is None or encoder.uri != uri or (uri is not None and is_remote(uri)):
+                encoder = load_encoder_from(
+                    uri, int(settings.max_model_bytes), settings.file_roots
+                )
+        except (SpecError, ModelSourceError) as error:
+            if self._encoder is None:
+                raise
+            requested = ((user_config or {}).get("settings") or {}).get("model_uri")
+            self._rollout = RolloutReport(
+                status="failed", requested=str(requested), reason=str(error),
+                serving=self._encoder.describe(),
+            )
+            logger.error("user_config update refused, still serving %s: %s",
+                         self._encoder.describe()["name"], error)
+            return
         self._batches.apply(self._batcher, batching)
+        self._encoder = encoder
         self._settings = settings
+        self._rollout = RolloutReport(status="applied", requested=uri,
+                                      serving=encoder.describe())
+
+    def _loaded(self) -> LoadedEncoder:
+        if self._encoder is None:  # a deployment bound without user_config: the default
+            self._encoder = load_encoder_from(None, 0, ())
+        return self._encoder
 
     async def _encode_batch(self, texts: list[str]) -> list[list[float]]:
         self._batches.record(len(texts))
         # Off the event loop: health checks and new requests keep flowing during a pass.
-        return await asyncio.to_thread(encode, self._model, texts)
+        return await asyncio.to_thread(encode, self._loaded().model, texts)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Handle entry point for other deployments; each text joins the shared batch queue."""
@@ -79,7 +120,9 @@ class EmbedderReplica:
         """Model, live limits and batching, including the batch sizes actually run."""
         return {
             "replica": serve.get_replica_context().replica_tag,
-            "model": MODEL_NAME,
+            "model": self._loaded().describe()["name"],
+            "source": self._loaded().describe(),
+            "rollout": self._rollout.model_dump(mode="json") if self._rollout else None,
             "dim": EMBEDDING_DIM,
             "settings": self._settings.model_dump(mode="json"),
             "batching": self._batches.snapshot(),
@@ -115,7 +158,8 @@ class EmbedderHttpReplica(EmbedderReplica):
             unit="characters", setting="max_request_chars", field="texts",
         )
         vectors = await self.embed(request.texts)
-        return JsonResponse({"embeddings": vectors, "dim": EMBEDDING_DIM, "model": MODEL_NAME})
+        return JsonResponse({"embeddings": vectors, "dim": EMBEDDING_DIM,
+                             "model": self._loaded().describe()["name"]})
 
 
 # A function call rather than decorators, so mypy sees a Deployment, not the class.

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from pydantic import ByteSize, Field
+from pydantic import ByteSize, Field, ValidationInfo, field_validator
 
+from apps.model_source.uri import DEFAULT_FILE_ROOTS, ModelUriError, check_model_uri
 from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
 
 EMBEDDING_DIM = 384
 
 
 class EmbedderSettings(UserConfig):
-    """Request limits, tunable live through reconfigure."""
+    """The encoder to serve and the request limits, tunable live through reconfigure."""
 
+    file_roots: tuple[str, ...] = Field(
+        DEFAULT_FILE_ROOTS,
+        description="Directories a file:// model may live in (symlinks are resolved).",
+    )
+    model_uri: str | None = Field(
+        None,
+        description="A sentence-transformers model directory to serve instead of the bundled "
+        "all-MiniLM-L6-v2 (null): s3://bucket/prefix, gs://bucket/prefix, "
+        "mlflow://models/<name>/<version>, mlflow://models/<name>@<alias> or file:///dir "
+        "below file_roots (docs/models.md). A new URI is loaded and verified, then swapped in; "
+        "a failure keeps the old model.",
+    )
+    model_refresh: str = Field(
+        "",
+        description="Change it to make replicas ask the store again without changing "
+        "model_uri: picks up a moved MLflow alias or overwritten objects.",
+    )
+    max_model_bytes: ByteSize = Field(
+        ByteSize(1024**3), ge=1024,
+        description="A larger model (all its files) is refused before it is loaded.",
+    )
     max_texts_per_request: int = Field(
         64, ge=1, le=4096, description="More texts in one request get 413."
     )
@@ -26,6 +48,16 @@ class EmbedderSettings(UserConfig):
     max_request_bytes: ByteSize = Field(
         ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
+
+    @field_validator("model_uri")
+    @classmethod
+    def _servable_uri(cls, uri: str | None, info: ValidationInfo) -> str | None:
+        if uri is not None:
+            try:
+                check_model_uri(uri, info.data.get("file_roots", DEFAULT_FILE_ROOTS))
+            except ModelUriError as error:
+                raise ValueError(str(error)) from None
+        return uri
 
 
 # Defaults measured in benchmarks/RESULTS.md ("Analysis and chosen defaults"): one torch

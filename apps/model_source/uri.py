@@ -6,12 +6,16 @@ derives the buckets a stack reads (for identity and egress) from the same parse.
 
 from __future__ import annotations
 
+import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 REMOTE_SCHEMES = ("gs", "mlflow", "s3")
+DEFAULT_FILE_ROOTS = ("/mnt/models",)
+"""Where `file://` models may live unless a stack allows other directories."""
 """Schemes fetched over the network into the node's model cache."""
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
@@ -88,6 +92,26 @@ def parse_remote(uri: str) -> RemoteModelUri:
     )
 
 
+def file_path(uri: str) -> str:
+    """The absolute, normalised path of a `file://` URI (no `..` left in it)."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)
+    if parts.netloc not in ("", "localhost") or not path.startswith("/") or parts.query \
+            or parts.fragment:
+        raise ModelUriError(
+            f"{uri!r}: file URIs need an absolute path, e.g. file:///mnt/models/x.pt"
+        )
+    return posixpath.normpath(path)
+
+
+def is_within(path: str, roots: Iterable[str]) -> bool:
+    """True when `path` is one of `roots` or below one (both already absolute, normalised)."""
+    return any(
+        path == root or path.startswith(root.rstrip("/") + "/")
+        for root in (posixpath.normpath(r) for r in roots)
+    )
+
+
 def is_remote(uri: str) -> bool:
     return urlsplit(uri).scheme in REMOTE_SCHEMES
 
@@ -97,3 +121,21 @@ def object_store_uris(uris: list[str] | tuple[str, ...]) -> tuple[ObjectStoreUri
     found = {parsed for uri in uris if is_remote(uri)
              for parsed in [parse_remote(uri)] if isinstance(parsed, ObjectStoreUri)}
     return tuple(sorted(found, key=str))
+
+
+def check_model_uri(uri: str, file_roots: Iterable[str]) -> None:
+    """Refuse a remote or file:// model URI that can never be served (ModelUriError)."""
+    if is_remote(uri):
+        parse_remote(uri)
+        return
+    if urlsplit(uri).scheme != "file":
+        raise ModelUriError(
+            f"unknown model URI scheme {urlsplit(uri).scheme!r} in {uri!r}; supported: "
+            f"{', '.join(('file', *REMOTE_SCHEMES))}"
+        )
+    roots = tuple(file_roots)
+    if not is_within(file_path(uri), roots):
+        raise ModelUriError(
+            f"{uri!r} is outside the allowed model directories {list(roots)}; add its "
+            "directory to settings.file_roots"
+        )

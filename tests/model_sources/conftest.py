@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from apps.model_source.environment import CACHE_DIR_ENV
-from tests.model_sources.servers import gcs_server, mlflow_server, s3_server
+from tests.model_sources.servers import S3Server, gcs_server, mlflow_server, s3_server
 
 S3_BUCKET = "team-models"
 GCS_BUCKET = "team-models-gcs"
@@ -23,7 +23,7 @@ GCS_BUCKET = "team-models-gcs"
 
 @dataclass(frozen=True)
 class Stores:
-    s3_endpoint: str
+    s3: S3Server
     gcs_endpoint: str
     mlflow_uri: str
 
@@ -31,13 +31,13 @@ class Stores:
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
     with ExitStack() as stack:
-        s3 = stack.enter_context(s3_server())
+        s3 = stack.enter_context(s3_server(tmp_path_factory.mktemp("moto")))
         gcs = stack.enter_context(gcs_server())
         mlflow = stack.enter_context(mlflow_server(tmp_path_factory.mktemp("mlflow")))
         saved = dict(os.environ)
         os.environ.update({
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3,
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3.endpoint,
             "STORAGE_EMULATOR_HOST": gcs, "MLFLOW_TRACKING_URI": mlflow,
             CACHE_DIR_ENV: str(tmp_path_factory.mktemp("model-cache")),
         })
@@ -46,7 +46,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
         object_store_filesystem("s3").mkdir(S3_BUCKET)
         object_store_filesystem("gs").mkdir(GCS_BUCKET)
         try:
-            yield Stores(s3_endpoint=s3, gcs_endpoint=gcs, mlflow_uri=mlflow)
+            yield Stores(s3=s3, gcs_endpoint=gcs, mlflow_uri=mlflow)
         finally:
             os.environ.clear()
             os.environ.update(saved)

@@ -7,6 +7,7 @@ pod gets (apps/model_source/environment.py), so replicas started later inherit t
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,7 +15,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -40,16 +43,42 @@ def _wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes] | No
     raise TimeoutError(f"{url} did not answer within {timeout_s}s")
 
 
+@dataclass(frozen=True)
+class S3Server:
+    """moto's S3 endpoint, with its request recorder: what the server really served."""
+
+    endpoint: str
+
+    def start_recording(self) -> None:
+        requests.post(f"{self.endpoint}/moto-api/recorder/reset-recording", timeout=10)
+        requests.post(f"{self.endpoint}/moto-api/recorder/start-recording", timeout=10)
+
+    def object_downloads(self, bucket: str, key: str) -> int:
+        """GET requests for exactly this object since start_recording."""
+        log = requests.get(f"{self.endpoint}/moto-api/recorder/download-recording", timeout=10)
+        wanted = f"/{bucket}/{key}"
+        count = 0
+        for line in filter(None, log.text.splitlines()):
+            entry = json.loads(line)
+            path = urlsplit(entry["url"]).path
+            host = entry["headers"].get("Host", "")
+            if host.startswith(f"{bucket}."):  # virtual-hosted style
+                path = f"/{bucket}{path}"
+            count += entry["method"] == "GET" and path == wanted
+        return count
+
+
 @contextmanager
-def s3_server() -> Iterator[str]:
-    """moto in server mode; yields its endpoint URL (AWS_ENDPOINT_URL_S3)."""
+def s3_server(workdir: Path) -> Iterator[S3Server]:
+    """moto in server mode, recording requests to a file under `workdir`."""
+    os.environ["MOTO_RECORDER_FILEPATH"] = str(workdir / "moto-recording.jsonl")
     from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield S3Server(endpoint=f"http://127.0.0.1:{port}")
     finally:
         server.stop()
 
