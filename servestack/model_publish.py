@@ -7,6 +7,8 @@ credentials and endpoints from the environment (`AWS_*`, Google default credenti
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 from apps.model_source.fetch import object_store_filesystem
@@ -53,6 +55,12 @@ def _publish_object_store(source: Path, target: ObjectStoreUri) -> str:
 
 
 def _publish_mlflow(source: Path, name: str, alias: str | None) -> str:
+    # MLflow prints "View run ..." links on stdout; stdout carries only the URI.
+    with contextlib.redirect_stdout(sys.stderr):
+        return _register_in_mlflow(source, name, alias)
+
+
+def _register_in_mlflow(source: Path, name: str, alias: str | None) -> str:
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
