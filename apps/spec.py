@@ -169,6 +169,10 @@ class Batching(SpecModel):
 class UserConfig(SpecModel):
     """Base for an app's own live-tunable settings (Ray's `user_config`)."""
 
+    def model_uris(self) -> tuple[str, ...]:
+        """The model URIs these settings load (infra grants access and egress from them)."""
+        return ()
+
 
 UserConfigT = TypeVar("UserConfigT", bound=UserConfig)
 

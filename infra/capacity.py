@@ -374,6 +374,7 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
         if plan.hosts_head:
             problems += _system_pod_problems(stack, pool, head_pod)
         problems += _worst_case_problems(plan, groups)
+        problems += _model_cache_problems(stack, pool, groups)
         warnings += _upgrade_warnings(stack, plan)
     idle = list(_idle_tainted_pools(stack, pools))
     problems += [_idle_taint_problem(pool, taints) for pool, taints in idle if pool.min_nodes]
@@ -786,6 +787,39 @@ def _worst_case_problems(plan: PoolPlan, groups: Sequence[WorkerGroupPlan]) -> l
         f"the worst case (every deployment at max_replicas) needs {plan.nodes_needed} nodes for "
         f"{_contents(here, plan.hosts_head)}; max_nodes is {plan.max_nodes}; raise "
         f"max_nodes to {plan.nodes_needed} or lower the deployments' max_replicas",
+    )]
+
+
+NODE_DISK_SHARE_FOR_PODS = 0.5
+"""Of a node's boot disk, what pods' ephemeral storage may take: the rest holds the OS,
+images and logs (kubelet evicts pods at 10-15% free by default)."""
+
+
+def cache_ephemeral_storage(stack: StackConfig) -> int:
+    """Node disk one worker pod's model cache takes: an emptyDir cache's size, else 0."""
+    cache = stack.model_sources.cache
+    return int(cache.size) if stack.model_uris and cache.volume == "emptyDir" else 0
+
+
+def _model_cache_problems(stack: StackConfig, pool: NodePool,
+                          groups: Sequence[WorkerGroupPlan]) -> list[Problem]:
+    """Every worker pod that can share a node also holds an emptyDir model cache: together
+    they must fit the node's disk (the pods request it as ephemeral storage)."""
+    per_pod = cache_ephemeral_storage(stack)
+    here = [g for g in groups if g.pool == pool.name]
+    if not per_pod or not here:
+        return []
+    node = ResourceVector.of_node(pool)
+    pods_per_node = sum(min(g.max_pods, _fit_count(g.pod, node, g.max_pods)) for g in here)
+    need = pods_per_node * per_pod
+    budget = int(pool.disk_gb * 1000**3 * NODE_DISK_SHARE_FOR_PODS)
+    if need <= budget:
+        return []
+    return [Problem(
+        "model_sources.cache.size",
+        f"up to {pods_per_node} worker pods share a node of pool {pool.name!r}, each with a "
+        f"{per_pod} byte model cache: {need} bytes, more than half its {pool.disk_gb} GB disk; "
+        f"lower the cache size, use a hostPath cache or raise pools[{pool.name}].disk_gb",
     )]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,7 @@ from pydantic import (
 
 from apps.catalog import CATALOG
 from apps.ingress import IngressSettings
+from apps.model_source.uri import is_remote
 from apps.spec import (
     ApplicationSpec,
     ProxyLocation,
@@ -120,6 +122,11 @@ class GkeCluster(_Cluster):
     def node_service_account_id(self) -> str:
         """The dedicated service account every node pool of this cluster runs as."""
         return f"{self.name}-nodes"
+
+    @property
+    def model_reader_account_id(self) -> str:
+        """The service account the Ray pods read gs:// models as (as long as the nodes')."""
+        return f"{self.name}-model"
 
     @model_validator(mode="after")
     def _node_account_fits(self) -> Self:
@@ -684,6 +691,71 @@ class SecurityConfig(SpecModel):
         return tuple(sorted(set(value)))
 
 
+# --- model sources ---------------------------------------------------------------------------
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://mlflow.example:443")
+    return value
+
+
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+
+
+class ModelCacheVolume(SpecModel):
+    """The per-node model cache every Ray pod mounts (apps/model_source/cache.py)."""
+
+    volume: Literal["emptyDir", "hostPath", "persistentVolumeClaim"] = Field(
+        "emptyDir", description="emptyDir: per pod, counted as ephemeral storage; hostPath: "
+        "shared by every pod on the node; persistentVolumeClaim: an existing (ReadWriteMany) "
+        "claim shared by all pods.",
+    )
+    size: ByteSize = Field(
+        ByteSize(20 * 1024**3), ge=1024**3,
+        description="The volume's size (emptyDir sizeLimit and ephemeral-storage request); the "
+        "cache keeps at most half of it, the rest is room for a download in progress.",
+    )
+    host_path: str | None = Field(
+        None, pattern=r"^/[^\s]*$", description="Node directory, for volume hostPath.")
+    claim_name: str | None = Field(
+        None, pattern=_DNS_LABEL, description="Existing claim, for volume persistentVolumeClaim.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.volume == "hostPath" and not self.host_path:
+            raise ValueError("volume hostPath needs host_path")
+        if self.volume == "persistentVolumeClaim" and not self.claim_name:
+            raise ValueError("volume persistentVolumeClaim needs claim_name")
+        return self
+
+
+class ModelSourcesConfig(SpecModel):
+    """Where the apps' s3://, gs:// and mlflow:// models come from (docs/models.md). The
+    buckets themselves are read from the apps' model URIs, never repeated here."""
+
+    s3_endpoint: HttpUrl = Field(
+        None, description="An S3-compatible endpoint (AWS_ENDPOINT_URL_S3); null: AWS S3.")
+    s3_credentials_secret: str | None = Field(
+        None, pattern=_DNS_LABEL,
+        description="Existing Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, for an "
+        "S3-compatible endpoint; on EKS, AWS S3 is read through Pod Identity instead.",
+    )
+    object_store_cidrs: tuple[Cidr, ...] = Field(
+        (), description="Addresses of the object store (S3 endpoint or GCS), the only egress "
+        "the NetworkPolicies give Ray pods for it.",
+    )
+    mlflow_tracking_uri: HttpUrl = Field(
+        None, description="MLflow tracking/registry server that mlflow:// URIs resolve against.")
+    mlflow_cidrs: tuple[Cidr, ...] = Field(
+        (), description="Addresses of the MLflow server (its artifacts are proxied by it).")
+    mlflow_token_secret_key: str | None = Field(
+        None, description="Name of the secret Pulumi config key holding MLflow's token.")
+    cache: ModelCacheVolume = Field(ModelCacheVolume(), description="The per-node model cache.")
+
+
 # --- the stack ---------------------------------------------------------------------------
 
 
@@ -720,6 +792,9 @@ class StackConfig(SpecModel):
     )
     security: SecurityConfig = Field(
         SecurityConfig(), description="Who may reach Ray and how Ray authenticates."
+    )
+    model_sources: ModelSourcesConfig = Field(
+        ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
     )
     apps: dict[str, AppOverrides | None] = Field(
         min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
@@ -767,6 +842,48 @@ class StackConfig(SpecModel):
         if problems:
             raise SpecError(problems)
         return self
+
+    @model_validator(mode="after")
+    def _model_sources_reachable(self) -> Self:
+        """Every remote model URI needs its endpoint, an identity and (with NetworkPolicies)
+        the addresses its egress may go to; the buckets come from the URIs themselves."""
+        try:
+            uris = self.model_uris
+        except SpecError:
+            return self  # parse_stack_config reports the app overrides themselves
+        schemes = {urlsplit(uri).scheme for uri in uris}
+        sources, backend = self.model_sources, self.cluster.backend
+        problems = []
+        if "mlflow" in schemes and not sources.mlflow_tracking_uri:
+            problems.append(("model_sources.mlflow_tracking_uri",
+                             "an app loads an mlflow:// model: give the MLflow server's URL"))
+        if "gs" in schemes and backend != "gke":
+            problems.append(("model_sources", f"gs:// models are read through GKE Workload "
+                             f"Identity; the {backend} backend cannot grant it"))
+        if "s3" in schemes and backend != "eks" and not sources.s3_credentials_secret:
+            problems.append(("model_sources.s3_credentials_secret",
+                             f"s3:// models on the {backend} backend need a Secret with "
+                             "credentials (EKS grants them through Pod Identity)"))
+        if self.security.network_policies:
+            if schemes & {"s3", "gs"} and not sources.object_store_cidrs:
+                problems.append(("model_sources.object_store_cidrs",
+                                 "NetworkPolicies match addresses: give the object store's "
+                                 "address ranges so Ray pods may reach it and nothing else"))
+            if "mlflow" in schemes and not sources.mlflow_cidrs:
+                problems.append(("model_sources.mlflow_cidrs",
+                                 "NetworkPolicies match addresses: give the MLflow server's "
+                                 "address ranges"))
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    @property
+    def model_uris(self) -> tuple[str, ...]:
+        """The remote model URIs (s3/gs/mlflow) the stack's apps load, sorted."""
+        found = {uri for app in self.applications for deployment in app.deployments
+                 if deployment.user_config is not None
+                 for uri in deployment.user_config.model_uris() if is_remote(uri)}
+        return tuple(sorted(found))
 
     @model_validator(mode="after")
     def _pools_fit_backend(self, info: ValidationInfo) -> Self:

@@ -4,12 +4,14 @@ Ingress: Ray pods talk to each other on any port (GCS, raylets, object transfer 
 ports are dynamic); the KubeRay operator reaches the head's dashboard (it deploys
 serveConfigV2 and reads Serve status there); the stack's `security.serve_clients` reach
 Serve's HTTP port and nothing else; the monitoring namespace scrapes the metrics ports.
-Egress, scoped per pod (weights ship in the image, so nothing else is allowed out):
+Egress, scoped per pod (nothing else is allowed out):
 - every Ray pod: the other Ray pods and cluster DNS;
 - the head only: the Kubernetes API server's own addresses (its autoscaler sidecar), never a
   0.0.0.0/0 block. NetworkPolicies see the Service address after DNAT, so the rule names
   where `kubernetes.default` forwards to, which each backend knows (`Cluster.api_server_cidrs`)
   unless `security.api_server_cidrs` says otherwise;
+- the workers only, when the apps load s3://, gs:// or mlflow:// models: the object store's
+  and the MLflow server's addresses (`model_sources.*_cidrs`) on their ports;
 - the head and KubeRay's Redis cleanup Job only, with GCS fault tolerance: the Redis
   endpoint's addresses (`gcs_fault_tolerance.redis_cidrs`) on its port.
 Only standard `networking.k8s.io/v1` fields (pod/namespace selectors, ipBlock, ports) are
@@ -31,6 +33,7 @@ import pulumi_kubernetes as k8s
 
 from infra.config import NetworkPeer, StackConfig
 from infra.kuberay import operator_pod_labels
+from infra.model_access import model_egress
 from infra.names import (
     DASHBOARD_PORT_NAME,
     DNS_POD_LABELS,
@@ -41,6 +44,7 @@ from infra.names import (
     OPERATOR_METRICS_PORT_NAME,
     RAY_HEAD_NODE_TYPE,
     RAY_NODE_TYPE_LABEL,
+    RAY_WORKER_NODE_TYPE,
     SERVE_PORT_NAME,
     stack_labels,
 )
@@ -61,6 +65,10 @@ def ray_pods(stack: StackConfig) -> dict[str, Any]:
 
 def ray_head(stack: StackConfig) -> dict[str, Any]:
     return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
+
+
+def ray_workers(stack: StackConfig) -> dict[str, Any]:
+    return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_WORKER_NODE_TYPE}}
 
 
 def gcs_clients(stack: StackConfig) -> dict[str, Any]:
@@ -157,6 +165,11 @@ def network_policy_manifests(stack: StackConfig,
             "policyTypes": ["Egress"],
         }),
     ]
+    models = model_egress(stack)
+    if models:  # only the workers run replicas, so only they fetch models
+        policies.append(_policy(stack, "ray-workers-egress-models", {
+            "egress": models, "podSelector": ray_workers(stack), "policyTypes": ["Egress"],
+        }))
     if ft.enabled and ft.redis_port is not None:
         policies.append(_policy(stack, "ray-gcs-egress-redis", {
             "egress": [{"ports": _tcp(ft.redis_port),

@@ -18,6 +18,12 @@ from infra.clusters.base import (
 )
 from infra.config import PROJECT, StackConfigError
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
+from infra.model_access import (
+    ModelAccess,
+    ModelAccessArgs,
+    mlflow_token_key,
+    uses_model_sources,
+)
 from infra.namespace import workload_namespace
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.observability import Observability, ObservabilityArgs, operator_scrape_annotations
@@ -67,6 +73,13 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
     policies = NetworkPolicies(
         "network-policies", NetworkPoliciesArgs(stack, cluster.api_server_cidrs),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]))
+    access: list[pulumi.Resource] = []
+    if uses_model_sources(stack):
+        token_key = mlflow_token_key(stack)
+        access.append(ModelAccess("model-access", ModelAccessArgs(
+            stack, cluster.model_reader_annotations,
+            pulumi.Config(PROJECT).require_secret(token_key) if token_key else None,
+        ), opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace])))
     ft = stack.rayservice.gcs_fault_tolerance
     password = pulumi.Config(PROJECT).require_secret(ft.password_secret_key) if ft.enabled else None
     service = RayService(
@@ -77,7 +90,7 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
                        # RayCluster still waits on its Redis-cleanup finalizer.
                        outlived_by=(operator.release, *operator.crds, *policies.policies)),
         opts=pulumi.ResourceOptions(providers=[cluster.provider],
-                                    depends_on=[operator, namespace, policies]),
+                                    depends_on=[operator, namespace, policies, *access]),
     )
     observability = Observability(
         "observability", ObservabilityArgs(stack, plan),

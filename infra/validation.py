@@ -24,12 +24,14 @@ from infra.config import (
     parse_stack_config,
 )
 from infra.environment import GUARDED, environment_for
+from infra.model_access import mlflow_token_key
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
 
 _DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
 _KUBECONFIG_MEANING = "the kubeconfig of the existing cluster"
 _PASSWORD_MEANING = "the password of the GCS fault-tolerance Redis"
+_MLFLOW_TOKEN_MEANING = "the MLflow tracking token"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,12 @@ def _secret_keys(values: Mapping[str, Any]) -> dict[str, str]:
     ft = rayservice.get("gcs_fault_tolerance") if isinstance(rayservice, Mapping) else None
     key = ft.get("password_secret_key") if isinstance(ft, Mapping) else None
     password_key = key if isinstance(key, str) else _DEFAULT_PASSWORD_KEY
-    return {KUBECONFIG_KEY: _KUBECONFIG_MEANING, password_key: _PASSWORD_MEANING}
+    found = {KUBECONFIG_KEY: _KUBECONFIG_MEANING, password_key: _PASSWORD_MEANING}
+    sources = values.get("model_sources")
+    token_key = sources.get("mlflow_token_secret_key") if isinstance(sources, Mapping) else None
+    if isinstance(token_key, str):
+        found[token_key] = _MLFLOW_TOKEN_MEANING
+    return found
 
 
 def required_secrets(stack: StackConfig) -> dict[str, str]:
@@ -73,6 +80,9 @@ def required_secrets(stack: StackConfig) -> dict[str, str]:
     ft = stack.rayservice.gcs_fault_tolerance
     if ft.enabled:
         needed[ft.password_secret_key] = _PASSWORD_MEANING
+    token_key = mlflow_token_key(stack)
+    if token_key:
+        needed[token_key] = _MLFLOW_TOKEN_MEANING
     return needed
 
 

@@ -10,8 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan
+from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan, cache_ephemeral_storage
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
+from infra.model_access import (
+    EPHEMERAL_STORAGE,
+    model_environment,
+    worker_pod_additions,
+    worker_volume_mounts,
+)
 from infra.names import (
     AUTOSCALER_METRICS_PORT_NAME,
     CLIENT_PORT_NAME,
@@ -25,7 +31,7 @@ from infra.names import (
     ray_pod_labels,
     worker_group_node_labels,
 )
-from infra.quantities import guaranteed_resources
+from infra.quantities import guaranteed_resources, memory_quantity
 from infra.serve_config import HAPROXY_METRICS_PORT, ingress_environment
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
@@ -87,11 +93,15 @@ def pod_labels(stack: StackConfig) -> dict[str, str]:
     return ray_pod_labels(stack.stack, stack.rayservice.name)
 
 
-def _env(stack: StackConfig) -> list[dict[str, str]]:
+def _env(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
     """Every Ray container: Serve's proxy may run on any node (proxy_location EveryNode), so
-    each one carries the ingress layer's settings."""
+    each one carries the ingress layer's settings; workers, which run the replicas, also
+    where their models come from (infra/model_access.py)."""
     env = {**RAY_ENV, **ingress_environment(stack.applications, stack.serve)}
-    return [{"name": key, "value": value} for key, value in sorted(env.items())]
+    plain: list[dict[str, Any]] = [{"name": key, "value": value}
+                                   for key, value in sorted(env.items())]
+    return plain if head else sorted([*plain, *model_environment(stack)],
+                                     key=lambda entry: str(entry["name"]))
 
 
 def scrape_annotations(stack: StackConfig) -> dict[str, str]:
@@ -144,14 +154,14 @@ def _pod_template(
 def _container(stack: StackConfig, name: str, image: str, resources: dict[str, Any],
                head: bool) -> dict[str, Any]:
     return {
-        "env": _env(stack),
+        "env": _env(stack, head),
         "image": image,
         "imagePullPolicy": stack.image.pull_policy,
         "name": name,
         "ports": _ports(stack, head),
         "resources": resources,
         "securityContext": container_security_context(),
-        "volumeMounts": _volume_mounts(),
+        "volumeMounts": _volume_mounts() + ([] if head else worker_volume_mounts(stack)),
     }
 
 
@@ -200,8 +210,13 @@ def ray_resources_param(resources: dict[str, int]) -> str:
 
 def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, Any]:
     gpu = group.pod.devices > 0
+    resources = shape_resources(group.pod, group.accelerator_resource)
+    cache = cache_ephemeral_storage(stack)
+    if cache:  # the model cache's emptyDir: the scheduler places the pod where disk fits it
+        for kind in ("limits", "requests"):
+            resources[kind] = {**resources[kind], EPHEMERAL_STORAGE: memory_quantity(cache)}
     container = _container(stack, WORKER_CONTAINER, stack.image.reference(gpu=gpu),
-                           shape_resources(group.pod, group.accelerator_resource), head=False)
+                           resources, head=False)
     params = {
         "memory": str(group.ray.memory),
         "metrics-export-port": _metrics(stack),
@@ -221,8 +236,19 @@ def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, A
         "rayStartParams": params,
         # Only the first apply uses this; afterwards the autoscaler owns it (ignore_changes).
         "replicas": group.min_pods,
-        "template": _pod_template(stack, container, group.node_selector, group.tolerations),
+        "template": _with_model_access(
+            stack, _pod_template(stack, container, group.node_selector, group.tolerations)),
     }
+
+
+def _with_model_access(stack: StackConfig, template: dict[str, Any]) -> dict[str, Any]:
+    """A worker pod of a stack with remote models: its ServiceAccount and cache volume."""
+    additions = worker_pod_additions(stack)
+    spec = template["spec"]
+    if additions:
+        spec["serviceAccountName"] = additions["serviceAccountName"]
+        spec["volumes"] = [*spec["volumes"], *additions["volumes"]]
+    return template
 
 
 def autoscaler_options(stack: StackConfig) -> dict[str, Any]:

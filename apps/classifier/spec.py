@@ -53,6 +53,9 @@ class ClassifierSettings(UserConfig):
         description="Larger HTTP bodies get 413 before parsing; a 64x64 array tile is ~60 KB.",
     )
 
+    def model_uris(self) -> tuple[str, ...]:
+        return (self.checkpoint_uri,)
+
     @field_validator("file_roots")
     @classmethod
     def _absolute_roots(cls, roots: tuple[str, ...]) -> tuple[str, ...]:

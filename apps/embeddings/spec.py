@@ -49,6 +49,9 @@ class EmbedderSettings(UserConfig):
         ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
 
+    def model_uris(self) -> tuple[str, ...]:
+        return (self.model_uri,) if self.model_uri else ()
+
     @field_validator("model_uri")
     @classmethod
     def _servable_uri(cls, uri: str | None, info: ValidationInfo) -> str | None:

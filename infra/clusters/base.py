@@ -8,8 +8,8 @@ same components run on kind, GKE, EKS or a cluster someone else operates.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 import pulumi
@@ -29,6 +29,10 @@ class Cluster:
     pools: tuple[NodePool, ...]
     ready: tuple[pulumi.Resource, ...]  # node pools and add-ons workloads must wait for
     shared: bool = False  # someone else's cluster: cluster-wide objects (CRDs) are not ours
+    model_reader_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Annotations binding the Ray pods' ServiceAccount to the cloud identity that may read
+    the stack's model buckets (GKE Workload Identity); empty where the binding lives
+    elsewhere (EKS Pod Identity) or no model is read from the cloud."""
     api_server_cidrs: pulumi.Input[Sequence[str]] = ()
     """Where the `kubernetes` Service forwards to (NetworkPolicies see the address after DNAT),
     for the head's autoscaler egress; empty where the backend cannot know it."""

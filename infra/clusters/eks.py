@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import CLUSTER_AUTOSCALER_IMAGE_TAGS, EksCluster, EksVpc, NodePool, StackConfig
+from infra.model_access import model_buckets, ray_service_account
 from infra.names import CLOUD_TAINT_EFFECTS, EKS_NODE_GROUP_LABEL
 
 CPU_AMI = "AL2023_x86_64_STANDARD"
@@ -212,22 +213,69 @@ def autoscaler_values(config: EksCluster) -> dict[str, Any]:
     }
 
 
+POD_IDENTITY_TRUST = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+    "Principal": {"Service": "pods.eks.amazonaws.com"},
+}]}
+"""Who may assume a Pod Identity role: the EKS Pod Identity agent, for an association."""
+
+
+def pod_identity_agent(config: EksCluster, cluster: eks.Cluster,
+                       opts: pulumi.ResourceOptions) -> aws.eks.Addon:
+    return aws.eks.Addon(f"{config.name}-{POD_IDENTITY_AGENT}", cluster_name=config.name,
+                         addon_name=POD_IDENTITY_AGENT, opts=pulumi.ResourceOptions.merge(
+                             opts, pulumi.ResourceOptions(depends_on=[cluster])))
+
+
+def model_read_policy(stack: StackConfig) -> dict[str, Any] | None:
+    """s3:GetObject on exactly the objects/prefixes the apps' s3:// URIs name, and listing
+    only below those prefixes (a sentence-transformers model is a prefix of objects)."""
+    uris = model_buckets(stack, "s3")
+    if not uris or stack.model_sources.s3_endpoint:  # S3-compatible: a credentials Secret
+        return None
+    statements: list[dict[str, Any]] = [{
+        "Effect": "Allow", "Action": ["s3:GetObject"],
+        "Resource": sorted(f"arn:aws:s3:::{uri.bucket}/{uri.key}*" for uri in uris),
+    }]
+    for bucket in sorted({uri.bucket for uri in uris}):
+        prefixes = sorted(f"{uri.key}*" for uri in uris if uri.bucket == bucket)
+        statements.append({
+            "Effect": "Allow", "Action": ["s3:ListBucket"],
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": prefixes}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def model_reader(stack: StackConfig, agent: aws.eks.Addon, cluster: eks.Cluster,
+                 opts: pulumi.ResourceOptions) -> None:
+    """Pod Identity for the Ray pods: a role with model_read_policy, associated with their
+    Kubernetes ServiceAccount only."""
+    policy = model_read_policy(stack)
+    if policy is None:
+        return
+    name = f"{_eks(stack).name}-model-reader"
+    role = aws.iam.Role(name, assume_role_policy=json.dumps(POD_IDENTITY_TRUST, sort_keys=True),
+                        opts=opts)
+    aws.iam.RolePolicy(name, role=role.id, policy=json.dumps(policy, sort_keys=True),
+                       opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                           parent=role)))
+    aws.eks.PodIdentityAssociation(
+        name, cluster_name=_eks(stack).name, namespace=stack.namespace,
+        service_account=ray_service_account(stack), role_arn=role.arn,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            depends_on=[cluster, agent])))
+
+
 def cluster_autoscaler(config: EksCluster, cluster: eks.Cluster, provider: k8s.Provider,
-                       groups: list[eks.ManagedNodeGroup],
+                       groups: list[eks.ManagedNodeGroup], agent: aws.eks.Addon,
                        opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
     """The pinned Cluster Autoscaler, its AWS role bound to its ServiceAccount by Pod Identity."""
     name = config.name
     cluster_name = config.name  # eks.Cluster(name=...): the EKS name, once it exists
-    after_cluster = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-        depends_on=[cluster]))
-    agent = aws.eks.Addon(f"{name}-{POD_IDENTITY_AGENT}", cluster_name=cluster_name,
-                          addon_name=POD_IDENTITY_AGENT, opts=after_cluster)
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
-        "Principal": {"Service": "pods.eks.amazonaws.com"},
-    }]}
     role = aws.iam.Role(f"{name}-cluster-autoscaler",
-                        assume_role_policy=json.dumps(trust, sort_keys=True), opts=opts)
+                        assume_role_policy=json.dumps(POD_IDENTITY_TRUST, sort_keys=True),
+                        opts=opts)
     aws.iam.RolePolicy(f"{name}-cluster-autoscaler", role=role.id,
                        policy=json.dumps(autoscaler_policy(name), sort_keys=True),
                        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
@@ -289,8 +337,13 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig_json)
     provider = kubernetes_provider("kubernetes", kubeconfig, parent, depends_on=[cluster])
     ready: list[pulumi.Resource] = list(groups)
+    needs_agent = config.node_autoscaler == "cluster-autoscaler" or model_read_policy(stack)
+    agent = pod_identity_agent(config, cluster, in_region) if needs_agent else None
     if config.node_autoscaler == "cluster-autoscaler":
-        ready.append(cluster_autoscaler(config, cluster, provider, groups, in_region))
+        assert agent is not None
+        ready.append(cluster_autoscaler(config, cluster, provider, groups, agent, in_region))
+    if agent is not None:
+        model_reader(stack, agent, cluster, in_region)
     gpu_pools = [pool for pool in stack.pools if pool.accelerator is not None]
     if gpu_pools and config.install_nvidia_device_plugin:
         ready.append(k8s.helm.v3.Release(

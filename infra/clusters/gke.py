@@ -11,10 +11,11 @@ import json
 import re
 
 import pulumi
-from pulumi_gcp import container, projects, serviceaccount
+from pulumi_gcp import container, projects, serviceaccount, storage
 
 from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import PROJECT, GkeCluster, NodePool, StackConfig
+from infra.model_access import model_buckets, ray_service_account
 from infra.names import CLOUD_TAINT_EFFECTS
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
@@ -24,6 +25,9 @@ NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
 """Google's least-privilege role for GKE nodes (logs, metrics, metadata), in place of the
 Compute Engine default service account and its project-wide Editor role."""
 IMAGE_PULL_ROLE = "roles/artifactregistry.reader"
+MODEL_READ_ROLE = "roles/storage.objectViewer"
+WORKLOAD_IDENTITY_ROLE = "roles/iam.workloadIdentityUser"
+WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
 
 
 def _gke(stack: StackConfig) -> GkeCluster:
@@ -60,6 +64,34 @@ def node_service_account(stack: StackConfig, parent: pulumi.Resource
             member=member, opts=pulumi.ResourceOptions(parent=account),
         )
     return account
+
+
+def model_reader(stack: StackConfig, parent: pulumi.Resource) -> dict[str, pulumi.Input[str]]:
+    """Workload Identity for the Ray pods: a Google service account with read-only access
+    (storage.objectViewer) to exactly the buckets the apps' gs:// URIs name, which only the
+    Ray pods' Kubernetes ServiceAccount may impersonate. Returns that KSA's annotation."""
+    buckets = sorted({uri.bucket for uri in model_buckets(stack, "gs")})
+    if not buckets:
+        return {}
+    gke = _gke(stack)
+    account = serviceaccount.Account(
+        f"{gke.name}-model-reader", account_id=gke.model_reader_account_id, project=gke.project,
+        display_name=f"Ray pods of {stack.rayservice.name} reading models (servestack)",
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    for bucket in buckets:
+        storage.BucketIAMMember(
+            f"{gke.name}-model-reader-{bucket}", bucket=bucket, role=MODEL_READ_ROLE,
+            member=member, opts=pulumi.ResourceOptions(parent=account),
+        )
+    ksa = f"{gke.project}.svc.id.goog[{stack.namespace}/{ray_service_account(stack)}]"
+    serviceaccount.IAMMember(
+        f"{gke.name}-model-reader-workload-identity", service_account_id=account.name,
+        role=WORKLOAD_IDENTITY_ROLE, member=f"serviceAccount:{ksa}",
+        opts=pulumi.ResourceOptions(parent=account),
+    )
+    return {WORKLOAD_IDENTITY_ANNOTATION: account.email}
 
 
 def datapath_for(stack: StackConfig) -> str | None:
@@ -195,4 +227,5 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     ).apply(kubeconfig_checked))
     provider = kubernetes_provider("kubernetes", kubeconfig, parent, depends_on=node_pools)
     return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools,
-                   ready=tuple(node_pools), api_server_cidrs=api_server_cidrs(cluster))
+                   ready=tuple(node_pools), api_server_cidrs=api_server_cidrs(cluster),
+                   model_reader_annotations=model_reader(stack, parent))
