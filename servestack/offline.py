@@ -164,6 +164,9 @@ def _fake_outputs(args: MockResourceArgs) -> dict[str, Any]:
     elif args.typ == "pulumi:pulumi:StackReference":
         state["outputs"] = {"kubeconfig": FAKE_KUBECONFIG}
         state["secretOutputNames"] = ["kubeconfig"]
+    elif args.typ == "gcp:serviceaccount/account:Account":
+        state["email"] = f"{state.get('accountId')}@{state.get('project')}.iam.gserviceaccount.com"
+        state["name"] = f"projects/{state.get('project')}/serviceAccounts/{state['email']}"
     elif args.typ == "aws:iam/role:Role":
         state["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
         state.setdefault("name", args.name)

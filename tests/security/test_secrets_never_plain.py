@@ -2,7 +2,7 @@
 not in a resource input Pulumi would store unencrypted.
 
 Known sentinel values go in through the harness's secret config (the Redis password, the
-existing cluster's kubeconfig); generated secrets (Ray's auth token, Grafana's admin
+existing cluster's kubeconfig, the MLflow token of model sources); generated secrets (Ray's auth token, Grafana's admin
 password) come back from the offline provider with a known prefix. Then everything the
 program produced is searched for them.
 """
@@ -29,10 +29,14 @@ KUBECONFIG = json.dumps({
     "contexts": [{"name": "onprem-admin", "context": {"cluster": "onprem", "user": "admin"}}],
     "users": [{"name": "admin", "user": {"token": KUBE_TOKEN}}],
 })
+MLFLOW_TOKEN = "sentinel-mlflow-token-93be1d"
 SECRETS = {"redisPassword": REDIS_PASSWORD, "kubeconfig": KUBECONFIG}
-SENTINELS = (REDIS_PASSWORD, KUBE_TOKEN, RANDOM_PLACEHOLDER)
+STACK_SECRETS = {"models-gke": {"mlflowToken": MLFLOW_TOKEN}}
+"""Secrets only some stacks read (a stack refuses a secret key it does not know)."""
+SENTINELS = (REDIS_PASSWORD, KUBE_TOKEN, MLFLOW_TOKEN, RANDOM_PLACEHOLDER)
 STACK_FILES = {**{s: stack_file(s) for s in available_stacks()},
-               "onprem-mig": FIXTURES / "onprem-mig.yaml"}
+               "onprem-mig": FIXTURES / "onprem-mig.yaml",
+               "models-gke": FIXTURES / "models-gke.yaml"}
 
 
 def leaks(value: Any) -> list[str]:
@@ -42,7 +46,8 @@ def leaks(value: Any) -> list[str]:
 
 @pytest.fixture(scope="module", params=sorted(STACK_FILES))
 def run(request: pytest.FixtureRequest) -> ProgramRun:
-    return run_stack_file(STACK_FILES[request.param], request.param, secrets=SECRETS).check()
+    secrets = {**SECRETS, **STACK_SECRETS.get(request.param, {})}
+    return run_stack_file(STACK_FILES[request.param], request.param, secrets=secrets).check()
 
 
 def test_the_program_really_received_the_sentinels(run: ProgramRun) -> None:
@@ -53,6 +58,8 @@ def test_the_program_really_received_the_sentinels(run: ProgramRun) -> None:
         expected.add(REDIS_PASSWORD)  # GCS fault tolerance
     if run.stack == "onprem-mig":
         expected.add(KUBE_TOKEN)  # backend: existing, kubeconfig from the secret
+    if run.stack == "models-gke":
+        expected.add(MLFLOW_TOKEN)  # model_sources.mlflow_token_secret_key
     assert found == expected
 
 
