@@ -878,6 +878,13 @@ class StackConfig(SpecModel):
         return self
 
     @property
+    def mlflow_token_key(self) -> str | None:
+        """The secret config key of MLflow's token, when an app loads from MLflow at all."""
+        key = self.model_sources.mlflow_token_secret_key
+        uses_mlflow = any(urlsplit(uri).scheme == "mlflow" for uri in self.model_uris)
+        return key if key and uses_mlflow else None
+
+    @property
     def model_uris(self) -> tuple[str, ...]:
         """The remote model URIs (s3/gs/mlflow) the stack's apps load, sorted."""
         found = {uri for app in self.applications for deployment in app.deployments

@@ -4,18 +4,14 @@ Everything is derived from two places: the apps' model URIs (which buckets, whic
 `StackConfig.model_uris`) and `model_sources` (endpoints, addresses, the cache volume). A
 stack whose apps load no remote model gets none of it: its pods stay exactly as before.
 Secrets are referenced, never copied: the MLflow token lives in a Secret made from a Pulumi
-secret, S3 keys in a Secret the stack names.
+secret (infra/model_access_resources.py), S3 keys in a Secret the stack names. Pure: the
+worker groups and the policy pack use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-import pulumi
-import pulumi_kubernetes as k8s
 
 from apps.model_source.environment import (
     CACHE_DIR_ENV,
@@ -26,14 +22,12 @@ from apps.model_source.environment import (
 )
 from apps.model_source.uri import ObjectStoreUri, object_store_uris
 from infra.config import StackConfig
-from infra.names import stack_labels
 from infra.quantities import memory_quantity
 
 MODEL_CACHE_VOLUME = "model-cache"
 MODEL_CACHE_MOUNT = "/var/cache/servestack/models"
 MLFLOW_TOKEN_KEY = "token"
 EPHEMERAL_STORAGE = "ephemeral-storage"
-MODEL_ACCESS_COMPONENT = "servestack:index:ModelAccess"
 
 
 def uses_model_sources(stack: StackConfig) -> bool:
@@ -52,13 +46,6 @@ def ray_service_account(stack: StackConfig) -> str:
 
 def mlflow_token_secret(stack: StackConfig) -> str:
     return f"{stack.rayservice.name}-mlflow-token"
-
-
-def mlflow_token_key(stack: StackConfig) -> str | None:
-    """The secret config key of MLflow's token, when an app loads from MLflow at all."""
-    key = stack.model_sources.mlflow_token_secret_key
-    uses_mlflow = any(urlsplit(uri).scheme == "mlflow" for uri in stack.model_uris)
-    return key if key and uses_mlflow else None
 
 
 def cache_max_bytes(stack: StackConfig) -> int:
@@ -83,7 +70,7 @@ def model_environment(stack: StackConfig) -> list[dict[str, Any]]:
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
     if sources.mlflow_tracking_uri:
         env.append({"name": MLFLOW_TRACKING_URI_ENV, "value": sources.mlflow_tracking_uri})
-    if mlflow_token_key(stack):
+    if stack.mlflow_token_key:
         env.append({"name": MLFLOW_TOKEN_ENV, "valueFrom": {"secretKeyRef": {
             "key": MLFLOW_TOKEN_KEY, "name": mlflow_token_secret(stack)}}})
     return sorted(env, key=lambda entry: str(entry["name"]))
@@ -132,41 +119,3 @@ def model_egress(stack: StackConfig) -> list[dict[str, Any]]:
         rules.append({"ports": [{"port": _port(sources.mlflow_tracking_uri), "protocol": "TCP"}],
                       "to": [{"ipBlock": {"cidr": cidr}} for cidr in sources.mlflow_cidrs]})
     return rules
-
-
-@dataclass(frozen=True)
-class ModelAccessArgs:
-    stack: StackConfig
-    annotations: Mapping[str, pulumi.Input[str]]  # Cluster.model_reader_annotations
-    mlflow_token: pulumi.Output[str] | None  # a Pulumi secret; None without a token key
-
-
-class ModelAccess(pulumi.ComponentResource):
-    """The Ray pods' ServiceAccount (bound to the cloud identity that reads the buckets) and
-    the MLflow token Secret. Registered only for stacks whose apps load remote models."""
-
-    def __init__(self, name: str, args: ModelAccessArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(MODEL_ACCESS_COMPONENT, name, None, opts)
-        stack = args.stack
-        labels = stack_labels(stack.stack)
-        child = pulumi.ResourceOptions(parent=self)
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-ray", metadata={
-                "annotations": dict(sorted(args.annotations.items())) or None,
-                "labels": labels, "name": ray_service_account(stack),
-                "namespace": stack.namespace},
-            # Ray pods never call the Kubernetes API (the autoscaler sidecar uses its own).
-            automount_service_account_token=False,
-            opts=child,
-        )
-        self.mlflow_token = None
-        if args.mlflow_token is not None:
-            self.mlflow_token = k8s.core.v1.Secret(
-                f"{name}-mlflow-token", metadata={
-                    "labels": labels, "name": mlflow_token_secret(stack),
-                    "namespace": stack.namespace},
-                type="Opaque", string_data={MLFLOW_TOKEN_KEY: args.mlflow_token},
-                opts=child,
-            )
-        self.register_outputs({})

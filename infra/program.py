@@ -18,12 +18,8 @@ from infra.clusters.base import (
 )
 from infra.config import PROJECT, StackConfigError
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
-from infra.model_access import (
-    ModelAccess,
-    ModelAccessArgs,
-    mlflow_token_key,
-    uses_model_sources,
-)
+from infra.model_access import uses_model_sources
+from infra.model_access_resources import ModelAccess, ModelAccessArgs
 from infra.namespace import workload_namespace
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.observability import Observability, ObservabilityArgs, operator_scrape_annotations
@@ -75,7 +71,7 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]))
     access: list[pulumi.Resource] = []
     if uses_model_sources(stack):
-        token_key = mlflow_token_key(stack)
+        token_key = stack.mlflow_token_key
         access.append(ModelAccess("model-access", ModelAccessArgs(
             stack, cluster.model_reader_annotations,
             pulumi.Config(PROJECT).require_secret(token_key) if token_key else None,

@@ -24,7 +24,6 @@ from infra.config import (
     parse_stack_config,
 )
 from infra.environment import GUARDED, environment_for
-from infra.model_access import mlflow_token_key
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
 
@@ -80,7 +79,7 @@ def required_secrets(stack: StackConfig) -> dict[str, str]:
     ft = stack.rayservice.gcs_fault_tolerance
     if ft.enabled:
         needed[ft.password_secret_key] = _PASSWORD_MEANING
-    token_key = mlflow_token_key(stack)
+    token_key = stack.mlflow_token_key
     if token_key:
         needed[token_key] = _MLFLOW_TOKEN_MEANING
     return needed

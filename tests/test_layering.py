@@ -30,6 +30,8 @@ POLICY_HELPERS = {
     "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
     "infra.autoscaler_fit": "Ray's autoscaler translation of the groups, pure (validation)",
     "infra.worker_groups": "the RayCluster groups as dicts, pure (autoscaler_fit)",
+    "infra.model_access": "model URIs → cache volume, env, egress rules as dicts, pure "
+                          "(worker_groups)",
 }
 """The infra modules the policy pack may import, and why each is safe to: none of them
 registers a resource or imports the program."""

@@ -2,9 +2,9 @@
 not in a resource input Pulumi would store unencrypted.
 
 Known sentinel values go in through the harness's secret config (the Redis password, the
-existing cluster's kubeconfig, the MLflow token of model sources); generated secrets (Ray's auth token, Grafana's admin
-password) come back from the offline provider with a known prefix. Then everything the
-program produced is searched for them.
+existing cluster's kubeconfig, the MLflow token of model sources); generated secrets (Ray's
+auth token, Grafana's admin password) come back from the offline provider with a known
+prefix. Then everything the program produced is searched for them.
 """
 
 from __future__ import annotations
