@@ -13,6 +13,20 @@ EMBEDDING_DIM = 384
 class EmbedderSettings(UserConfig):
     """The encoder to serve and the request limits, tunable live through reconfigure."""
 
+    max_texts_per_request: int = Field(
+        64, ge=1, le=4096, description="More texts in one request get 413."
+    )
+    max_text_chars: int = Field(
+        2000, ge=1, le=100_000, description="A longer text gets 413 naming `texts.<i>`."
+    )
+    max_request_chars: int = Field(
+        4096, ge=1, le=1_000_000,
+        description="Work budget: a request whose texts total more characters gets 413 before "
+        "the model runs (a character costs at most one token; see docs/security.md).",
+    )
+    max_request_bytes: ByteSize = Field(
+        ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
+    )
     file_roots: tuple[str, ...] = Field(
         DEFAULT_FILE_ROOTS,
         description="Directories a file:// model may live in (symlinks are resolved).",
@@ -33,20 +47,6 @@ class EmbedderSettings(UserConfig):
     max_model_bytes: ByteSize = Field(
         ByteSize(1024**3), ge=1024,
         description="A larger model (all its files) is refused before it is loaded.",
-    )
-    max_texts_per_request: int = Field(
-        64, ge=1, le=4096, description="More texts in one request get 413."
-    )
-    max_text_chars: int = Field(
-        2000, ge=1, le=100_000, description="A longer text gets 413 naming `texts.<i>`."
-    )
-    max_request_chars: int = Field(
-        4096, ge=1, le=1_000_000,
-        description="Work budget: a request whose texts total more characters gets 413 before "
-        "the model runs (a character costs at most one token; see docs/security.md).",
-    )
-    max_request_bytes: ByteSize = Field(
-        ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
 
     def model_uris(self) -> tuple[str, ...]:

@@ -213,7 +213,8 @@ def test_worked_example_spec_to_serve_options_to_serve_config() -> None:
         "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.01},
         "settings": {
             "max_texts_per_request": 64, "max_text_chars": 2000, "max_request_chars": 4096,
-            "max_request_bytes": 1024**2,
+            "max_request_bytes": 1024**2, "file_roots": ["/mnt/models"], "model_uri": None,
+            "model_refresh": "", "max_model_bytes": 1024**3,
         },
     }
     DeploymentSchema.model_validate(options)
