@@ -1,4 +1,10 @@
-"""Results JSON → markdown tables (benchmarks/RESULTS.md, quick or full run).
+"""Results JSON → markdown tables (benchmarks/RESULTS.md), from the latest runs of each kind.
+
+A quick run measures issue 12's goals only; a full run measures the goals and every sweep.
+RESULTS.md takes the goals (and their profiles) from the latest run that measured them and
+the sweep sections from the latest full run, and heads each section with the run (file,
+date, mode, load average) its numbers come from, so an older run is never read as the
+current one. A section whose run has no data for it says so in one line.
 
 Everything but the analysis block is generated; the analysis block (between the markers)
 is written by a person after reading the tables and is carried over on regeneration.
@@ -7,7 +13,8 @@ is written by a person after reading the tables and is carried over on regenerat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +23,78 @@ import typer
 BENCH_DIR = Path(__file__).resolve().parent
 ANALYSIS_START = "<!-- analysis:start -->"
 ANALYSIS_END = "<!-- analysis:end -->"
+RESULTS_DIR = BENCH_DIR / "results"
 SATURATION = "closed c=64"
 LATENCY = "closed c=1"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table, or "" when there are no rows (the caller says why in one line)."""
+    body = ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    if not body:
+        return ""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + body)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One results JSON and where it lives (repository-relative when inside the repo)."""
+
+    path: str
+    results: Mapping[str, Any]
+
+    @property
+    def date(self) -> str:
+        return str(self.results["machine"]["date"])
+
+    def label(self) -> str:
+        machine = self.results["machine"]
+        start = machine.get("load_average_at_start") or ["?"]
+        end = machine.get("load_average_at_end") or ["?"]
+        return (f"`{self.path}`: {self.results['mode']} run of {self.date}, load average "
+                f"(1 min) {start[0]} at start, {end[0]} at end")
+
+
+def load(path: Path) -> Source | None:
+    if not path.is_file():
+        return None
+    resolved = path.resolve()
+    root = BENCH_DIR.parent
+    shown = (resolved.relative_to(root).as_posix() if resolved.is_relative_to(root)
+             else str(resolved))
+    return Source(shown, json.loads(path.read_text()))
+
+
+def has_goals(results: Mapping[str, Any]) -> bool:
+    return bool((results.get("goals") or {}).get("goals"))
+
+
+def has_sweeps(results: Mapping[str, Any]) -> bool:
+    return bool(results.get("served") or results.get("raw"))
+
+
+def latest(results_dir: Path = RESULTS_DIR,
+           extra: Sequence[Path] = ()) -> tuple[Source | None, Source | None]:
+    """(latest run with goals, latest full run with sweeps) among quick.json, full.json and
+    `extra` (a run written elsewhere with --output)."""
+    paths = [results_dir / "quick.json", results_dir / "full.json", *extra]
+    sources = [s for s in {p.resolve(): load(p) for p in paths}.values() if s is not None]
+    with_goals = [s for s in sources if has_goals(s.results)]
+    full = [s for s in sources if s.results.get("mode") == "full" and has_sweeps(s.results)]
+    return (max(with_goals, key=lambda s: s.date, default=None),
+            max(full, key=lambda s: s.date, default=None))
+
+
+def _sourced(source: Source | None, what: str,
+             body: Callable[[Mapping[str, Any]], str]) -> str:
+    """A section's "from which run" line, then its table, or one line saying why there is none."""
+    if source is None:
+        return f"_Not measured: no {what} in benchmarks/results/._"
+    text = body(source.results)
+    if not text:
+        return f"_From {source.label()}: no data for this section in that run._"
+    return f"_From {source.label()}._\n\n{text}"
 
 
 def _cell(value: Any) -> str:
@@ -136,7 +207,7 @@ def goals_section(results: Mapping[str, Any]) -> str:
     """Issue 12's goals: median and spread of per-round ratios, raw and served interleaved."""
     goals = results.get("goals") or {}
     if not goals.get("goals"):
-        return "_Not measured in this run._"
+        return ""
     loads = [run["load_average"][0] for round_ in goals["rounds"]
              for run in round_["served"].values()]
     rows = []
@@ -217,6 +288,13 @@ def threads_section(results: Mapping[str, Any]) -> str:
                   rows)
 
 
+def _ingress(served: Mapping[str, Any]) -> str:
+    """What the variant's switches made the ingress: a variant's name means what it meant
+    on the day of its run (`default` was the Python proxy before HAProxy became the default)."""
+    switches = served.get("switches") or {}
+    return "HAProxy" if switches.get("RAY_SERVE_ENABLE_HA_PROXY") == "1" else "Python proxy"
+
+
 def variants_section(results: Mapping[str, Any]) -> str:
     rows = []
     for served in results.get("served", []):
@@ -224,7 +302,8 @@ def variants_section(results: Mapping[str, Any]) -> str:
             if scenario["label"] != "spec defaults" or "error" in scenario:
                 continue
             single, saturation = _run(scenario, LATENCY), _run(scenario, SATURATION)
-            rows.append((scenario["app"], served["variant"], served["ray_start_s"],
+            rows.append((scenario["app"], served["variant"], _ingress(served),
+                         served["ray_start_s"],
                          _latency(single, "p50_ms"), _latency(single, "p99_ms"),
                          (saturation or {}).get("throughput_rps"),
                          _latency(saturation, "p50_ms"), _latency(saturation, "p99_ms"),
@@ -232,7 +311,8 @@ def variants_section(results: Mapping[str, Any]) -> str:
                          {**(single or {}).get("errors", {}),
                           **(saturation or {}).get("errors", {})}))
     rows.sort(key=lambda r: (r[0], r[1]))
-    return _table(("app", "variant", "Ray+Serve start s", "p50 ms (c=1)", "p99 ms (c=1)",
+    return _table(("app", "variant", "ingress", "Ray+Serve start s", "p50 ms (c=1)",
+                   "p99 ms (c=1)",
                    "req/s (c=64)", "p50 ms (c=64)", "p99 ms (c=64)", "client CPU share (c=64)",
                    "errors"), rows)
 
@@ -254,6 +334,8 @@ def open_loop_section(results: Mapping[str, Any]) -> str:
 
 def failures_section(results: Mapping[str, Any]) -> str:
     """Variants that did not start and scenarios that failed, with Ray's last words."""
+    if not results.get("served"):
+        return ""  # no served variant ran: nothing to report, and no "None" to claim
     rows = []
     for served in results.get("served", []):
         if "error" in served:
@@ -312,35 +394,84 @@ METHOD = """\
 """
 
 
-def render(results: Mapping[str, Any], analysis: str, source: str) -> str:
-    quick = results["mode"] == "quick"
-    command = "python -m benchmarks.run" + (" --quick" if quick else "")
+REPRODUCE = "\n".join((
+    "```bash",
+    ". .venv/bin/activate && servestack model build   # the classifier checkpoint",
+    "python -m benchmarks.run            # full: goals + sweeps, results/full.json + this file",
+    "python -m benchmarks.run --quick    # < 10 min, goals only: results/quick.json + this file",
+    "python -m benchmarks.run --report-only   # measures nothing: this file from results/*.json",
+    "python -m benchmarks.infra_scale   # infra scale only",
+    "python -m benchmarks.raw embeddings --threads 1   # one raw baseline",
+    "python -m benchmarks.loadgen http://127.0.0.1:8000 --path /embed --body "
+    "'{\"texts\": [\"hi\"]}' --mode open --rate 20   # against `servestack serve`",
+    "```",
+))
+
+
+def _sources_table(goals: Source | None, full: Source | None,
+                   infra: Source | None) -> str:
+    roles: dict[str, list[str]] = {}
+    order: dict[str, Source] = {}
+    for source, role in ((goals, "goals, profiles, plot"), (full, "every sweep section"),
+                         (infra, "infra scale")):
+        if source is not None:
+            roles.setdefault(source.path, []).append(role)
+            order[source.path] = source
+    rows = []
+    for path, source in order.items():
+        machine = source.results["machine"]
+        start, end = machine.get("load_average_at_start"), machine.get("load_average_at_end")
+        rows.append((", ".join(roles[path]), f"`{path}`", source.results["mode"], source.date,
+                     ", ".join(map(str, start or [])), ", ".join(map(str, end or []))))
+    return _table(("sections", "results file", "mode", "date (UTC)",
+                   "load average at start (1/5/15 min)", "at end"), rows) or (
+        "_No results yet: run `python -m benchmarks.run --quick`._")
+
+
+def _machines(goals: Source | None, full: Source | None) -> str:
+    parts = []
+    if goals is not None and full is not None and goals.path == full.path:
+        return f"### Goals and sweeps: `{goals.path}`\n\n{machine_section(goals.results)}"
+    for title, source in (("Goals run", goals), ("Sweep run (full)", full)):
+        if source is not None:
+            parts.append(f"### {title}: `{source.path}`\n\n{machine_section(source.results)}")
+    return "\n\n".join(parts) or "_No results yet._"
+
+
+def render(goals: Source | None, full: Source | None, analysis: str) -> str:
+    """RESULTS.md: goals from `goals`, sweeps from `full` (either may be None or the same)."""
+    infra = max((s for s in (goals, full) if s is not None and s.results.get("infra_scale")),
+                key=lambda s: s.date, default=None)
+    generated = " and ".join(dict.fromkeys(s.path for s in (goals, full) if s is not None))
     parts = [
         "# Benchmark results",
-        f"<!-- generated by `{command}` from {source}; only the analysis block is hand-written "
-        "and is kept on regeneration -->",
-        "## Machine", machine_section(results),
-        "## Reproduce",
-        "```bash\n. .venv/bin/activate && servestack model build   # the classifier checkpoint\n"
-        "python -m benchmarks.run            # full run, writes results/full.json"
-        " + this file\npython -m benchmarks.run --quick    # < 10 min: the goals only, writes "
-        "results/quick.json + this file\npython -m benchmarks.infra_scale   # infra scale only\n"
-        "python -m benchmarks.raw embeddings --threads 1   # one raw baseline\n"
-        "python -m benchmarks.loadgen http://127.0.0.1:8000 --path /embed "
-        "--body '{\"texts\": [\"hi\"]}' --mode open --rate 20   # against `servestack serve`\n"
-        "```",
+        f"<!-- generated by `python -m benchmarks.report` (also at the end of "
+        f"`python -m benchmarks.run [--quick]`) from {generated or 'no results'}; only the "
+        "analysis block is hand-written and is kept on regeneration -->",
+        "Each section names the run its numbers come from. The goals come from the latest run "
+        "that measured them, the sweeps from the latest full run: they may be days apart, "
+        "on a differently loaded machine and a different stack.",
+        _sources_table(goals, full, infra),
+        "## Machine", _machines(goals, full),
+        "## Reproduce", REPRODUCE,
         "## Method", METHOD,
         "## Issue 12 goals (stack as shipped, raw and served interleaved)",
-        goals_section(results),
-        "## Where the time goes (goals not met)", profiles_section(results),
-        "## Served vs raw (default variant, spec defaults, one replica)", summary_section(results),
-        "## Settings sweep (default variant, one replica)", sweep_section(results),
-        "## Threads per replica", threads_section(results),
-        "## Ray Serve throughput switches", variants_section(results),
-        "## Open loop (latency from intended send time)", open_loop_section(results),
-        "## Failures", failures_section(results),
-        "## Raw baselines", raw_section(results),
-        "## Infra scale", infra_section(results),
+        _sourced(goals, "run measured the goals", goals_section),
+        "## Where the time goes (goals not met)",
+        _sourced(goals, "run measured the goals", profiles_section),
+    ]
+    for title, body in (
+        ("Served vs raw (default variant, spec defaults, one replica)", summary_section),
+        ("Settings sweep (default variant, one replica)", sweep_section),
+        ("Threads per replica", threads_section),
+        ("Ray Serve throughput switches", variants_section),
+        ("Open loop (latency from intended send time)", open_loop_section),
+        ("Failures", failures_section),
+        ("Raw baselines", raw_section),
+    ):
+        parts += [f"## {title}", _sourced(full, "full run", body)]
+    parts += [
+        "## Infra scale", _sourced(infra, "run measured it", infra_section),
         "## Analysis and chosen defaults",
         ANALYSIS_START + "\n" + analysis.strip() + "\n" + ANALYSIS_END,
     ]
@@ -356,24 +487,32 @@ def existing_analysis(path: Path) -> str:
     return "_(to be written after reading the tables)_"
 
 
-def write(results_path: Path) -> Path:
-    """RESULTS.md for a full run, results/<mode>.md otherwise; returns the path written."""
-    results = json.loads(results_path.read_text())
-    target = BENCH_DIR / "RESULTS.md"  # quick or full: the header says which
-    resolved = results_path.resolve()
-    source = (resolved.relative_to(BENCH_DIR.parent).as_posix()
-              if resolved.is_relative_to(BENCH_DIR.parent) else str(resolved))
-    target.write_text(render(results, existing_analysis(target), source))
+def write(goals: Source | None, full: Source | None,
+          target: Path = BENCH_DIR / "RESULTS.md") -> Path:
+    """Rewrite RESULTS.md from these runs, keeping its analysis block; measures nothing."""
+    target.write_text(render(goals, full, existing_analysis(target)))
     return target
+
+
+def write_latest(results_dir: Path = RESULTS_DIR, extra: Sequence[Path] = ()) -> Path:
+    return write(*latest(results_dir, extra))
 
 
 cli = typer.Typer(add_completion=False)
 
 
 @cli.command()
-def main(results_path: Path = typer.Argument(BENCH_DIR / "results" / "full.json")) -> None:
-    """Regenerate the markdown from a results JSON (keeps the analysis block)."""
-    typer.echo(f"wrote {write(results_path)}")
+def main(
+    goals: Path | None = typer.Option(None, help="Results JSON for the goals section "
+                                      "[default: the latest of results/{quick,full}.json "
+                                      "that measured them]."),
+    full: Path | None = typer.Option(None, help="Full-run JSON for the sweep sections "
+                                     "[default: results/full.json]."),
+) -> None:
+    """Regenerate RESULTS.md from results JSON without measuring (keeps the analysis block)."""
+    latest_goals, latest_full = latest()
+    written = write(load(goals) if goals else latest_goals, load(full) if full else latest_full)
+    typer.echo(f"wrote {written}")
 
 
 if __name__ == "__main__":

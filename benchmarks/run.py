@@ -1,4 +1,8 @@
-"""`python -m benchmarks.run [--quick]`: every benchmark in one go, then RESULTS.md.
+"""`python -m benchmarks.run [--quick | --report-only]`: every benchmark in one go, then RESULTS.md.
+
+RESULTS.md is rewritten from the latest run of each kind (`report.latest`): a quick run
+replaces the goals, the sweep sections stay those of the latest full run, each labelled with
+its run. `--report-only` measures nothing and only rewrites RESULTS.md from results/*.json.
 
 Order matters on two shared cores: the infra timings and the raw baselines run before any
 Ray is started, and each served variant stops its Ray before the next one starts.
@@ -54,8 +58,14 @@ def main(
         0.0, help="Before starting, wait up to 10 min for the 1-min load average to fall "
         "below this (0: do not wait)."),
     output: Path | None = typer.Option(None, help="Results JSON [default: results/<mode>.json]."),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Measure nothing: rewrite RESULTS.md from the latest "
+        "results/quick.json (goals) and results/full.json (sweeps)."),
 ) -> None:
     """Infra scale timings, raw baselines and served variants; writes JSON and RESULTS.md."""
+    if report_only:
+        console.print(f"wrote {report.write_latest(RESULTS_DIR)} (nothing measured)")
+        return
     unknown = sorted(set(variants.split(",")) - set(VARIANTS))
     if unknown:
         raise typer.BadParameter(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}",
@@ -94,7 +104,8 @@ def main(
         for name in variants.split(","):
             results["served"].append(run_variant(name, quick, console.print))
             _save(path, results, started)
-    console.print(f"wrote {path} ({results['wall_time_s']} s), {report.write(path)}")
+    written = report.write_latest(RESULTS_DIR, extra=[path])
+    console.print(f"wrote {path} ({results['wall_time_s']} s), {written}")
 
 
 def _save(path: Path, results: dict[str, Any], started: float) -> None:
