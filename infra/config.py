@@ -581,6 +581,14 @@ class ServeOptions(SpecModel):
         "node takes the HTTP port and sends requests straight to the ingress replicas' own "
         "HTTP servers, skipping the Python proxy hop. false: Ray's Python proxy.",
     )
+    ingress_drain_s: float = Field(
+        30.0, ge=0,
+        description="Under serve.haproxy, seconds a stopping ingress replica stays reachable "
+        "(RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S, Ray's default 30) so the HAProxy of "
+        "every node drops it from its backends before it refuses connections; Ray waits 5 s "
+        "more before a force-kill. One node needs only its own HAProxy's reload (about 1 s); a "
+        "cluster needs the controller's broadcast to reach every node too.",
+    )
 
 
 # --- observability and security ---------------------------------------------------------

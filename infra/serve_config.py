@@ -109,6 +109,8 @@ HAPROXY_RETRY_ON = "conn-failure empty-response junk-response"
 """HAProxy's L7 retry triggers: no connection, the replica closed without a byte of response
 or with an incomplete one (it died under the request). Ray's default is conn-failure only."""
 HAPROXY_RETRIES = 2
+DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
+"""Read by Ray's controller and every ingress replica: the head's env and the pods' env."""
 
 
 def haproxy_environment(serve: ServeOptions) -> dict[str, str]:
@@ -124,6 +126,7 @@ def haproxy_environment(serve: ServeOptions) -> dict[str, str]:
         HAPROXY_ENABLE_ENV: "1",
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(HAPROXY_METRICS_PORT),
         "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": str(math.ceil(serve.ingress.body_timeout_s)),
+        DRAIN_ENV: str(serve.ingress_drain_s),
     }
     if serve.ingress.retry_idempotent:
         env["RAY_SERVE_HAPROXY_RETRY_ON"] = HAPROXY_RETRY_ON

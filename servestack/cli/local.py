@@ -32,7 +32,12 @@ from servestack.local.dashboard import (
     DashboardUnreachableError,
 )
 from servestack.local.examples import example_requests
-from servestack.local.haproxy import local_haproxy_dir, private_haproxy_environment
+from servestack.local.haproxy import (
+    local_haproxy_dir,
+    private_haproxy_environment,
+    record_drain,
+    recorded_drain_s,
+)
 from servestack.local.head import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_GCS_PORT,
@@ -60,16 +65,17 @@ SERVE_SHUTDOWN_TIMEOUT_S = 15.0
 """A healthy Serve drains in seconds; `stop` must finish even when it does not."""
 
 
-def serve_shutdown_timeout_s() -> float:
-    """Under serve.haproxy (the default) Ray holds each ingress replica open for its direct-
-    ingress drain (30 s + 5 s) so every HAProxy drops it first; `stop` waits that long too."""
-    from ray.serve._private.constants import (
-        RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S,
-        RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S,
-    )
+def serve_shutdown_timeout_s(ray_port: int) -> float:
+    """Under serve.haproxy Ray holds each ingress replica open for the drain its head was
+    started with (the stack's `serve.ingress_drain_s`), plus Ray's fixed buffer, so HAProxy
+    drops it first; `stop` waits that long too."""
+    drain_s = recorded_drain_s(local_haproxy_dir(ray_port))
+    if drain_s is None:
+        return SERVE_SHUTDOWN_TIMEOUT_S
+    from ray.serve._private.constants import RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
 
-    return (SERVE_SHUTDOWN_TIMEOUT_S + RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
-            + RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S)
+    return SERVE_SHUTDOWN_TIMEOUT_S + drain_s + RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
+
 
 STACK_OPTION = typer.Option(
     "local", "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."
@@ -205,6 +211,7 @@ def _ensure_head(client: DashboardClient, config: StackConfig, ports: LocalPorts
                             f"{ports.gcs} run, but its dashboard does not answer (a crashed "
                             f"head): {RESTART_ADVICE}.") from None
         start_head(ports, required_cpus(config.applications), env, client, labels=labels)
+        record_drain(local_haproxy_dir(ports.gcs), env)  # what `stop` will wait for
         return
     if labels and not any(labels.items() <= node.items() for node in client.alive_node_labels()):
         shown = ", ".join(f"{key}={value}" for key, value in labels.items())
@@ -375,8 +382,9 @@ def _advice_without_dashboard(leftovers: int, ray_port: int) -> str:
 def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_OPTION) -> None:
     """Shut Serve down and stop the local Ray head on --ray-port.
 
-    Serve is shut down through the REST API (replicas drain), then only that cluster's
-    processes are stopped; other Ray clusters keep running. Exits 0 when nothing runs."""
+    Serve is shut down through the REST API (replicas drain for the serve.ingress_drain_s
+    the head was started with), then only that cluster's processes are stopped; other Ray
+    clusters keep running. Exits 0 when nothing runs."""
     client = DashboardClient(f"http://{LOOPBACK}:{dashboard_port}", read_token() or "")
     remains = head_remains(ray_port)
     try:
@@ -386,7 +394,7 @@ def stop(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT_O
                            style="yellow"), soft_wrap=True)
         elif client.gcs_healthy():
             with err.status("Shutting down Serve (replicas drain first)…"):
-                client.shutdown_serve(timeout_s=serve_shutdown_timeout_s())
+                client.shutdown_serve(timeout_s=serve_shutdown_timeout_s(ray_port))
         else:
             client.version()  # DashboardUnreachableError when nothing answers at all
             err.print(Text("The head's GCS does not answer (a crashed Ray): skipping Serve's "

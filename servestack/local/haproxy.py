@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from infra.serve_config import HAPROXY_ENABLE_ENV
+from infra.serve_config import DRAIN_ENV, HAPROXY_ENABLE_ENV
 from servestack.local.free_ports import free_port
 from servestack.local.head import HeadError
 
@@ -68,3 +68,21 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
     }
+
+
+DRAIN_RECORD = "ingress-drain-s"
+
+
+def record_drain(workdir: Path, env: Mapping[str, str]) -> None:
+    """Keep the drain a head was started with next to its HAProxy files, so `stop` waits for
+    that cluster's drain without reading (or requiring) a stack file."""
+    if env.get(HAPROXY_ENABLE_ENV) == "1" and DRAIN_ENV in env:
+        (workdir / DRAIN_RECORD).write_text(env[DRAIN_ENV])
+
+
+def recorded_drain_s(workdir: Path) -> float | None:
+    """The recorded drain; None when the head runs no HAProxy (or none of ours runs)."""
+    try:
+        return float((workdir / DRAIN_RECORD).read_text())
+    except (FileNotFoundError, ValueError):
+        return None

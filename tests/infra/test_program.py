@@ -300,6 +300,8 @@ def test_every_ray_container_runs_the_haproxy_ingress_with_the_stacks_limits(
         assert float(env["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"]) >= (
             config.serve.ingress.body_timeout_s)
         assert "empty-response" in env["RAY_SERVE_HAPROXY_RETRY_ON"]
+        assert float(env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"]) == (
+            config.serve.ingress_drain_s)
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
         assert int(ports["haproxy-metrics"]) == int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])
         assert int(ports["serve"]) == config.serve.http.port  # HAProxy binds Serve's port

@@ -130,3 +130,22 @@ def test_exit_codes_are_spelled_only_in_their_module() -> None:
         and any(line.startswith("EXIT_") for line in path.read_text().splitlines())
     ]
     assert offenders == []
+
+
+def test_a_negative_ingress_drain_is_refused_at_its_field_path() -> None:
+    ((path, message),) = problems_of("local", local_with(serve={"ingress_drain_s": -1}))
+    assert path == "serve.ingress_drain_s"
+    assert "greater than or equal to 0" in message
+
+
+@pytest.mark.parametrize("name", ["dev", "staging", "prod"])
+def test_cluster_stacks_keep_rays_ingress_drain_and_the_local_one_is_shorter(name: str) -> None:
+    """A cluster's HAProxies each need the controller's broadcast before a replica stops;
+    one local node needs only its own reload, and a short drain keeps `stop` under 30 s."""
+    from ray.serve._private.constants import RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
+
+    from infra.stack_file import load_stack
+
+    cluster = load_stack(name).stack.serve.ingress_drain_s
+    assert cluster == RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
+    assert load_stack("local").stack.serve.ingress_drain_s < cluster

@@ -11,10 +11,13 @@ import pytest
 
 from infra.config import ServeOptions
 from infra.serve_config import haproxy_environment
+from infra.stack_file import load_stack
 from servestack.local.haproxy import (
     HaproxyPathError,
     local_haproxy_dir,
     private_haproxy_environment,
+    record_drain,
+    recorded_drain_s,
 )
 
 
@@ -58,3 +61,16 @@ def test_a_long_tmpdir_falls_back_to_tmp(monkeypatch: pytest.MonkeyPatch,
     chosen = local_haproxy_dir(6379)
     assert chosen.parent == Path("/tmp")
     assert len(str(chosen)) < len(str(long_tmp))
+
+
+def test_stop_waits_for_the_drain_its_head_was_started_with(short_dir: Path) -> None:
+    """The head's env carries the stack's drain to Ray; `stop` reads the same number back."""
+    local = load_stack("local").stack.serve
+    env = haproxy_environment(local)
+    assert float(env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"]) == local.ingress_drain_s
+    record_drain(short_dir, env)
+    assert recorded_drain_s(short_dir) == local.ingress_drain_s
+    off = short_dir / "off"
+    off.mkdir()
+    record_drain(off, haproxy_environment(ServeOptions(haproxy=False)))
+    assert recorded_drain_s(off) is None  # no HAProxy: Ray skips the ingress drain
