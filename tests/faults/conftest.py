@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from apps.spec import ApplicationSpec
-from infra.config import ServeOptions
 from infra.serve_config import build_serve_config, ingress_environment
+from infra.stack_file import load_stack
 from servestack.local.auth import ensure_token
 from servestack.local.dashboard import DashboardClient
 from servestack.local.free_ports import free_port
@@ -30,9 +30,10 @@ from servestack.local.haproxy import private_haproxy_environment
 from servestack.local.head import head_environment
 from servestack.local.rollout import wait_for_rollout
 
+LOCAL_SERVE = load_stack("local").stack.serve
+"""The local stack's Serve options (its short ingress drain included), as `servestack serve`
+runs them: a harness cluster is a local stack."""
 DEPLOY_TIMEOUT_S = 240.0
-
-
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
 
     apps = tuple(apps)
     env = head_environment(os.environ)
-    env.update(ingress_environment(apps, ServeOptions()))  # HAProxy + servestack's layer
+    env.update(ingress_environment(apps, LOCAL_SERVE))  # HAProxy + servestack's layer
     env.update(extra_env or {})
     haproxy_dir = Path(tempfile.mkdtemp(prefix="ssf-", dir="/tmp"))  # short: socket paths
     env.update(private_haproxy_environment(env, haproxy_dir))
@@ -98,7 +99,7 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
             serve.start(http_options={"host": "127.0.0.1", "port": http_port})
             dashboard_url = f"http://127.0.0.1:{dashboard_port}"
             client = DashboardClient(dashboard_url, ensure_token(env), timeout_s=60)
-            client.deploy(build_serve_config(apps, ServeOptions()))
+            client.deploy(build_serve_config(apps, LOCAL_SERVE))
             wait_for_rollout(client, [app.name for app in apps], DEPLOY_TIMEOUT_S)
             local = LocalServe(f"http://127.0.0.1:{http_port}", dashboard_url, haproxy_dir)
             # An app is RUNNING once each deployment has a replica; wait for all of them,
@@ -126,11 +127,23 @@ def wait_until(condition: Any, timeout_s: float, interval_s: float = 0.25) -> fl
         time.sleep(interval_s)
 
 
+def _error_detail(error: BaseException) -> str:
+    """The client error and its innermost cause, e.g. `ConnectionError(RemoteDisconnected)`:
+    a reset, a refusal and a keep-alive closed under a request have different causes."""
+    cause = error
+    while cause.__context__ is not None and cause.__context__ is not cause:
+        cause = cause.__context__
+    while cause.args and isinstance(cause.args[-1], BaseException):
+        cause = cause.args[-1]
+    name = type(error).__name__
+    return name if cause is error else f"{name}({type(cause).__name__})"
+
+
 @dataclass(frozen=True)
 class Outcome:
     t: float  # seconds since the load started, at completion
     ok: bool
-    detail: str  # "200", "500", or the exception's class name
+    detail: str  # "200", "500", or the exception's class name and its cause
 
 
 class SteadyLoad:
@@ -160,7 +173,7 @@ class SteadyLoad:
                     response = session.post(self.url, json=self.body, timeout=self.timeout_s)
                     ok, detail = response.status_code == 200, str(response.status_code)
                 except requests.RequestException as error:
-                    ok, detail = False, type(error).__name__
+                    ok, detail = False, _error_detail(error)
                 with self._lock:
                     self.outcomes.append(Outcome(time.perf_counter() - self.started, ok, detail))
 
