@@ -7,6 +7,8 @@ lives below) on their command line, those writing their logs into it, and their 
 The temp dir finds orphans too: after the GCS or raylet dies, the dashboard is reparented
 but still names it, and workers (retitled `ray::ServeReplica…`, their command line no
 longer naming anything) still write their stdout into the session's `logs/`.
+HAProxy (serve.haproxy) is not a Ray program and outlives the proxy actor that started it,
+holding the HTTP port: it is found by the cluster's private HAProxy dir on its command line.
 
 They stop in `ray stop`'s order: raylet first, GCS last. A cluster whose GCS or raylet
 is gone is a crashed head: nothing in it can be shut down gracefully, and only
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from servestack.local.haproxy import local_haproxy_dir
 from servestack.local.head import cluster_temp_dir
 
 GRACE_PERIOD_S = 10.0
@@ -73,6 +76,7 @@ def _writes_into(proc: psutil.Process, temp_dir: str) -> bool:
 def cluster_processes(gcs_port: int) -> list[psutil.Process]:
     """This user's Ray processes of the cluster at `gcs_port`, children and orphans included."""
     temp_dir = str(cluster_temp_dir(gcs_port))
+    haproxy_dir = str(local_haproxy_dir(gcs_port))
     uid = os.getuid()
     own = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     found: dict[int, psutil.Process] = {}
@@ -81,9 +85,10 @@ def cluster_processes(gcs_port: int) -> list[psutil.Process]:
             cmdline = proc.info["cmdline"] or []
             if proc.info["uids"].real != uid or proc.pid in own:
                 continue
-            if _is_ray_program(cmdline) and (_names_cluster(cmdline, gcs_port)
-                                             or _names_temp_dir(cmdline, temp_dir)
-                                             or _writes_into(proc, temp_dir)):
+            ray_of_ours = _is_ray_program(cmdline) and (_names_cluster(cmdline, gcs_port)
+                                                        or _names_temp_dir(cmdline, temp_dir)
+                                                        or _writes_into(proc, temp_dir))
+            if ray_of_ours or _names_temp_dir(cmdline, haproxy_dir):
                 found[proc.pid] = proc
                 found.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:

