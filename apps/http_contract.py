@@ -26,6 +26,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apps.error_body import error_body
 from apps.json_io import JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ def _utf8_encodable(value: str) -> str:
 Text = Annotated[str, AfterValidator(_utf8_encodable)]
 """A request string that is valid Unicode: a client error (422) instead of a 500 later."""
 
-MAX_DETAILS = 20
-"""A 64-tile array request can carry 786k bad numbers; nobody needs all of them echoed."""
 
 
 class ApiError(Exception):
@@ -80,17 +79,6 @@ def _too_large_message(limit: int) -> str:
         f"request body exceeds {limit} bytes (user_config settings.max_request_bytes); "
         "send fewer items per request"
     )
-
-
-def error_body(
-    status: int, code: str, message: str, details: Iterable[Mapping[str, str]] = ()
-) -> dict[str, Any]:
-    details = list(details)
-    body: dict[str, Any] = {"status": status, "code": code, "message": message}
-    body["details"] = details[:MAX_DETAILS]
-    if len(details) > MAX_DETAILS:
-        body["details_truncated"] = len(details) - MAX_DETAILS
-    return {"error": body}
 
 
 def error_response(

@@ -31,7 +31,7 @@ from pydantic import ByteSize, Field
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.http_contract import error_body
+from apps.error_body import REPLICA_FAILED, error_body
 from apps.spec import SpecModel
 
 logger = logging.getLogger("ray.serve")
@@ -229,8 +229,7 @@ class IngressGuard:
                     logger.warning("retrying %s %s once: no response (%s)", scope["method"],
                                    scope["path"], failure or "replica failed")
                     continue
-                await _send_json(send, 500, "replica_failed",
-                                 "the replica handling this request failed; try again")
+                await _send_json(send, 500, "replica_failed", REPLICA_FAILED)
                 return
             if not outcome.wants_retry:
                 await outcome.finish()

@@ -204,7 +204,7 @@ def replica_pid(cluster: BenchCluster, deployment: str) -> int | None:
 
 def profile(cluster: BenchCluster, workload: Workload, concurrency: int, deployment: str,
             seconds: float) -> list[dict[str, Any]]:
-    """py-spy on the replica while it saturates: the frames holding most samples (inclusive),
+    """py-spy on the replica under `concurrency` clients: the frames holding most samples,
     idle waits left out. Empty when py-spy cannot attach (no ptrace permission)."""
     import asyncio
     import threading
@@ -305,11 +305,12 @@ def measure(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
             log("  profiling the Embedder replica at c=1 (py-spy)")
             document["profiles"]["Embedder, 1 text/request, c=1"] = profile(
                 cluster, _embed_workload(1), 1, EMBEDDER.name, 4 if quick else 8)
-        if unmet & {"classifier_saturation", "classifier_added_p50"}:
-            log("  profiling the TileClassifier replica at c=64 (py-spy)")
-            document["profiles"]["TileClassifier, 1 tile/request, c=64"] = profile(
-                cluster, classifier_workload(CATALOG["classifier"].route_prefix), 64,
-                TILE_CLASSIFIER.name, 4 if quick else 8)
+        for key, concurrency in (("classifier_added_p50", 1), ("classifier_saturation", 64)):
+            if key in unmet:
+                log(f"  profiling the TileClassifier replica at c={concurrency} (py-spy)")
+                document["profiles"][f"TileClassifier, 1 tile/request, c={concurrency}"] = (
+                    profile(cluster, classifier_workload(CATALOG["classifier"].route_prefix),
+                            concurrency, TILE_CLASSIFIER.name, 4 if quick else 8))
     finally:
         cluster.stop()
     return document

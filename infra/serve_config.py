@@ -13,11 +13,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from apps.haproxy_config import BINARY_ENV
 from apps.ingress import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from apps.spec import ApplicationSpec, DeploymentSpec
 from infra.capacity import worker_group_of
 from infra.config import ServeOptions, StackConfig
-from infra.names import worker_group_selector
+from infra.names import IMAGE_HAPROXY_WRAPPER, worker_group_selector
 
 
 class ServeConfigError(ValueError):
@@ -119,11 +120,13 @@ def haproxy_environment(serve: ServeOptions) -> dict[str, str]:
 
     `timeout client` (idle client) is the body timeout, so a stalled client is cut off by
     HAProxy too, not only by apps.ingress in the replica. Retries on an empty response stand
-    in for apps.ingress's retry, which cannot run once the replica holding it is dead."""
+    in for apps.ingress's retry, which cannot run once the replica holding it is dead; the
+    image's config wrapper (apps/haproxy_config.py) keeps requests replayable and errors JSON."""
     if not serve.haproxy:
         return {}
     env = {
         HAPROXY_ENABLE_ENV: "1",
+        BINARY_ENV: IMAGE_HAPROXY_WRAPPER,
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(HAPROXY_METRICS_PORT),
         "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": str(math.ceil(serve.ingress.body_timeout_s)),
         DRAIN_ENV: str(serve.ingress_drain_s),

@@ -10,13 +10,15 @@ On Kubernetes each pod has its own /tmp and network, and Ray's defaults stand.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from apps.haproxy_config import ADMIN_HOST_ENV, BINARY_ENV, WRAPPER_SCRIPT
 from infra.serve_config import DRAIN_ENV, HAPROXY_ENABLE_ENV
 from servestack.local.free_ports import free_port
-from servestack.local.head import HeadError
+from servestack.local.head import LOOPBACK, HeadError
 
 SOCKET_PATH_LIMIT = 97
 """HAProxy refuses a Unix socket path longer than this."""
@@ -58,6 +60,8 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
     workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     workdir.chmod(0o700)
     return {
+        BINARY_ENV: str(local_wrapper()),
+        ADMIN_HOST_ENV: LOOPBACK,
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(workdir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(socket_path),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(workdir),
@@ -68,6 +72,15 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
     }
+
+
+def local_wrapper() -> Path:
+    """The HAProxy config wrapper installed beside this Python (the image has its own path)."""
+    wrapper = Path(sys.executable).parent / WRAPPER_SCRIPT
+    if not os.access(wrapper, os.X_OK):
+        raise HeadError(f"{wrapper} is missing: serve.haproxy needs servestack's HAProxy "
+                        "wrapper; reinstall the project (make install)")
+    return wrapper
 
 
 DRAIN_RECORD = "ingress-drain-s"

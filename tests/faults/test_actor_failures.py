@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from apps.embeddings.spec import EMBEDDINGS
-from tests.faults.conftest import LOCAL_SERVE, LocalServe, SteadyLoad, local_serve, wait_until
+from tests.faults.conftest import LocalServe, SteadyLoad, local_serve, wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.faults, pytest.mark.timeout(420)]
 
@@ -29,15 +29,11 @@ REPLICAS = 2
 CONCURRENCY = 4
 BODY = {"texts": ["replicas come and go; requests keep flowing"]}
 # Requests in flight to the killed replica are replayed on the live one: by HAProxy under
-# serve.haproxy (retry-on empty-response), by the ingress layer (apps/ingress.py; POST /embed
-# is idempotent) behind Ray's proxy. Before that, up to 8 failed as text/plain 500s.
-# HAProxy keeps a replayable copy only of a request it had whole before it began forwarding
-# it; urllib3 writes headers and body separately, so now and then a request in flight to the
-# dying replica cannot be replayed and fails, as HAProxy's 502 (Ray's errorfile: a 500) or,
-# on a reused keep-alive connection, the connection closed unanswered (HAProxy's
-# abort_keep_alive). docs/security.md gives the measured rate. Nothing else may fail.
-UNREPLAYABLE = {"500", "ConnectionError(RemoteDisconnected)"}
-KILL_WINDOW_S = 2.0  # a request in flight at the kill ends within this of `ray.kill`
+# serve.haproxy (retry-on empty-response, on the whole request it buffered: servestack's
+# config wrapper, apps/haproxy_config.py), by the ingress layer (apps/ingress.py; POST /embed
+# is idempotent) behind Ray's proxy. Before, up to 8 failed as text/plain 500s, and with
+# Ray's own HAProxy config 1-2 in 3 of 17 kills (HAProxy had forwarded the headers before the
+# body arrived, so it held no copy to replay).
 RECOVERY_BOUND_S = 90.0  # a new replica loads the model; two shared cores are slow at it
 CONTROLLER_BACK_BOUND_S = 60.0
 
@@ -60,7 +56,7 @@ def _replaced(served: LocalServe, killed: str) -> bool:
     return status == "HEALTHY" and running == REPLICAS
 
 
-def test_killed_replica_is_replaced_and_only_its_in_flight_requests_fail(
+def test_killed_replica_is_replaced_and_no_request_fails(
     served: LocalServe,
 ) -> None:
     import ray
@@ -84,13 +80,7 @@ def test_killed_replica_is_replaced_and_only_its_in_flight_requests_fail(
           f"({[(round(f.t, 2), f.detail) for f in failures]}), "
           f"{sum(o.ok for o in during)} succeeded during recovery")
     print(load.timeline())
-    at_kill = [f for f in failures if killed_at <= f.t <= killed_at + KILL_WINDOW_S]
-    assert failures == at_kill, "a request failed that was not in flight at the kill"
-    if LOCAL_SERVE.haproxy:  # at most the one request each client had in flight
-        assert len(failures) <= CONCURRENCY
-        assert {f.detail for f in failures} <= UNREPLAYABLE
-    else:
-        assert not failures
+    assert not failures
     assert sum(o.ok for o in during) > 0, "the surviving replica served nothing meanwhile"
     assert after and all(o.ok for o in after), "requests still failing after recovery"
 

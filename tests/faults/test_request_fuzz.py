@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from apps.catalog import CATALOG
 from apps.classifier.spec import TILE_SIZE
+from apps.haproxy_config import HARDENED_NAME
 from apps.spec import ApplicationSpec
 from tests.apps.hostile_png import as_base64, hostile_pngs
 from tests.faults.conftest import LocalServe, build_classifier_checkpoint, local_serve
@@ -228,12 +229,19 @@ def test_the_apps_are_served_through_haproxy_with_the_stacks_limits(served: Loca
              if proc.info["name"] == "haproxy"
              and any(str(served.haproxy_dir) in part for part in proc.info["cmdline"] or [])]
     assert owned, f"no haproxy process uses {served.haproxy_dir}"
-    (config,) = served.haproxy_dir.glob("*/haproxy.cfg")
+    # ... and it runs servestack's rewrite of Ray's config (apps/haproxy_config.py)
+    (config,) = served.haproxy_dir.glob(f"*/{HARDENED_NAME}")
+    assert all(str(config) in proc.info["cmdline"] for proc in owned)
     text = config.read_text()
     port = served.base_url.rsplit(":", 1)[1]
     assert f"bind 127.0.0.1:{port}" in text
     assert "timeout client 10s" in text  # serve.ingress.body_timeout_s
     assert "retry-on conn-failure empty-response junk-response" in text
+    assert "option http-buffer-request" in text  # a request HAProxy holds can be replayed
+    # every listening socket of this HAProxy is on loopback, stats and metrics included
+    addresses = {conn.laddr.ip for proc in owned for conn in proc.net_connections("tcp")
+                 if conn.status == psutil.CONN_LISTEN}
+    assert addresses == {"127.0.0.1"}
 
 
 # Valid JSON (\u escapes), but a lone surrogate cannot be encoded as UTF-8, which is what

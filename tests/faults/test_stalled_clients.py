@@ -12,6 +12,7 @@ reconnecting are covered).
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,17 @@ P99_LIMIT_S = 1.0
 BODY = b'{"texts": ["hello world"]}'  # 26 bytes; a stalled client sends 10 of them
 
 
+def _status_and_type(answer: bytes) -> tuple[str, str]:
+    """The status line and the JSON error code (or the content type, if not JSON)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    content_type = next((line.split(":", 1)[1].strip() for line in lines[1:]
+                         if line.lower().startswith("content-type:")), "")
+    if content_type.startswith("application/json"):
+        return lines[0], json.loads(body)["error"]["code"]
+    return lines[0], content_type
+
+
 class StalledClients:
     """`count` connections that send headers and a partial body, then wait, on their own
     event loop thread; any the server closes is replaced, so `count` are always stalled."""
@@ -46,6 +58,7 @@ class StalledClients:
         self.opened = 0
         self.closed_by_server = 0
         self.held = 0
+        self.answers: set[tuple[str, str]] = set()
         self._stop: asyncio.Event | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -74,8 +87,9 @@ class StalledClients:
                 self.held += 1
                 if self.opened >= self.count:
                     self._ready.set()
-                await reader.read()  # until the server gives up on us (408, then EOF)
+                answer = await reader.read()  # until the server gives up on us (408, EOF)
                 self.closed_by_server += 1
+                self.answers.add(_status_and_type(answer))
             finally:
                 self.held -= 1
                 writer.close()
@@ -135,3 +149,6 @@ def test_200_stalled_bodies_leave_a_normal_embed_p99_under_1s(served: LocalServe
     # The stall really lasted: the proxy timed the bodies out and they were reopened (the
     # first ~200 at 10 s; half leaves room for a loaded CI machine opening them slowly).
     assert reopened >= STALLED // 2, summary
+    # ... each with the JSON contract's 408 (HAProxy's, through servestack's config wrapper,
+    # apps/haproxy_config.py; else apps/ingress.py's behind Ray's proxy).
+    assert stalled.answers == {("HTTP/1.1 408 Request Timeout", "request_timeout")}, summary

