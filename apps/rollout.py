@@ -9,9 +9,13 @@ the app RUNNING, so this report is the only place the failure shows: each app's
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+logger = logging.getLogger("ray.serve")
 
 
 class RolloutReport(BaseModel):
@@ -26,6 +30,19 @@ class RolloutReport(BaseModel):
     """Why it failed: the loader's message, naming the URI."""
     serving: dict[str, Any] | None = None
     """What answers requests now (for a model: uri, version, weights_sha256)."""
+
+    @classmethod
+    def refused(
+        cls, user_config: Mapping[str, Any] | None, key: str, error: Exception,
+        serving: dict[str, Any],
+    ) -> RolloutReport:
+        """The report of an update the replica refused, logged too: Ray shows nothing.
+
+        `key` names the settings field that carries the model URI; `serving` is the
+        `describe()` of the model the replica keeps."""
+        requested = ((user_config or {}).get("settings") or {}).get(key)
+        logger.error("user_config update refused, still serving %s: %s", serving["uri"], error)
+        return cls(status="failed", requested=str(requested), reason=str(error), serving=serving)
 
     @property
     def failed(self) -> bool:

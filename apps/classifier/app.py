@@ -15,7 +15,6 @@ Only a replica with no model yet fails its start, so Ray shows the reason.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import ray
@@ -52,8 +51,6 @@ from apps.json_io import JsonResponse, openapi_body
 from apps.model_source.uri import is_remote
 from apps.rollout import RolloutReport
 from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
-
-logger = logging.getLogger("ray.serve")
 
 
 class ClassifyResponse(BaseModel):
@@ -108,13 +105,8 @@ class TileClassifierReplica:
         except (SpecError, CheckpointError) as error:
             if self._checkpoint is None:
                 raise
-            requested = ((user_config or {}).get("settings") or {}).get("checkpoint_uri")
-            self._rollout = RolloutReport(
-                status="failed", requested=str(requested), reason=str(error),
-                serving=self._checkpoint.describe(),
-            )
-            logger.error("user_config update refused, still serving %s: %s",
-                         self._checkpoint.uri, error)
+            self._rollout = RolloutReport.refused(
+                user_config, "checkpoint_uri", error, self._checkpoint.describe())
             return
         self._batches.apply(self._batcher, batching)
         self._checkpoint = checkpoint

@@ -16,7 +16,6 @@ setting, and shows under `rollout` in `GET /embed/`.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,8 +38,6 @@ from apps.model_source.errors import ModelSourceError
 from apps.model_source.uri import is_remote
 from apps.rollout import RolloutReport
 from apps.spec import ApplicationSpec, ReplicaUserConfig, SpecError
-
-logger = logging.getLogger("ray.serve")
 
 
 class EmbedRequest(BaseModel):
@@ -88,13 +85,8 @@ class EmbedderReplica:
         except (SpecError, ModelSourceError) as error:
             if self._encoder is None:
                 raise
-            requested = ((user_config or {}).get("settings") or {}).get("model_uri")
-            self._rollout = RolloutReport(
-                status="failed", requested=str(requested), reason=str(error),
-                serving=self._encoder.describe(),
-            )
-            logger.error("user_config update refused, still serving %s: %s",
-                         self._encoder.describe()["name"], error)
+            self._rollout = RolloutReport.refused(
+                user_config, "model_uri", error, self._encoder.describe())
             return
         self._batches.apply(self._batcher, batching)
         self._encoder = encoder

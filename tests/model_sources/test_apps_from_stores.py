@@ -193,6 +193,8 @@ def test_a_failed_classifier_rollout_keeps_the_old_model_serving(
     apps.deploy({"checkpoint_uri": classifier_uri}, {"model_uri": published.s3_encoder})
     for replica in apps.replicas("classifier"):
         assert replica["rollout"]["status"] == "failed"
+        assert replica["rollout"]["requested"] == classifier_uri
+        assert replica["rollout"]["serving"]["uri"] == serving["uri"]
         assert repr(classifier_uri) in replica["rollout"]["reason"]
         assert reason in replica["rollout"]["reason"]
     assert apps.classify()["checkpoint"] == serving
@@ -208,6 +210,8 @@ def test_a_failed_embedder_rollout_keeps_the_old_encoder_serving(
     apps.deploy({"checkpoint_uri": published.s3_checkpoint}, {"model_uri": wrong_layout})
     [replica] = apps.replicas("embeddings")
     assert replica["rollout"]["status"] == "failed"
+    assert replica["rollout"]["requested"] == wrong_layout
+    assert replica["rollout"]["serving"]["uri"] == published.s3_encoder
     assert f"{wrong_layout!r}: not a sentence-transformers model directory" in \
         replica["rollout"]["reason"]
     assert apps.embed() == serving
