@@ -24,7 +24,6 @@ from infra.config import ServeOptions
 from infra.serve_config import build_serve_config
 from servestack.local.auth import auth_headers, ensure_token
 from servestack.local.dashboard import DashboardClient
-from servestack.local.free_ports import free_port
 from servestack.local.haproxy import private_haproxy_environment
 from servestack.local.head import LocalPorts, head_environment, start_head
 from servestack.local.loopback import start_serve_on_loopback
@@ -60,14 +59,13 @@ class BenchCluster:
 
     switches: dict[str, str]
     num_cpus: int = 8
-    ports: LocalPorts = field(default_factory=lambda: LocalPorts(
-        http=free_port(), gcs=free_port(), dashboard=free_port(), metrics=free_port()))
+    ports: LocalPorts = field(default_factory=LocalPorts.free)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ssb-", dir="/tmp")))
     started_s: float = 0.0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.http}"
+        return self.ports.http_url
 
     def _env(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items()

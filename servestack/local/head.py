@@ -29,6 +29,7 @@ from apps.spec import ApplicationSpec
 from infra.config import REPO_ROOT
 from servestack.local.auth import AUTH_MODE_ENV
 from servestack.local.dashboard import DashboardClient, DashboardError
+from servestack.local.free_ports import free_ports
 from servestack.local.serve_status import clean_message
 
 LOOPBACK = "127.0.0.1"
@@ -66,6 +67,10 @@ class LocalPorts:
         return f"http://{LOOPBACK}:{self.metrics}/metrics"
 
     @property
+    def http_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http}"
+
+    @property
     def temp_dir(self) -> Path:
         """Ray's --temp-dir for this head: every process of the cluster names it (its session
         dir lives below), which is how `stop` finds them all, orphans included."""
@@ -75,6 +80,18 @@ class LocalPorts:
         """Port per CLI option, to name the option to change when a port is taken."""
         return {"--ray-port": self.gcs, "--dashboard-port": self.dashboard,
                 "--http-port": self.http, "--metrics-port": self.metrics}
+
+    def ray_start_flags(self) -> list[str]:
+        """The `ray start --head` flags that put the head on loopback, on these ports."""
+        return [f"--node-ip-address={LOOPBACK}", f"--dashboard-host={LOOPBACK}",
+                f"--port={self.gcs}", f"--dashboard-port={self.dashboard}",
+                f"--metrics-export-port={self.metrics}"]
+
+    @classmethod
+    def free(cls) -> LocalPorts:
+        """Ports no one listens on and no Ray will claim: a private head beside others."""
+        http, gcs, dashboard, metrics = free_ports(4)
+        return cls(http=http, gcs=gcs, dashboard=dashboard, metrics=metrics)
 
 
 def private_temp_root() -> Path:
@@ -170,11 +187,7 @@ def ray_start_argv(ports: LocalPorts, num_cpus: int,
                   if labels else [])
     return [
         ray_executable(), "start", "--head",
-        f"--node-ip-address={LOOPBACK}",
-        f"--dashboard-host={LOOPBACK}",
-        f"--port={ports.gcs}",
-        f"--dashboard-port={ports.dashboard}",
-        f"--metrics-export-port={ports.metrics}",
+        *ports.ray_start_flags(),
         f"--temp-dir={ports.temp_dir}",
         f"--num-cpus={num_cpus}",
         *label_args,

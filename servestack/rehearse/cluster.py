@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,7 +32,8 @@ import psutil
 
 from infra.config import REPO_ROOT
 from servestack.local.dashboard import DashboardClient, DashboardError
-from servestack.local.head import LOOPBACK, output_tail, ray_executable
+from servestack.local.free_ports import free_ports
+from servestack.local.head import LocalPorts, output_tail, ray_executable
 from servestack.rehearse.provider import OBJECT_STORE_ENV
 from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
@@ -54,38 +54,18 @@ class ClusterError(RuntimeError):
 
 @dataclass(frozen=True)
 class RehearsalPorts:
-    gcs: int
-    dashboard: int
+    """A local head's ports, plus two that `ray start` would otherwise take at fixed defaults
+    (client server 10001, dashboard agent 52365), where another Ray on the machine may be."""
+
+    head: LocalPorts
     client: int
-    metrics: int
     dashboard_agent: int
-    http: int
 
-    @property
-    def gcs_address(self) -> str:
-        return f"{LOOPBACK}:{self.gcs}"
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.dashboard}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.http}"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just gave out: free now, and unlikely to be handed out again soon."""
-    sockets = []
-    try:
-        for _ in range(count):
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probe.bind((LOOPBACK, 0))
-            sockets.append(probe)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
+    @classmethod
+    def free(cls) -> RehearsalPorts:
+        http, gcs, dashboard, metrics, client, dashboard_agent = free_ports(6)
+        return cls(LocalPorts(http=http, gcs=gcs, dashboard=dashboard, metrics=metrics),
+                   client, dashboard_agent)
 
 
 @dataclass
@@ -97,7 +77,7 @@ class FakeCluster:
 
     @property
     def client(self) -> DashboardClient:
-        return DashboardClient(self.ports.dashboard_url, self.token, timeout_s=30.0)
+        return DashboardClient(self.ports.head.dashboard_url, self.token, timeout_s=30.0)
 
     @property
     def session_dir(self) -> Path:
@@ -162,12 +142,8 @@ def head_argv(ports: RehearsalPorts, temp_dir: Path, config_path: Path,
     loopback and private ports."""
     argv = [
         ray_executable(), "start", "--head",
-        f"--node-ip-address={LOOPBACK}",
-        f"--dashboard-host={LOOPBACK}",
-        f"--port={ports.gcs}",
-        f"--dashboard-port={ports.dashboard}",
+        *ports.head.ray_start_flags(),
         f"--ray-client-server-port={ports.client}",
-        f"--metrics-export-port={ports.metrics}",
         f"--dashboard-agent-listen-port={ports.dashboard_agent}",
         f"--num-cpus={int(head_resources.get('CPU', 0))}",
         f"--num-gpus={int(head_resources.get('GPU', 0))}",
@@ -195,12 +171,11 @@ def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
     """
     # Short: Ray's Unix socket paths under it must stay below 108 characters.
     temp_dir = Path(tempfile.mkdtemp(prefix="ssr-", dir="/tmp"))
-    gcs, dashboard, client, metrics, agent, http = free_ports(6)
-    ports = RehearsalPorts(gcs, dashboard, client, metrics, agent, http)
+    ports = RehearsalPorts.free()
     token = secrets.token_hex(32)
     env = head_environment(base_env, temp_dir, token)
     config_path = temp_dir / "autoscaling-config.json"
-    config_path.write_text(json.dumps(config_for(ports.gcs_address), indent=2, sort_keys=True))
+    config_path.write_text(json.dumps(config_for(ports.head.gcs_address), indent=2, sort_keys=True))
     cluster = FakeCluster(temp_dir=temp_dir, ports=ports, token=token, env=env)
     try:
         argv = head_argv(ports, temp_dir, config_path, head_resources)

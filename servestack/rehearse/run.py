@@ -294,12 +294,13 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
                       head.resources, keep_logs=options.keep_logs) as cluster:
         result = RehearsalResult(target=target, plan=plan, differences=differences)
         result.durations["cluster start"] = time.monotonic() - started
-        progress(f"fake cluster up (temp dir {cluster.temp_dir}, GCS {cluster.ports.gcs_address},"
-                 f" dashboard {cluster.ports.dashboard_url})")
-        copy = rehearsal_serve_config(target.serve_config, cluster.ports.http,
+        ports = cluster.ports.head
+        progress(f"fake cluster up (temp dir {cluster.temp_dir}, GCS {ports.gcs_address},"
+                 f" dashboard {ports.dashboard_url})")
+        copy = rehearsal_serve_config(target.serve_config, ports.http,
                                       short_delays=options.load_step)
         result.differences.extend(copy.differences)
-        probe = AutoscalerProbe(cluster.ports.gcs_address, cluster.env)
+        probe = AutoscalerProbe(ports.gcs_address, cluster.env)
         try:
             cluster.client.deploy(copy.document)
             progress("serveConfigV2 deployed through PUT /api/serve/applications/")
@@ -323,7 +324,7 @@ def _send_smoke_requests(cluster: FakeCluster, applications: Sequence[Applicatio
     classifier) scales from zero only when a request arrives, as on the cluster."""
     threads = []
     for app in applications:
-        for example in example_requests(app, cluster.ports.http_url)[:1]:
+        for example in example_requests(app, cluster.ports.head.http_url)[:1]:
             def send(example: Any = example, name: str = app.name) -> None:
                 try:
                     response = requests.post(example.url, data=example.json_body(), timeout=300,
@@ -403,7 +404,7 @@ def _load_step(cluster: FakeCluster, probe: AutoscalerProbe, result: RehearsalRe
                applications: Sequence[ApplicationSpec], plan: CapacityPlan,
                options: RehearsalOptions, progress: Callable[[str], None]) -> None:
     concurrency = load_concurrency(applications)
-    load = LoadStep(applications, cluster.ports.http_url, concurrency)
+    load = LoadStep(applications, cluster.ports.head.http_url, concurrency)
     progress("load step: " + ", ".join(f"{a} {c} clients" for a, c in sorted(concurrency.items()))
              + f", at most {options.load_s:.0f} s")
     maxima = {g.name: g.max_pods for g in plan.worker_groups}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -23,18 +22,12 @@ from typing import Any
 import requests
 
 from infra.config import ServeOptions
+from servestack.local.free_ports import free_port
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HTTP_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LocalServe:
@@ -68,7 +61,7 @@ class LocalServe:
                 address="local", num_cpus=8, include_dashboard=False,
                 logging_level="ERROR", log_to_driver=False,
             )
-            port = _free_port()
+            port = free_port()
             serve.start(http_options={"host": "127.0.0.1", "port": port})
             self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url

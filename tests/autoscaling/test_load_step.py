@@ -20,7 +20,7 @@ import pytest
 from pydantic import ByteSize
 
 from apps.spec import Autoscaling, DeploymentSpec, Resources
-from benchmarks.cluster import free_port
+from servestack.local.free_ports import free_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.autoscaling, pytest.mark.timeout(240)]
 

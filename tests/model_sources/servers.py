@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from servestack.local.free_ports import free_port
 
 
 def _wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None,

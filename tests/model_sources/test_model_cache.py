@@ -12,9 +12,9 @@ import pytest
 from apps.model_source.environment import CACHE_MAX_BYTES_ENV
 from apps.model_source.errors import ModelSourceError
 from apps.model_source.resolve import fetch_remote_model
+from servestack.local.free_ports import free_port
 from servestack.model_publish import publish
 from tests.model_sources.conftest import GCS_BUCKET, S3_BUCKET, Stores
-from tests.model_sources.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,12 +11,6 @@ token (hence the NetworkPolicy on the metrics ports) and Ray writes nothing unde
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,10 +21,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.capacity import plan_capacity
-from infra.config import REPO_ROOT
 from infra.observability import alert_rules
 from infra.stack_file import load_stack_config
 from servestack.local.examples import example_requests
+from tests.servestack.local.private_cli import PrivateCli, private_cli
 
 pytestmark = pytest.mark.ray
 
@@ -38,70 +32,22 @@ SCRAPE_TIMEOUT_S = 120.0
 KUBE_STATE_METRICS = ("kube_",)
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
-
 @dataclass(frozen=True)
 class ServedStack:
-    env: dict[str, str]
-    http_port: int
-    dashboard_port: int
-    metrics_port: int
-    home: Path
+    cli: PrivateCli
     output: str
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-
-def servestack(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from servestack.cli import main; main()", *args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-    )
+    def home(self) -> Path:
+        return Path(self.cli.env["HOME"])
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[ServedStack]:
-    workdir = Path(tempfile.mkdtemp(prefix="sso-", dir="/tmp"))  # short: Ray's socket paths
-    home, tmp = workdir / "home", workdir / "tmp"
-    home.mkdir()
-    tmp.mkdir()
-    ray_port, dashboard_port, http_port, metrics_port = free_ports(4)
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "RAY_TMPDIR": str(workdir / "ray"),
-        "RAY_AUTH_TOKEN_PATH": str(workdir / "auth_token"),
-        "SERVESTACK_RAY_PORT": str(ray_port),
-        "SERVESTACK_DASHBOARD_PORT": str(dashboard_port),
-        "SERVESTACK_HTTP_PORT": str(http_port),
-        "SERVESTACK_METRICS_PORT": str(metrics_port),
-        "COLUMNS": "200",
-    }
-    env.pop("RAY_AUTH_TOKEN", None)
-    env.pop("RAY_ADDRESS", None)
-    try:
-        result = servestack(env, "serve", "--timeout", "420", timeout=600)
+    with private_cli("sso-", own_dirs={"HOME": "home", "TMPDIR": "tmp"}) as cli:
+        result = cli.servestack("serve", "--timeout", "420", timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr
-        yield ServedStack(env, http_port, dashboard_port, metrics_port, home, result.stdout)
-    finally:
-        servestack(env, "stop", timeout=120)
-        shutil.rmtree(workdir, ignore_errors=True)
+        yield ServedStack(cli, result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +55,14 @@ def scraped(served: ServedStack) -> dict[str, list[dict[str, str]]]:
     """Metric name → label sets, once every app's request series has been reported."""
     apps = load_stack_config("local").applications
     for app in apps:
-        for example in example_requests(app, served.base_url):
+        for example in example_requests(app, served.cli.ports.http_url):
             assert requests.post(example.url, json=example.body, timeout=60).ok, example.url
-        broken = requests.post(served.base_url + app.route_prefix, data=b"{not json",
+        broken = requests.post(served.cli.ports.http_url + app.route_prefix, data=b"{not json",
                                headers={"content-type": "application/json"}, timeout=60)
         assert 400 <= broken.status_code < 500, (app.name, broken.status_code)
     deadline = time.monotonic() + SCRAPE_TIMEOUT_S
     while True:
-        series = parse(requests.get(served.metrics_url, timeout=10).text)
+        series = parse(requests.get(served.cli.ports.metrics_url, timeout=10).text)
         missing = [app.name for app in apps if not all(
             any(labels.get("application") == app.name for labels in series.get(name, []))
             for name in ("ray_serve_num_http_requests_total",
@@ -136,7 +82,7 @@ def parse(text: str) -> dict[str, list[dict[str, str]]]:
 
 
 def test_serve_prints_the_metrics_endpoint_it_started_ray_with(served: ServedStack) -> None:
-    assert served.metrics_url in served.output
+    assert served.cli.ports.metrics_url in served.output
 
 
 def test_every_app_has_request_latency_and_error_series(scraped: dict[str, list[dict[str, str]]]
@@ -171,8 +117,8 @@ def test_every_ray_metric_the_alerts_query_is_exported(scraped: dict[str, list[d
 def test_the_metrics_endpoint_needs_no_token_while_the_dashboard_does(
     served: ServedStack, scraped: dict[str, list[dict[str, str]]]
 ) -> None:
-    assert requests.get(served.metrics_url, timeout=10).status_code == 200
-    dashboard = requests.get(f"http://127.0.0.1:{served.dashboard_port}/api/serve/applications/",
+    assert requests.get(served.cli.ports.metrics_url, timeout=10).status_code == 200
+    dashboard = requests.get(served.cli.ports.dashboard_url + "/api/serve/applications/",
                              timeout=10)
     assert dashboard.status_code in (401, 403)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +14,8 @@ import servestack.cli.commands
 from infra.config import STACKS_DIR
 from infra.stack_file import stack_file
 from servestack.cli import app
+from servestack.local.free_ports import free_port
 from servestack.local.processes import cluster_processes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def servestack(tmp_path: Path, *args: str) -> Result:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from servestack.local.free_ports import free_port
 from servestack.local.haproxy import local_haproxy_dir
 from servestack.local.head import cluster_temp_dir
 from servestack.local.processes import cluster_processes, head_remains, stop_cluster
@@ -22,13 +22,6 @@ DAEMON = (
     "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
     "time.sleep(120)\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def daemon(gcs_port: int) -> subprocess.Popen[bytes]:

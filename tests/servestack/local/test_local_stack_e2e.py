@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +25,11 @@ import pytest
 import yaml
 
 from apps.embeddings.spec import EMBEDDING_DIM
-from infra.config import REPO_ROOT, STACKS_DIR
+from infra.config import STACKS_DIR
 from infra.stack_file import load_stack, stack_file
 from servestack.local.haproxy import local_haproxy_dir, recorded_drain_s
 from servestack.local.processes import cluster_processes
+from tests.servestack.local.private_cli import PrivateCli, private_cli
 
 pytestmark = pytest.mark.ray
 
@@ -40,64 +38,14 @@ STOP_LIMIT_S = 30.0
 """Issue 14's bound on `servestack stop`."""
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free ports from the ephemeral range, outside Ray's worker ports (10002-19999)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
-
-@dataclass(frozen=True)
-class LocalRay:
-    env: dict[str, str]
-    ray_port: int
-    dashboard_port: int
-    http_port: int
-    metrics_port: int
-    workdir: Path
-
-    def servestack(
-        self, *args: str, timeout: float = 300, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-c", "from servestack.cli import main; main()", *args],
-            env={**self.env, **(env or {})}, cwd=REPO_ROOT, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[PrivateCli]:
+    with private_cli("sst-") as cli:
+        yield cli
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[LocalRay]:
-    # A short path: Ray's unix sockets live under RAY_TMPDIR and must stay under 108 bytes.
-    workdir = Path(tempfile.mkdtemp(prefix="sst-", dir="/tmp"))
-    ray_port, dashboard_port, http_port, metrics_port = free_ports(4)
-    env = {
-        **os.environ,
-        "RAY_TMPDIR": str(workdir),
-        "RAY_AUTH_TOKEN_PATH": str(workdir / "auth_token"),
-        "SERVESTACK_RAY_PORT": str(ray_port),
-        "SERVESTACK_DASHBOARD_PORT": str(dashboard_port),
-        "SERVESTACK_HTTP_PORT": str(http_port),
-        "SERVESTACK_METRICS_PORT": str(metrics_port),
-        "COLUMNS": "200",
-    }
-    env.pop("RAY_AUTH_TOKEN", None)
-    env.pop("RAY_ADDRESS", None)
-    ray = LocalRay(env, ray_port, dashboard_port, http_port, metrics_port, workdir)
-    try:
-        yield ray
-    finally:
-        ray.servestack("stop", timeout=120)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def failed_serve(local_ray: LocalRay) -> subprocess.CompletedProcess[str]:
+def failed_serve(local_ray: PrivateCli) -> subprocess.CompletedProcess[str]:
     """`serve` of the local stack with the classifier pointed at a checkpoint that is absent."""
     stacks = local_ray.workdir / "stacks"
     stacks.mkdir()
@@ -110,7 +58,7 @@ def failed_serve(local_ray: LocalRay) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def impatient_serve(
-    local_ray: LocalRay, failed_serve: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, failed_serve: subprocess.CompletedProcess[str]
 ) -> subprocess.CompletedProcess[str]:
     """`serve` of the real local stack with a timeout shorter than a replica's start."""
     return local_ray.servestack("serve", "--timeout", "1")
@@ -118,7 +66,7 @@ def impatient_serve(
 
 @pytest.fixture(scope="module")
 def serve_run(
-    local_ray: LocalRay, impatient_serve: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, impatient_serve: subprocess.CompletedProcess[str]
 ) -> subprocess.CompletedProcess[str]:
     """`serve` of the real local stack on the head the earlier runs left behind."""
     result = local_ray.servestack("serve", "--timeout", "300")
@@ -154,11 +102,11 @@ def run_curl(argv: list[str]) -> Any:
 
 
 def test_printed_curls_return_correct_results(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    answers = {argv[4].removeprefix(f"http://127.0.0.1:{local_ray.http_port}"): run_curl(argv)
+    answers = {argv[4].removeprefix(local_ray.ports.http_url): run_curl(argv)
                for argv in printed_curls(serve_run.stdout)}
     assert sorted(answers) == ["/classify", "/embed", "/search/documents", "/search/query"]
 
@@ -178,18 +126,17 @@ def test_printed_curls_return_correct_results(
 
 
 def test_serve_prints_endpoints_dashboard_and_metrics_that_answer(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
-    metrics = f"http://127.0.0.1:{local_ray.metrics_port}/metrics"
-    for url in (f"http://127.0.0.1:{local_ray.http_port}/embed",
-                f"http://127.0.0.1:{local_ray.dashboard_port}", metrics):
+    ports = local_ray.ports
+    for url in (ports.http_url + "/embed", ports.dashboard_url, ports.metrics_url):
         assert url in serve_run.stdout
-    with urllib.request.urlopen(metrics, timeout=30) as response:
+    with urllib.request.urlopen(ports.metrics_url, timeout=30) as response:
         assert "ray_" in response.read().decode()
 
 
 def test_serve_http_listens_on_loopback_only(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
     from ray._private.services import get_node_ip_address
 
@@ -198,13 +145,13 @@ def test_serve_http_listens_on_loopback_only(
         pytest.skip("this machine has no non-loopback address to probe")
     with socket.socket() as probe:
         probe.settimeout(2)
-        assert probe.connect_ex((node_ip, local_ray.http_port)) != 0
-    with socket.create_connection(("127.0.0.1", local_ray.http_port), timeout=2):
+        assert probe.connect_ex((node_ip, local_ray.ports.http)) != 0
+    with socket.create_connection(("127.0.0.1", local_ray.ports.http), timeout=2):
         pass
 
 
 def test_status_shows_every_app_running(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
     result = local_ray.servestack("status")
     assert result.returncode == 0, result.stderr
@@ -215,7 +162,7 @@ def test_status_shows_every_app_running(
 
 
 def test_status_with_another_token_is_refused_by_the_dashboard(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
     result = local_ray.servestack("status", env={"RAY_AUTH_TOKEN": "0" * 64})
     assert result.returncode == 1
@@ -223,7 +170,7 @@ def test_status_with_another_token_is_refused_by_the_dashboard(
 
 
 def test_serving_again_reuses_the_running_ray(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
     result = local_ray.servestack("serve", "--timeout", "120")
     assert result.returncode == 0, result.stderr
@@ -231,11 +178,11 @@ def test_serving_again_reuses_the_running_ray(
 
 
 def test_stop_ends_serve_and_ray_and_is_idempotent(
-    local_ray: LocalRay, serve_run: subprocess.CompletedProcess[str]
+    local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
     local = load_stack("local").stack.serve
     assert local.haproxy  # the drain below is HAProxy's
-    assert recorded_drain_s(local_haproxy_dir(local_ray.ray_port)) == local.ingress_drain_s
+    assert recorded_drain_s(local_haproxy_dir(local_ray.ports.gcs)) == local.ingress_drain_s
     began = time.monotonic()
     stopped = local_ray.servestack("stop", timeout=120)
     took = time.monotonic() - began
@@ -244,12 +191,12 @@ def test_stop_ends_serve_and_ray_and_is_idempotent(
     # Issue 14: `stop` finishes within 30 s. Ray's 30 s ingress drain alone took it past that.
     print(f"stop of the served local stack took {took:.1f} s")
     assert took < STOP_LIMIT_S, stopped.stderr
-    assert cluster_processes(local_ray.ray_port) == []
+    assert cluster_processes(local_ray.ports.gcs) == []
 
     # Ray's own view: no GCS answers any more (short reconnect timeouts keep this quick).
     ray_status = subprocess.run(
         [str(Path(sys.executable).with_name("ray")), "status",
-         f"--address=127.0.0.1:{local_ray.ray_port}"],
+         f"--address={local_ray.ports.gcs_address}"],
         env={**local_ray.env, "RAY_AUTH_MODE": "token",
              "RAY_gcs_rpc_server_reconnect_timeout_s": "2",
              "RAY_gcs_server_request_timeout_seconds": "2"},

@@ -18,6 +18,7 @@ from infra.config import REPO_ROOT, STACKS_DIR
 from infra.names import WORKER_GROUP_LABEL, worker_group_node_labels
 from infra.stack_file import load_stack_config, stack_file
 from servestack.cli import app
+from servestack.local.head import LocalPorts
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import RehearsalPorts, head_argv, head_environment
 from servestack.rehearse.probe import AutoscalerView
@@ -163,11 +164,15 @@ def test_a_document_that_is_not_a_rayservice_is_refused_by_field() -> None:
 
 
 def test_head_argv_and_environment_keep_the_rehearsal_private(tmp_path: Path) -> None:
-    ports = RehearsalPorts(1, 2, 3, 4, 5, 6)
+    ports = RehearsalPorts(LocalPorts(http=6, gcs=1, dashboard=2, metrics=4), client=3,
+                           dashboard_agent=5)
     argv = head_argv(ports, tmp_path, tmp_path / "c.json",
                      {"CPU": 0.0, "memory": 2.0 * 1024**3, "custom": 1.0})
     assert "--num-cpus=0" in argv and f"--memory={2 * 1024**3}" in argv
     assert "--port=1" in argv and "--dashboard-port=2" in argv
+    assert "--ray-client-server-port=3" in argv and "--metrics-export-port=4" in argv
+    assert "--dashboard-agent-listen-port=5" in argv
+    assert "--node-ip-address=127.0.0.1" in argv and "--dashboard-host=127.0.0.1" in argv
     assert f"--temp-dir={tmp_path}" in argv and '--resources={"custom": 1.0}' in argv
     env = head_environment({"RAY_ADDRESS": "elsewhere:1", "PATH": "/bin"}, tmp_path, "tok")
     assert "RAY_ADDRESS" not in env and env["RAY_AUTH_TOKEN"] == "tok"
