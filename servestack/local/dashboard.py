@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,19 @@ class DashboardClient:
         """Ray's `/api/version`; also the cheap "is this our Ray, and does it accept us?" probe."""
         body: dict[str, Any] = self._request("GET", "/api/version").json()
         return body
+
+    def wait_until_up(self, timeout_s: float) -> DashboardError | None:
+        """Ask for the version until it answers (None) or `timeout_s` has passed (the last
+        error): a head's dashboard comes up a while after `ray start` returns."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.version()
+                return None
+            except DashboardError as error:
+                if time.monotonic() > deadline:
+                    return error
+            time.sleep(0.5)
 
     def gcs_healthy(self, timeout_s: float = 3.0) -> bool:
         """Whether the head's GCS answers (the dashboard's own probe); False after a crash."""

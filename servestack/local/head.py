@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 from apps.spec import ApplicationSpec
 from infra.config import REPO_ROOT
 from servestack.local.auth import AUTH_MODE_ENV
-from servestack.local.dashboard import DashboardClient, DashboardError
+from servestack.local.dashboard import DashboardClient
 from servestack.local.free_ports import free_ports
 from servestack.local.serve_status import clean_message
 
@@ -234,18 +233,10 @@ def start_head(ports: LocalPorts, num_cpus: int, env: Mapping[str, str],
 
 
 def wait_for_dashboard(client: DashboardClient, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.version()
-            return
-        except DashboardError as error:
-            if time.monotonic() > deadline:
-                raise HeadError(
-                    f"Ray started but its dashboard at {client.url} did not come up within "
-                    f"{timeout_s:.0f} s: {error}"
-                ) from None
-        time.sleep(0.5)
+    error = client.wait_until_up(timeout_s)
+    if error is not None:
+        raise HeadError(f"Ray started but its dashboard at {client.url} did not come up within "
+                        f"{timeout_s:.0f} s: {error}")
 
 
 def output_tail(output: str, lines: int = 20) -> str:

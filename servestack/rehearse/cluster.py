@@ -21,7 +21,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any
 import psutil
 
 from infra.config import REPO_ROOT
-from servestack.local.dashboard import DashboardClient, DashboardError
+from servestack.local.dashboard import DashboardClient
 from servestack.local.free_ports import free_ports
 from servestack.local.head import LocalPorts, output_tail, ray_executable
 from servestack.rehearse.provider import OBJECT_STORE_ENV
@@ -189,23 +188,12 @@ def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
         if result.returncode != 0:
             raise ClusterError(f"`ray start --head` failed (exit {result.returncode}):\n"
                                + output_tail(result.stdout + result.stderr))
-        _wait_for_dashboard(cluster.client, START_TIMEOUT_S)
+        error = cluster.client.wait_until_up(START_TIMEOUT_S)
+        if error is not None:
+            raise ClusterError(f"the dashboard at {cluster.client.url} did not come up: {error}")
         yield cluster
     finally:
         stop(cluster, remove=not keep_logs)
-
-
-def _wait_for_dashboard(client: DashboardClient, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.version()
-            return
-        except DashboardError as error:
-            if time.monotonic() > deadline:
-                raise ClusterError(
-                    f"the dashboard at {client.url} did not come up: {error}") from None
-        time.sleep(0.5)
 
 
 def cluster_processes(temp_dir: Path) -> list[psutil.Process]:

@@ -13,6 +13,7 @@ import pytest
 from infra.config import REPO_ROOT, ServeOptions
 from infra.serve_config import build_serve_config, serve_config_for, worker_group_selectors
 from infra.stack_file import load_stack_config
+from servestack.local.dashboard import DashboardClient, DashboardUnreachableError
 from servestack.local.head import (
     HeadError,
     LocalPorts,
@@ -22,6 +23,7 @@ from servestack.local.head import (
     head_environment,
     ray_start_argv,
     required_cpus,
+    wait_for_dashboard,
 )
 
 
@@ -88,6 +90,15 @@ def test_a_taken_port_is_reported_with_the_option_that_moves_it() -> None:
         taken = listener.getsockname()[1]
         with pytest.raises(HeadError, match=rf"{taken} \(--dashboard-port\)"):
             check_ports_free(LocalPorts(http=1, gcs=1, dashboard=taken, metrics=1))
+
+
+def test_a_dashboard_that_never_comes_up_fails_the_start_with_the_last_error() -> None:
+    url = LocalPorts.free().dashboard_url
+    with pytest.raises(HeadError, match=r"dashboard at .* did not come up within 1 s: no Ray "
+                                        r"dashboard answers"):
+        wait_for_dashboard(DashboardClient(url, "token", timeout_s=1), 0.6)
+    waited = DashboardClient(url, "token", timeout_s=1).wait_until_up(0.1)
+    assert isinstance(waited, DashboardUnreachableError)
 
 
 def test_every_heads_temp_dir_lives_in_an_owner_only_parent(
