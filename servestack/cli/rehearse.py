@@ -88,7 +88,8 @@ def rehearse_command(
                                settle_s=settle_seconds, keep_logs=keep_logs)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = rehearse(target, plan, config.applications, options, progress)
+        result = rehearse(target, plan, config.applications, config.serve, options,
+                          progress)
     except RehearsalFailedError as failure:
         err.print(Text(f"rehearsal of {target.source} failed:\n{failure}", style="red"),
                   soft_wrap=True)

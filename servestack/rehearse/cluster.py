@@ -30,9 +30,11 @@ from typing import Any
 import psutil
 
 from infra.config import REPO_ROOT
+from infra.serve_config import HAPROXY_ENABLE_ENV
 from servestack.local.dashboard import DashboardClient
 from servestack.local.free_ports import free_ports
-from servestack.local.head import LocalPorts, output_tail, ray_executable
+from servestack.local.haproxy import private_haproxy_environment
+from servestack.local.head import HeadError, LocalPorts, output_tail, ray_executable
 from servestack.rehearse.provider import OBJECT_STORE_ENV
 from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
@@ -44,6 +46,9 @@ FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
 """ray.autoscaler._private.fake_multi_node.node_provider.FAKE_HEAD_NODE_ID (kept here so the
 CLI does not import the autoscaler before it needs to)."""
 GRACE_PERIOD_S = 8.0
+HAPROXY_DIR = "hap"
+"""HAProxy's private files, inside the temp dir: its command line then names the temp dir, so
+`stop` finds it (an orphan included) as it finds every Ray process, and removes its files."""
 _LAUNCH_FAILED = re.compile(r"Failed to launch \d+ nodes of type (\S+?): (.*)")
 
 
@@ -106,15 +111,26 @@ class FakeCluster:
     def processes(self) -> list[psutil.Process]:
         return cluster_processes(self.temp_dir)
 
+    @property
+    def haproxy_dir(self) -> Path | None:
+        """Where the head's HAProxy keeps its admin socket; None when the stack runs Serve's
+        Python proxy."""
+        return self.temp_dir / HAPROXY_DIR if self.env.get(HAPROXY_ENABLE_ENV) == "1" else None
 
-def head_environment(base: Mapping[str, str], temp_dir: Path, token: str) -> dict[str, str]:
-    """What the head (and, through its monitor, every fake node) runs with."""
+
+def head_environment(base: Mapping[str, str], temp_dir: Path, token: str,
+                     ingress_env: Mapping[str, str]) -> dict[str, str]:
+    """What the head (and, through its monitor, every fake node) runs with: `ingress_env`,
+    the stack's ingress settings every Ray container of the cluster carries
+    (infra.serve_config.ingress_environment), and under HAProxy its files and ports private
+    to this rehearsal, as a local head has them."""
     # CUDA_VISIBLE_DEVICES goes: Ray refuses to start a node with logical GPUs when it is set
     # to nothing ("Attempting to start raylet with 1 GPU, but CUDA_VISIBLE_DEVICES contains
     # []"); with no CUDA device on this machine, torch finds none either way.
     env = {k: v for k, v in base.items()
            if not k.startswith(("RAY_ADDRESS", "RAY_AUTH_TOKEN", "CUDA_VISIBLE_DEVICES"))}
     paths = [str(REPO_ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    env.update(ingress_env)
     env.update({
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
         "RAY_AUTH_MODE": "token",
@@ -131,6 +147,7 @@ def head_environment(base: Mapping[str, str], temp_dir: Path, token: str) -> dic
         # user of the machine) shares; on the cluster each pod is judged by its own limit.
         "RAY_memory_monitor_refresh_ms": "0",
     })
+    env.update(private_haproxy_environment(env, temp_dir / HAPROXY_DIR))
     return env
 
 
@@ -161,8 +178,8 @@ def head_argv(ports: RehearsalPorts, temp_dir: Path, config_path: Path,
 
 @contextmanager
 def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
-                 base_env: Mapping[str, str] = os.environ, keep_logs: bool = False
-                 ) -> Iterator[FakeCluster]:
+                 ingress_env: Mapping[str, str], base_env: Mapping[str, str] = os.environ,
+                 keep_logs: bool = False) -> Iterator[FakeCluster]:
     """Start the cluster, yield it, and stop it on exit, failure or Ctrl-C.
 
     `config_for(gcs_address)` returns the autoscaling config: it names the GCS address,
@@ -172,7 +189,11 @@ def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
     temp_dir = Path(tempfile.mkdtemp(prefix="ssr-", dir="/tmp"))
     ports = RehearsalPorts.free()
     token = secrets.token_hex(32)
-    env = head_environment(base_env, temp_dir, token)
+    try:
+        env = head_environment(base_env, temp_dir, token, ingress_env)
+    except HeadError as error:  # HAProxy's socket path too long: never under /tmp/ssr-*
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise ClusterError(str(error)) from None
     config_path = temp_dir / "autoscaling-config.json"
     config_path.write_text(json.dumps(config_for(ports.head.gcs_address), indent=2, sort_keys=True))
     cluster = FakeCluster(temp_dir=temp_dir, ports=ports, token=token, env=env)

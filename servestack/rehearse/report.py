@@ -1,5 +1,6 @@
 """The rehearsal's tables: apps, where every replica landed, nodes per group against the plan,
-the autoscaler's view, the load-step timeline, and where the rehearsal differs from the cluster."""
+the autoscaler's view, the ingress and the replicas it served, the load-step timeline, and
+where the rehearsal differs from the cluster."""
 
 from __future__ import annotations
 
@@ -101,6 +102,17 @@ def autoscaler_table(result: RehearsalResult) -> Table:
     return table
 
 
+def ingress_table(result: RehearsalResult) -> Table:
+    """HAProxy's backend servers (its `show stat`), each matched to its replica's node type."""
+    table = _table(f"Ingress: {result.ingress} on the head → replicas (HAProxy's statistics)",
+                   "app", "deployment", "replica", "node type", "HAProxy status", "requests")
+    for s in result.served:
+        table.add_row(s.app, s.deployment, s.replica_id, s.node_type, s.status, str(s.requests))
+    for app in result.unserved:
+        table.add_row(app, "-", "-", "-", "-", Text("FAIL: none", style="red"))
+    return table
+
+
 def timeline_table(result: RehearsalResult) -> Table:
     groups = [n.name for n in result.target.node_types if not n.is_head]
     deployments = sorted({k for s in result.timeline for k in s.replicas})
@@ -124,6 +136,10 @@ def print_report(result: RehearsalResult, console: Console) -> None:
     console.print(nodes_table(result))
     console.print(labels_table(result))
     console.print(autoscaler_table(result))
+    if result.served or result.unserved:
+        console.print(ingress_table(result))
+    else:
+        console.print(f"Ingress: {result.ingress} on the head")
     if result.timeline:
         console.print(timeline_table(result))
         for line in result.load_summary:

@@ -29,10 +29,13 @@ from infra.autoscaler_fit import (
     selects,
 )
 from infra.capacity import CapacityPlan
+from infra.config import ServeOptions
+from infra.serve_config import ingress_environment
 from servestack.local.dashboard import DashboardError
 from servestack.local.examples import example_requests
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import FakeCluster, fake_cluster
+from servestack.rehearse.ingress import ServedBy, haproxy_servers, ingress_name, served_by
 from servestack.rehearse.probe import AutoscalerProbe, AutoscalerView
 from servestack.rehearse.serve_copy import rehearsal_serve_config
 from servestack.rehearse.translation import (
@@ -46,6 +49,10 @@ LAUNCH_FAILURES_TO_FAIL = 3
 """Failed launches of one node type that end the rehearsal: the fake provider fails the same
 way every time, and the autoscaler would retry for ever."""
 LOAD_STEP_IDLE_TIMEOUT_S = 20.0
+INGRESS_ROUNDS = 3
+"""Rounds of one example request per app, each followed by a reading of HAProxy's statistics:
+a reload (a replica added or removed) restarts HAProxy's counters between a request and the
+reading."""
 _INFEASIBLE = re.compile(r"(\{[^{}]*\})\*(\d+)")
 
 
@@ -86,11 +93,16 @@ class RehearsalResult:
     timeline: list[Sample] = field(default_factory=list)
     load_summary: list[str] = field(default_factory=list)
     durations: dict[str, float] = field(default_factory=dict)
+    ingress: str = ""  # ingress_name: what served the requests
+    served: list[ServedBy] = field(default_factory=list)  # HAProxy's servers → replicas
+    unserved: list[str] = field(default_factory=list)  # apps HAProxy sent to no replica
 
     @property
     def problems(self) -> list[str]:
         found = [f"{p.app}.{p.deployment}: {problem}" for p in self.placements
                  for problem in p.problems]
+        found += [f"application {app}: {self.ingress} sent none of its example requests to "
+                  "its replicas" for app in self.unserved]
         if self.snapshot is not None:
             for name, app in sorted(self.snapshot.applications.items()):
                 if app.status != "RUNNING":
@@ -269,9 +281,10 @@ class RehearsalOptions:
 
 
 def rehearse(target: RehearsalTarget, plan: CapacityPlan,
-             applications: Sequence[ApplicationSpec], options: RehearsalOptions,
-             progress: Callable[[str], None]) -> RehearsalResult:
-    """Run the whole rehearsal; raises RehearsalFailedError with the plain account of a failure."""
+             applications: Sequence[ApplicationSpec], serve: ServeOptions,
+             options: RehearsalOptions, progress: Callable[[str], None]) -> RehearsalResult:
+    """Run the whole rehearsal with the stack's ingress (`serve`); raises RehearsalFailedError
+    with the plain account of a failure."""
     started = time.monotonic()
     nodes = target.node_types
     head = next(n for n in nodes if n.is_head)
@@ -291,15 +304,22 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
               for d in g.deployments}
     demands = demands_of_config(target.serve_config, lambda a, d: max_of.get((a, d), 0))
     with fake_cluster(lambda address: fake_cluster_config(target, address, idle),
-                      head.resources, keep_logs=options.keep_logs) as cluster:
-        result = RehearsalResult(target=target, plan=plan, differences=differences)
+                      head.resources, ingress_environment(applications, serve),
+                      keep_logs=options.keep_logs) as cluster:
+        result = RehearsalResult(target=target, plan=plan, differences=differences,
+                                 ingress=ingress_name(cluster.env))
         result.durations["cluster start"] = time.monotonic() - started
         ports = cluster.ports.head
         progress(f"fake cluster up (temp dir {cluster.temp_dir}, GCS {ports.gcs_address},"
                  f" dashboard {ports.dashboard_url})")
-        copy = rehearsal_serve_config(target.serve_config, ports.http,
+        copy = rehearsal_serve_config(target.serve_config, ports.http, result.ingress,
                                       short_delays=options.load_step)
         result.differences.extend(copy.differences)
+        if cluster.haproxy_dir is not None:
+            result.differences.append(
+                f"HAProxy's files in {cluster.haproxy_dir} and its stats, metrics and fallback "
+                "proxy on free loopback ports, as under `servestack serve` (cluster: Ray's "
+                "defaults in each pod)")
         probe = AutoscalerProbe(ports.gcs_address, cluster.env)
         try:
             cluster.client.deploy(copy.document)
@@ -307,6 +327,7 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
             _wait_running(cluster, probe, result, demands, nodes, applications, options.timeout_s,
                           progress)
             result.durations["to RUNNING"] = time.monotonic() - started
+            _check_haproxy(cluster, probe, result, applications, progress)
             if options.load_step:
                 _load_step(cluster, probe, result, applications, plan, options, progress)
         finally:
@@ -338,6 +359,46 @@ def _send_smoke_requests(cluster: FakeCluster, applications: Sequence[Applicatio
             threads.append(thread)
     progress("every app RUNNING; one example request per app sent")
     return threads
+
+
+def _check_haproxy(cluster: FakeCluster, probe: AutoscalerProbe, result: RehearsalResult,
+                   applications: Sequence[ApplicationSpec],
+                   progress: Callable[[str], None]) -> None:
+    """Send one example request per app through the head's HAProxy and read its statistics:
+    which replicas (on which node types) it sent requests to. An app none of whose replicas
+    got one is a problem of the rehearsal. Nothing to read under Serve's Python proxy."""
+    haproxy_dir = cluster.haproxy_dir
+    if haproxy_dir is None:
+        return
+    probed = [(app.name, examples[0]) for app in applications
+              if (examples := example_requests(app, cluster.ports.http_url))]
+    seen: dict[tuple[str, str, str], ServedBy] = {}
+    for _ in range(INGRESS_ROUNDS):
+        for _name, example in probed:
+            try:
+                requests.post(example.url, data=example.json_body(), timeout=60,
+                              headers={"content-type": "application/json"})
+            except requests.RequestException:
+                continue
+        view = probe.latest
+        try:
+            snapshot = cluster.client.snapshot()
+        except DashboardError:
+            snapshot = None
+        if snapshot is not None and view is not None:
+            for served in served_by(haproxy_servers(haproxy_dir), snapshot, view):
+                key = (served.app, served.deployment, served.replica_id)
+                if key not in seen or served.requests > seen[key].requests:
+                    seen[key] = served
+        result.served = sorted(seen.values(), key=lambda s: (s.app, s.deployment, s.replica_id))
+        result.unserved = [name for name, _ in probed
+                           if not any(s.app == name and s.requests for s in result.served)]
+        if not result.unserved:
+            break
+        time.sleep(POLL_S)
+    progress("HAProxy on the head sent requests to: " + (", ".join(
+        f"{s.app}.{s.deployment} on {s.node_type} ({s.requests})"
+        for s in result.served if s.requests) or "no replica"))
 
 
 def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: RehearsalResult,

@@ -20,17 +20,20 @@ class RehearsalServeConfig:
     differences: tuple[str, ...]
 
 
-def rehearsal_serve_config(serve_config: Mapping[str, Any], http_port: int,
+def rehearsal_serve_config(serve_config: Mapping[str, Any], http_port: int, ingress: str,
                            short_delays: bool = False) -> RehearsalServeConfig:
     """Proxy on the head only and HTTP on loopback: every fake node shares this machine's
-    ports, so Serve's per-node proxies would collide. With `short_delays` (the load step),
-    autoscaling delays shrink so scale-up and scale-down fit in minutes."""
+    ports, so Serve's per-node proxies (`ingress`: HAProxy or Serve's Python proxy) would
+    collide. With `short_delays` (the load step), autoscaling delays shrink so scale-up and
+    scale-down fit in minutes."""
     document = copy.deepcopy(dict(serve_config))
     differences = []
     location = document.get("proxy_location", "EveryNode")
     if location != "HeadOnly":
         document["proxy_location"] = "HeadOnly"
-        differences.append(f"Serve proxy_location HeadOnly (cluster: {location}): fake nodes "
+        on_cluster = {"EveryNode": f"{ingress} on every node"}.get(location, "no proxy")
+        differences.append(f"ingress: {ingress} on the head only, Serve proxy_location HeadOnly "
+                           f"(cluster: {on_cluster}, proxy_location {location}): fake nodes "
                            "share this machine's ports, so per-node proxies would collide")
     http = dict(document.get("http_options") or {})
     differences.append(f"Serve HTTP on {LOOPBACK}:{http_port} (cluster: "

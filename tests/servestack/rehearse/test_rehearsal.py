@@ -20,6 +20,7 @@ import pytest
 from infra.capacity import plan_capacity
 from infra.config import REPO_ROOT
 from infra.stack_file import load_stack_config
+from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.ray, pytest.mark.timeout(1200)]
 GPU_GROUP = "gpu-nvidia-com-gpu-l4"
@@ -51,7 +52,8 @@ def rehearse(model_store: Path, *args: str) -> tuple[subprocess.CompletedProcess
 
 
 def assert_no_leftovers(output: str) -> None:
-    """The temp dir named in the progress line is gone, and no process names it."""
+    """The temp dir named in the progress line is gone, and no process names it (HAProxy
+    included: its config lives there, see assert_served_through_haproxy_across_nodes)."""
     import psutil
 
     marker = next((w for w in output.split() if w.startswith("/tmp/ssr-")), None)
@@ -60,6 +62,32 @@ def assert_no_leftovers(output: str) -> None:
     assert not Path(marker).exists()
     assert not [p for p in psutil.process_iter(["cmdline"])
                 if any(marker in part for part in p.info["cmdline"] or [])]
+
+
+def table_rows(out: str, title: str) -> list[list[str]]:
+    """The cells of every row of the report table whose title starts with `title`."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(title))
+    rows = []
+    for line in lines[start + 4:]:  # title, top border, header, header rule
+        if line.startswith("└"):
+            break
+        rows.append([cell.strip() for cell in line.split("│")[1:-1]])
+    return rows
+
+
+def assert_served_through_haproxy_across_nodes(out: str, err: str, stack: str) -> None:
+    """The stack's ingress (HAProxy, serve.haproxy's default) on the head sent requests to
+    ingress replicas that Serve places on fake worker nodes: HAProxy's own statistics (its
+    admin socket under the rehearsal's temp dir) per backend server, matched to the replica's
+    node. The temp dir holding HAProxy's files is what assert_no_leftovers checks."""
+    temp_dir = next(w for w in err.split() if w.startswith("/tmp/ssr-")).rstrip(",")
+    assert f"HAProxy's files in {temp_dir}/hap" in out, out
+    rows = table_rows(out, "Ingress: HAProxy on the head → replicas (HAProxy's statistics)")
+    served = {(app, node_type) for app, _dep, _replica, node_type, _status, requests in rows
+              if int(requests) > 0}
+    assert {app for app, _ in served} == {a.name for a in load_stack_config(stack).applications}
+    assert all(node_type not in (FAKE_HEAD_NODE_TYPE, "") for _, node_type in served), out
 
 
 def gpu_nodes_over_time(out: str) -> list[int]:
@@ -99,6 +127,7 @@ def test_dev_rehearsal_puts_the_classifier_on_a_gpu_node_from_zero_and_scales_no
     peak = max(counts)
     assert peak >= 2, counts
     assert counts[-1] < peak, counts
+    assert_served_through_haproxy_across_nodes(out, err, "dev")
     assert_no_leftovers(err)
 
 
@@ -117,6 +146,7 @@ def test_rehearsal_runs_every_app_at_the_plans_minimum(model_store: Path, stack:
             if any(line.startswith(f"│ {name} ") for name in groups)]
     assert {row[0]: (row[2], row[5]) for row in rows if len(row) == 7} == {
         name: (str(g.min_pods), str(g.min_pods)) for name, g in groups.items()}, result.stdout
+    assert_served_through_haproxy_across_nodes(result.stdout, result.stderr, stack)
     assert_no_leftovers(result.stderr)
 
 

@@ -123,14 +123,15 @@ def test_the_serve_copy_changes_only_proxy_http_and_with_the_load_step_the_delay
                   {"name": "D", "autoscaling_config": {"min_replicas": 1, "max_replicas": 2,
                                                        "upscale_delay_s": 30.0}},
                   {"name": "F", "num_replicas": 1}]}]}
-    plain = rehearsal_serve_config(config, 18123)
+    plain = rehearsal_serve_config(config, 18123, "HAProxy")
     assert plain.document["proxy_location"] == "HeadOnly"
     assert plain.document["http_options"] == {"host": "127.0.0.1", "port": 18123}
     assert plain.document["applications"] == config["applications"]
     assert config["proxy_location"] == "EveryNode"  # the stack's config is not touched
-    assert any("HeadOnly (cluster: EveryNode)" in d for d in plain.differences)
+    assert any("HAProxy on the head only" in d and "(cluster: HAProxy on every node, "
+               "proxy_location EveryNode)" in d for d in plain.differences)
     assert any("0.0.0.0:8000" in d for d in plain.differences)
-    quick = rehearsal_serve_config(config, 18123, short_delays=True)
+    quick = rehearsal_serve_config(config, 18123, "HAProxy", short_delays=True)
     scaling = quick.document["applications"][0]["deployments"][0]["autoscaling_config"]
     assert (scaling["upscale_delay_s"], scaling["downscale_delay_s"]) == (5.0, 15.0)
     assert "autoscaling_config" not in quick.document["applications"][0]["deployments"][1]
@@ -174,7 +175,7 @@ def test_head_argv_and_environment_keep_the_rehearsal_private(tmp_path: Path) ->
     assert "--dashboard-agent-listen-port=5" in argv
     assert "--node-ip-address=127.0.0.1" in argv and "--dashboard-host=127.0.0.1" in argv
     assert f"--temp-dir={tmp_path}" in argv and '--resources={"custom": 1.0}' in argv
-    env = head_environment({"RAY_ADDRESS": "elsewhere:1", "PATH": "/bin"}, tmp_path, "tok")
+    env = head_environment({"RAY_ADDRESS": "elsewhere:1", "PATH": "/bin"}, tmp_path, "tok", {})
     assert "RAY_ADDRESS" not in env and env["RAY_AUTH_TOKEN"] == "tok"
     assert env["RAY_enable_autoscaler_v2"] == "1" and env["RAY_FAKE_CLUSTER"] == "1"
     assert env["PYTHONPATH"].split(":")[0] == str(REPO_ROOT)
