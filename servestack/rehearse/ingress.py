@@ -40,14 +40,15 @@ class BackendServer:
     server: str  # the replica's actor name, made safe: SERVE_REPLICA__<app>-<dep>-<replica id>
     status: str  # UP, DOWN, MAINT, …
     address: str  # host:port HAProxy connects to
-    requests: int  # `stot`: sessions HAProxy sent to it
+    requests: int  # `req_tot`: HTTP requests HAProxy sent to it
 
 
 def parse_show_stat(text: str) -> list[BackendServer]:
     """Servers of every backend in `show stat`'s CSV; frontends and aggregate rows left out."""
     rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
     return [BackendServer(backend=row["pxname"], server=row["svname"], status=row["status"],
-                          address=row.get("addr") or "", requests=int(row["stot"] or 0))
+                          address=row.get("addr") or "",
+                          requests=int(row.get("req_tot") or row.get("stot") or 0))
             for row in rows
             if row.get("svname") and row["svname"] not in _AGGREGATES]
 
