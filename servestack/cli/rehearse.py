@@ -63,8 +63,9 @@ def rehearse_command(
 
     Renders the RayService as `pulumi up` would, translates its groups with Ray's KubeRay
     code, starts a private fake multi-node Ray (head with num-cpus 0, worker nodes launched
-    and removed by autoscaler v2), deploys serveConfigV2 through the dashboard REST API,
-    sends one example request per app and reports where every replica landed.
+    and removed by autoscaler v2), deploys serveConfigV2 through the dashboard REST API with
+    the stack's ingress (HAProxy on the head, unless serve.haproxy is off), sends example
+    requests and reports where every replica landed and which ones HAProxy served.
 
     Exit codes: 0 every app RUNNING, every replica where it belongs; 1 the rehearsal failed;
     2 invalid stack or RayService file, nothing started; 130 interrupted."""

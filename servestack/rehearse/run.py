@@ -1,5 +1,6 @@
-"""One rehearsal: start the fake cluster, deploy the Serve config through the dashboard REST
-API as KubeRay does, watch Serve and the autoscaler, check where every replica landed.
+"""One rehearsal: start the fake cluster with the stack's ingress, deploy the Serve config
+through the dashboard REST API as KubeRay does, watch Serve and the autoscaler, check where
+every replica landed and, under HAProxy, that HAProxy sent every app's requests to its replicas.
 
 A deployment the autoscaler cannot place ends the rehearsal as soon as the autoscaler says
 so (its "No available node types can fulfill resource requests" event), naming the
