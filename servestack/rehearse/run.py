@@ -50,7 +50,7 @@ LAUNCH_FAILURES_TO_FAIL = 3
 """Failed launches of one node type that end the rehearsal: the fake provider fails the same
 way every time, and the autoscaler would retry for ever."""
 LOAD_STEP_IDLE_TIMEOUT_S = 20.0
-INGRESS_ROUNDS = 3
+INGRESS_ROUNDS = 5
 """Rounds of one example request per app, each followed by a reading of HAProxy's statistics:
 a reload (a replica added or removed) restarts HAProxy's counters between a request and the
 reading."""

