@@ -3,7 +3,10 @@ launching and removing local raylets per worker group.
 
 Everything is private to one rehearsal: free ports picked at start, a fresh temp dir, a fresh
 auth token. Stopping ends exactly the processes whose command line names that temp dir (and
-their children): another Ray on the machine is never touched (no `ray stop`).
+their children): another Ray on the machine is never touched (no `ray stop`). HAProxy, which
+outlives the proxy actor that started it, keeps its files in the temp dir (HAPROXY_DIR) and
+names them on its command line, so it is found the same way, as `servestack stop` finds a
+local head's by its private HAProxy dir.
 
 Autoscaler v2: KubeRay 1.7 sets RAY_USAGE_STATS_KUBERAY_IN_USE, RAY_CLOUD_INSTANCE_ID and
 RAY_NODE_TYPE_NAME on every Ray container, and Ray 2.60's `ray start --head` then enables
