@@ -18,8 +18,10 @@ import pytest
 import requests
 from ray.serve._private.haproxy import get_haproxy_binary  # the binary Ray's HAProxyManager runs
 
+from apps.haproxy_config import BINARY_ENV
 from infra.config import ServeOptions
 from infra.serve_config import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
+from servestack.local.haproxy import local_wrapper
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import (
     HAPROXY_DIR,
@@ -51,6 +53,7 @@ def test_the_head_runs_the_stacks_ingress_env_with_haproxy_files_in_the_temp_dir
     env = head_environment({"PATH": "/bin"}, short_dir, "tok",
                            ingress_environment([], ServeOptions()))
     assert env[HAPROXY_ENABLE_ENV] == "1" and ingress_name(env) == "HAProxy"
+    assert env[BINARY_ENV] == str(local_wrapper())  # servestack's wrapper, not the image's path
     assert Path(env["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent == short_dir / HAPROXY_DIR
     assert (short_dir / HAPROXY_DIR).stat().st_mode & 0o777 == 0o700
     assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] != str(HAPROXY_METRICS_PORT)  # a free port
