@@ -194,9 +194,9 @@ def fake_cluster(config_for: Any, head_resources: Mapping[str, float],
     token = secrets.token_hex(32)
     try:
         env = head_environment(base_env, temp_dir, token, ingress_env)
-    except HeadError as error:  # HAProxy's socket path too long: never under /tmp/ssr-*
+    except HeadError as refused:  # HAProxy's socket path too long: never under /tmp/ssr-*
         shutil.rmtree(temp_dir, ignore_errors=True)
-        raise ClusterError(str(error)) from None
+        raise ClusterError(str(refused)) from None
     config_path = temp_dir / "autoscaling-config.json"
     config_path.write_text(json.dumps(config_for(ports.head.gcs_address), indent=2, sort_keys=True))
     cluster = FakeCluster(temp_dir=temp_dir, ports=ports, token=token, env=env)

@@ -372,7 +372,7 @@ def _check_haproxy(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehears
     if haproxy_dir is None:
         return
     probed = [(app.name, examples[0]) for app in applications
-              if (examples := example_requests(app, cluster.ports.http_url))]
+              if (examples := example_requests(app, cluster.ports.head.http_url))]
     seen: dict[tuple[str, str, str], ServedBy] = {}
     for _ in range(INGRESS_ROUNDS):
         for _name, example in probed:

@@ -22,6 +22,7 @@ from apps.haproxy_config import BINARY_ENV
 from infra.config import ServeOptions
 from infra.serve_config import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
 from servestack.local.haproxy import local_wrapper
+from servestack.local.head import LocalPorts
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.cluster import (
     HAPROXY_DIR,
@@ -118,7 +119,8 @@ backend http-embeddings
         for _ in range(3):
             assert requests.get(f"http://127.0.0.1:{front}/", timeout=10).text == "ok"
         servers = haproxy_servers(short_dir / HAPROXY_DIR)
-        assert stop(FakeCluster(short_dir, RehearsalPorts(0, 0, 0, 0, 0, 0), "", {})) == 1
+        no_ports = RehearsalPorts(LocalPorts(http=0, gcs=0, dashboard=0, metrics=0), 0, 0)
+        assert stop(FakeCluster(short_dir, no_ports, "", {})) == 1
         assert haproxy.poll() is not None and not short_dir.exists()
     finally:
         haproxy.kill()
