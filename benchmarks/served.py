@@ -155,11 +155,20 @@ def workload_for(app: ApplicationSpec) -> Workload:
 
 
 def _index_corpus(cluster: BenchCluster, app: ApplicationSpec) -> None:
-    documents = search_documents(SEARCH_CORPUS)
+    """Adds within the app's own per-request limits (documents and the character budget)."""
+    from apps.search.spec import SEARCH_INGRESS, IngressSettings
+
+    limits = app.deployment(SEARCH_INGRESS.name).user_config
+    assert isinstance(limits, IngressSettings)
     url = cluster.base_url + app.route_prefix.rstrip("/") + "/documents"
-    for start in range(0, len(documents), 50):
-        response = requests.post(url, json={"documents": documents[start:start + 50]}, timeout=120)
-        response.raise_for_status()
+    batch: list[dict[str, str]] = []
+    for document in [*search_documents(SEARCH_CORPUS), None]:
+        if batch and (document is None or len(batch) == limits.max_documents_per_request or
+                      sum(len(d["text"]) for d in [*batch, document]) > limits.max_request_chars):
+            requests.post(url, json={"documents": batch}, timeout=120).raise_for_status()
+            batch = []
+        if document is not None:
+            batch.append(document)
 
 
 def _observed_batches(cluster: BenchCluster, app: ApplicationSpec) -> dict[str, int]:
