@@ -12,9 +12,11 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from apps.haproxy_config import ADMIN_HOST_ENV
 from apps.ingress import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from infra.capacity import plan_capacity
 from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig
+from infra.names import IMAGE_HAPROXY_WRAPPER
 from infra.serve_config import serve_config_for
 from infra.stack_file import load_stack_config
 from infra.worker_groups import container_security_context
@@ -300,6 +302,10 @@ def test_every_ray_container_runs_the_haproxy_ingress_with_the_stacks_limits(
         assert float(env["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"]) >= (
             config.serve.ingress.body_timeout_s)
         assert "empty-response" in env["RAY_SERVE_HAPROXY_RETRY_ON"]
+        # Ray starts the image's config wrapper as HAProxy (apps/haproxy_config.py), so
+        # requests stay replayable and HAProxy's errors JSON; the stats page keeps Ray's bind.
+        assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == IMAGE_HAPROXY_WRAPPER
+        assert ADMIN_HOST_ENV not in env
         assert float(env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"]) == (
             config.serve.ingress_drain_s)
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
