@@ -11,8 +11,10 @@ What the rewrite adds:
   picks a replica. Without it HAProxy forwards the headers as soon as it has them, and a request
   in flight to a replica that dies then often has no copy to replay (`retry-on empty-response`):
   it failed as a 502 or a silently closed keep-alive connection (docs/security.md).
-- HAProxy's own answers (malformed request, client timeout, no replica, replica lost, unknown
-  route) as the apps' JSON error body (apps/error_body.py), instead of HTML or text.
+- HAProxy's own answers (client timeout, no replica, replica lost, unknown route) as the
+  apps' JSON error body (apps/error_body.py), instead of HTML or text. Not a request HAProxy
+  2.8 cannot parse at all: its H1 layer sends the built-in page whatever `errorfile` says
+  (haproxy/haproxy#3032, fixed from 3.2).
 - With $SERVESTACK_HAPROXY_ADMIN_HOST (the local head: 127.0.0.1), the stats page and the
   Prometheus exporter bind that host, not every interface.
 
