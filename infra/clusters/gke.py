@@ -45,17 +45,25 @@ def image_project(stack: StackConfig) -> str:
     return found.group(1) if found else _gke(stack).project
 
 
+def _service_account(name: str, account_id: str, project: str, display_name: str,
+                     parent: pulumi.Resource
+                     ) -> tuple[serviceaccount.Account, pulumi.Output[str]]:
+    """A Google service account and the IAM member string its grants name."""
+    account = serviceaccount.Account(
+        name, account_id=account_id, project=project, display_name=display_name,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return account, account.email.apply(lambda email: f"serviceAccount:{email}")
+
+
 def node_service_account(stack: StackConfig, parent: pulumi.Resource
                          ) -> serviceaccount.Account:
     """A service account for this cluster's nodes (GPU pools included) with only the roles
     nodes need and image pulls, as Google's hardening guide and GKE examples do."""
     gke = _gke(stack)
-    account = serviceaccount.Account(
-        f"{gke.name}-nodes", account_id=gke.node_service_account_id, project=gke.project,
-        display_name=f"GKE nodes of {gke.name} (servestack)",
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    account, member = _service_account(
+        f"{gke.name}-nodes", gke.node_service_account_id, gke.project,
+        f"GKE nodes of {gke.name} (servestack)", parent)
     grants = [(gke.project, role) for role in NODE_ROLES] + [(image_project(stack),
                                                               IMAGE_PULL_ROLE)]
     for project, role in grants:
@@ -74,12 +82,9 @@ def model_reader(stack: StackConfig, parent: pulumi.Resource) -> dict[str, pulum
     if not buckets:
         return {}
     gke = _gke(stack)
-    account = serviceaccount.Account(
-        f"{gke.name}-model-reader", account_id=gke.model_reader_account_id, project=gke.project,
-        display_name=f"Ray pods of {stack.rayservice.name} reading models (servestack)",
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    member = account.email.apply(lambda email: f"serviceAccount:{email}")
+    account, member = _service_account(
+        f"{gke.name}-model-reader", gke.model_reader_account_id, gke.project,
+        f"Ray pods of {stack.rayservice.name} reading models (servestack)", parent)
     for bucket in buckets:
         storage.BucketIAMMember(
             f"{gke.name}-model-reader-{bucket}", bucket=bucket, role=MODEL_READ_ROLE,
