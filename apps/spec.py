@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from apps.kubernetes_rules import is_qualified_name
+
 
 class SpecModel(BaseModel):
     """Base for every spec type: frozen, strict about unknown keys."""
@@ -64,11 +66,6 @@ def _friendly(item: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-_K8S_RESOURCE_NAME = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9A-Z]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"
-)
-
-
 class Resources(SpecModel):
     """What one replica reserves from Ray, and which Kubernetes resource backs its GPUs."""
 
@@ -90,7 +87,7 @@ class Resources(SpecModel):
     @field_validator("accelerator_resource")
     @classmethod
     def _resource_name(cls, value: str | None) -> str | None:
-        if value is not None and not _K8S_RESOURCE_NAME.match(value):
+        if value is not None and not is_qualified_name(value):
             raise ValueError(f"{value!r} is not a Kubernetes resource name such as nvidia.com/gpu")
         return value
 

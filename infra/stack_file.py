@@ -16,7 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, StackConfig, parse_stack_config
-from infra.validation import StackSource, ValidStack, required_secrets, validate_stack
+from infra.validation import StackSource, ValidStack, validate_stack
 
 PROJECT_FILE: Final = REPO_ROOT / "Pulumi.yaml"
 _PREFIX: Final = f"{PROJECT}:"
@@ -175,7 +175,7 @@ def _required_secrets(name: str, values: Mapping[str, Any]) -> list[str]:
     """The secret keys the program will ask for; an invalid stack is validate_stack's to report."""
     fields = {key: value for key, value in values.items() if key in StackConfig.model_fields}
     try:
-        return sorted(required_secrets(parse_stack_config(name, fields, backend_rules=False)))
+        return sorted(parse_stack_config(name, fields, backend_rules=False).required_secrets())
     except ValueError:
         return []
 

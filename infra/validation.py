@@ -15,22 +15,22 @@ from typing import Any
 
 from infra.autoscaler_fit import autoscaler_placement_problems
 from infra.capacity import CapacityError, CapacityPlan, plan_capacity
+from infra.clusters.existing_spec import KUBECONFIG_MEANING
 from infra.config import (
     PROJECT,
-    ExistingCluster,
     GcsFaultTolerance,
     StackConfig,
     StackConfigError,
+    backend_problems,
     parse_stack_config,
 )
+from infra.config.model_sources import MLFLOW_TOKEN_MEANING
+from infra.config.rayservice import REDIS_PASSWORD_MEANING
 from infra.environment import GUARDED, environment_for
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
 
 _DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
-_KUBECONFIG_MEANING = "the kubeconfig of the existing cluster"
-_PASSWORD_MEANING = "the password of the GCS fault-tolerance Redis"
-_MLFLOW_TOKEN_MEANING = "the MLflow tracking token"
 
 
 @dataclass(frozen=True)
@@ -57,32 +57,19 @@ def secret_command(key: str) -> str:
 
 
 def _secret_keys(values: Mapping[str, Any]) -> dict[str, str]:
-    """The keys servestack reads as secrets → what they hold; never StackConfig fields."""
+    """Every key servestack may read as a secret → what it holds, found in the raw values
+    because they must leave them before parsing (they are never StackConfig fields); which
+    of them a stack needs is `StackConfig.required_secrets`."""
     rayservice = values.get("rayservice")
     ft = rayservice.get("gcs_fault_tolerance") if isinstance(rayservice, Mapping) else None
     key = ft.get("password_secret_key") if isinstance(ft, Mapping) else None
     password_key = key if isinstance(key, str) else _DEFAULT_PASSWORD_KEY
-    found = {KUBECONFIG_KEY: _KUBECONFIG_MEANING, password_key: _PASSWORD_MEANING}
+    found = {KUBECONFIG_KEY: KUBECONFIG_MEANING, password_key: REDIS_PASSWORD_MEANING}
     sources = values.get("model_sources")
     token_key = sources.get("mlflow_token_secret_key") if isinstance(sources, Mapping) else None
     if isinstance(token_key, str):
-        found[token_key] = _MLFLOW_TOKEN_MEANING
+        found[token_key] = MLFLOW_TOKEN_MEANING
     return found
-
-
-def required_secrets(stack: StackConfig) -> dict[str, str]:
-    """Secret config keys this stack needs → what they hold (for the error and the docs)."""
-    needed = {}
-    cluster = stack.cluster
-    if isinstance(cluster, ExistingCluster) and cluster.kubeconfig_from == "secret":
-        needed[KUBECONFIG_KEY] = _KUBECONFIG_MEANING
-    ft = stack.rayservice.gcs_fault_tolerance
-    if ft.enabled:
-        needed[ft.password_secret_key] = _PASSWORD_MEANING
-    token_key = stack.mlflow_token_key
-    if token_key:
-        needed[token_key] = _MLFLOW_TOKEN_MEANING
-    return needed
 
 
 def plain_secret_message(key: str, meaning: str) -> str:
@@ -105,15 +92,14 @@ def validate_stack(source: StackSource) -> ValidStack:
 
     problems: list[tuple[str, str]] = []
     stack: StackConfig | None = None
-    planned: StackConfig | None = None  # `stack`, or the same without the backend's pool rules
+    planned: StackConfig | None = None  # parsed; `stack` too once the backend's rules hold
     try:
-        stack = planned = parse_stack_config(source.name, raw)
+        planned = parse_stack_config(source.name, raw, backend_rules=False)
     except StackConfigError as error:
         problems += error.problems
-        try:  # the backend's pool rules failed alone? then the plan can still be checked
-            planned = parse_stack_config(source.name, raw, backend_rules=False)
-        except StackConfigError:
-            planned = None
+    else:  # the backend's pool rules are reported beside the plan's, which is still checked
+        problems += backend_problems(planned)
+        stack = None if problems else planned
 
     secret_problems, warnings = _secret_findings(source, secrets, planned)
     problems += secret_problems
@@ -162,7 +148,7 @@ def _secret_findings(
                 problems.append((key, message))
             else:
                 warnings.append(f"{PROJECT}:{key}: {message}")
-    for key, meaning in (required_secrets(stack) if stack is not None else {}).items():
+    for key, meaning in (stack.required_secrets() if stack is not None else {}).items():
         if key not in source.values and key not in source.secret_keys:
             problems.append((key, f"missing: {meaning}; set it with {secret_command(key)}"))
     return problems, warnings

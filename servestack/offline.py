@@ -9,12 +9,10 @@ these records, so they judge what `pulumi up` would send, not a re-implementatio
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import logging
 import runpy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
 
+from infra.clusters.spec import cluster_specs
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR
 from infra.stack_file import read_stack_source, stack_file, stack_name
 from servestack.pulumi_internals import (
@@ -43,14 +42,6 @@ PROGRAM = REPO_ROOT / "infra"
 """Pulumi.yaml `main: infra/`: run as a directory, exactly as the language host runs it."""
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 RANDOM_PLACEHOLDER = "offline-random-secret"
-
-FAKE_KUBECONFIG = json.dumps({
-    "apiVersion": "v1", "kind": "Config", "current-context": "offline",
-    "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:6443"}}],
-    "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
-    "users": [{"name": "offline", "user": {}}],
-}, sort_keys=True)
-
 
 # --- what a run records --------------------------------------------------------------------
 
@@ -148,46 +139,26 @@ def stack_config(
 
 
 def _fake_outputs(args: MockResourceArgs) -> dict[str, Any]:
-    """Outputs the real provider would add, so `apply` callbacks see realistic values."""
+    """Outputs the real provider would add, so `apply` callbacks see realistic values: each
+    backend's spec fakes its own cloud's resources (infra/clusters/<backend>_spec.py)."""
     state = dict(args.inputs)
-    if args.typ == "command:local:Command":
-        create = str(state.get("create", ""))
-        state["stdout"] = FAKE_KUBECONFIG if "get kubeconfig" in create else ""
-        state["stderr"] = ""
-    elif args.typ == "gcp:container/cluster:Cluster":
-        state["endpoint"] = "203.0.113.10"
-        ca = base64.b64encode(b"offline-ca").decode()
-        state["masterAuth"] = {"clusterCaCertificate": ca}
-    elif args.typ == "eks:index:Cluster":
-        state["kubeconfigJson"] = FAKE_KUBECONFIG
-        state["kubeconfig"] = json.loads(FAKE_KUBECONFIG)
-    elif args.typ == "pulumi:pulumi:StackReference":
-        state["outputs"] = {"kubeconfig": FAKE_KUBECONFIG}
-        state["secretOutputNames"] = ["kubeconfig"]
-    elif args.typ == "gcp:serviceaccount/account:Account":
-        state["email"] = f"{state.get('accountId')}@{state.get('project')}.iam.gserviceaccount.com"
-        state["name"] = f"projects/{state.get('project')}/serviceAccounts/{state['email']}"
-    elif args.typ == "aws:iam/role:Role":
-        state["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
-        state.setdefault("name", args.name)
-    elif args.typ == "random:index/randomPassword:RandomPassword":
+    for spec in cluster_specs():
+        faked = spec.fake_outputs(args.typ, args.name, state)
+        if faked is not None:
+            return faked
+    if args.typ == "random:index/randomPassword:RandomPassword":
         state["result"] = f"{RANDOM_PLACEHOLDER}-{args.name}"  # secret, as the provider's is
     elif args.typ.startswith("kubernetes:helm.sh/"):
         state["status"] = {"status": "deployed", "version": state.get("version")}
     return state
 
 
-FAKE_VPC_CIDR = "10.0.0.0/16"
-
-
 def _fake_call(args: MockCallArgs) -> dict[str, Any]:
     """Results of the invokes the program makes (reads of the machine or the cloud)."""
-    if args.token == "command:local:run":
-        command = str(args.args.get("command", ""))
-        digest = hashlib.sha256(command.encode()).hexdigest()
-        return {"stdout": f"sha256:{digest}", "stderr": ""}
-    if args.token == "aws:ec2/getVpc:getVpc":
-        return {"id": args.args.get("id"), "cidrBlock": FAKE_VPC_CIDR}
+    for spec in cluster_specs():
+        result = spec.fake_call(args.token, args.args)
+        if result is not None:
+            return result
     return {}
 
 
@@ -317,21 +288,17 @@ async def _resolve(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]
 
 
 def run_program(
-    stack: str,
-    config: Mapping[str, str],
-    secret_keys: Sequence[str] = (),
-    program: Callable[[], None] = _run_main,
-    mocks: Mocks | None = None,
+    stack: str, config: Mapping[str, str], secret_keys: Sequence[str] = (),
 ) -> ProgramRun:
-    """Run `program` (default: infra/__main__.py) for `stack` under mocks; never raises for
-    the program's own errors, which land in `ProgramRun.error`."""
+    """Run the program (infra/__main__.py) for `stack` under mocks; never raises for the
+    program's own errors, which land in `ProgramRun.error`."""
     reset_root_stack()  # no state leaks between runs
     # Pulumi's runtime schedules on the thread's current event loop; an earlier asyncio.run()
     # in this process (a CLI command, a load test) leaves none set, so each run gets its own.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
-    mocks = mocks or OfflineMocks()
+    mocks = OfflineMocks()
     monitor = RecordingMonitor(mocks)
     logger = logging.getLogger(f"servestack.offline.{stack}")
     collector = _Collector()
@@ -342,7 +309,7 @@ def run_program(
     captured: dict[str, Any] = {}
 
     def body() -> Any:
-        program()
+        _run_main()
         outputs = root_stack_outputs()
 
         async def collect() -> None:
@@ -384,11 +351,10 @@ def run_stack_file(
     stack: str | None = None,
     secrets: Mapping[str, str] | None = None,
     fill_secrets: bool = True,
-    mocks: Mocks | None = None,
 ) -> ProgramRun:
     """Run the program for any stack file (e.g. a test fixture); the stack name defaults to
     the file's (`stack_name`). A file that is not YAML raises StackFileError: the Pulumi CLI
-    would refuse it before the program starts. `mocks` stands in for an existing cloud."""
+    would refuse it before the program starts."""
     name = stack or stack_name(path)
     config, secret_keys = stack_config(path, secrets, fill_secrets)
-    return run_program(name, config, secret_keys, mocks=mocks)
+    return run_program(name, config, secret_keys)

@@ -8,13 +8,14 @@ same components run on kind, GKE, EKS or a cluster someone else operates.
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.clusters.spec import spec_for
 from infra.config import NodePool, StackConfig
 
 CLUSTER_TYPE = "servestack:index:Cluster"
@@ -38,13 +39,13 @@ class Cluster:
     for the head's autoscaler egress; empty where the backend cannot know it."""
 
 
-class ClusterBackend(Protocol):
-    """A module in infra/clusters/ that builds one kind of cluster (what it needs of the
-    stack's pools, the cluster model checks: `pool_problems` in infra/config.py)."""
+class ClusterBackend(ABC):
+    """What `infra/clusters/<backend>.py` exports as `BACKEND`: how it builds its cluster.
+    What it needs of the stack's pools is its spec's (`<backend>_spec.py`)."""
 
+    @abstractmethod
     def provision(self, stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         """Register the cluster's resources as children of `parent`."""
-        ...
 
 
 class ClusterComponent(pulumi.ComponentResource):
@@ -58,22 +59,22 @@ class BackendUnavailableError(RuntimeError):
     """The backend's cloud SDK is not installed in this environment."""
 
 
-_EXTRAS = {"gke": "gke", "eks": "eks"}
-
-
 def backend_for(stack: StackConfig) -> ClusterBackend:
     """Import only the backend the stack uses, so its cloud SDK is needed only there."""
     name = stack.cluster.backend
     try:
         module = importlib.import_module(f"infra.clusters.{name}")
     except ModuleNotFoundError as error:
-        extra = _EXTRAS.get(name)
+        extra = spec_for(name).extra
         hint = f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
         raise BackendUnavailableError(
             f"stack {stack.stack!r} uses the {name} backend, which needs {error.name!r}; "
             f"install it with `{hint}`"
         ) from None
-    return cast(ClusterBackend, module)
+    backend = module.BACKEND
+    if not isinstance(backend, ClusterBackend):
+        raise TypeError(f"infra.clusters.{name}.BACKEND must be a ClusterBackend")
+    return backend
 
 
 def provision_cluster(stack: StackConfig, backend: ClusterBackend) -> Cluster:

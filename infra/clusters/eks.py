@@ -21,8 +21,9 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from infra.clusters.base import Cluster, kubernetes_provider
-from infra.config import CLUSTER_AUTOSCALER_IMAGE_TAGS, EksCluster, EksVpc, NodePool, StackConfig
+from infra.clusters.base import Cluster, ClusterBackend, kubernetes_provider
+from infra.clusters.eks_spec import CLUSTER_AUTOSCALER_IMAGE_TAGS, EksCluster, EksVpc
+from infra.config import NodePool, StackConfig
 from infra.model_access import model_buckets, ray_service_account
 from infra.names import CLOUD_TAINT_EFFECTS, EKS_NODE_GROUP_LABEL
 
@@ -359,3 +360,11 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     # The API server's ENIs sit in the cluster's subnets: the VPC's range, never the internet.
     return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools, ready=tuple(ready),
                    api_server_cidrs=pulumi.Output.from_input(network.cidr).apply(lambda c: [c]))
+
+
+class EksBackend(ClusterBackend):
+    def provision(self, stack: StackConfig, parent: pulumi.Resource) -> Cluster:
+        return provision(stack, parent)
+
+
+BACKEND = EksBackend()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.clusters.base import Cluster, kubernetes_provider
-from infra.config import PROJECT, ExistingCluster, StackConfig
+from infra.clusters.base import Cluster, ClusterBackend, kubernetes_provider
+from infra.clusters.existing_spec import ExistingCluster
+from infra.config import PROJECT, StackConfig
 from infra.names import KUBECONFIG_KEY
 
 
@@ -33,3 +34,11 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
                                    context=_existing(stack).context)
     # The stack does not own this cluster's credentials, so it does not export them.
     return Cluster(provider=provider, kubeconfig=None, pools=stack.pools, ready=(), shared=True)
+
+
+class ExistingBackend(ClusterBackend):
+    def provision(self, stack: StackConfig, parent: pulumi.Resource) -> Cluster:
+        return provision(stack, parent)
+
+
+BACKEND = ExistingBackend()

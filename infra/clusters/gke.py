@@ -13,8 +13,9 @@ import re
 import pulumi
 from pulumi_gcp import container, projects, serviceaccount, storage
 
-from infra.clusters.base import Cluster, kubernetes_provider
-from infra.config import PROJECT, GkeCluster, NodePool, StackConfig
+from infra.clusters.base import Cluster, ClusterBackend, kubernetes_provider
+from infra.clusters.gke_spec import GkeCluster
+from infra.config import PROJECT, NodePool, StackConfig
 from infra.model_access import model_buckets, ray_service_account
 from infra.names import CLOUD_TAINT_EFFECTS
 
@@ -234,3 +235,11 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools,
                    ready=tuple(node_pools), api_server_cidrs=api_server_cidrs(cluster),
                    model_reader_annotations=model_reader(stack, parent))
+
+
+class GkeBackend(ClusterBackend):
+    def provision(self, stack: StackConfig, parent: pulumi.Resource) -> Cluster:
+        return provision(stack, parent)
+
+
+BACKEND = GkeBackend()

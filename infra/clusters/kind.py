@@ -13,8 +13,9 @@ import pulumi
 import pulumi_command as command
 import yaml
 
-from infra.clusters.base import Cluster, kubernetes_provider
-from infra.config import ImageConfig, KindCluster, NodePool, StackConfig, Taint
+from infra.clusters.base import Cluster, ClusterBackend, kubernetes_provider
+from infra.clusters.kind_spec import KUBECONFIG_COMMAND, KindCluster
+from infra.config import ImageConfig, NodePool, StackConfig, Taint
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
 API_SERVER_CIDRS = ("172.16.0.0/12",)
@@ -25,16 +26,6 @@ bridge pools (172.17-31.x.x); a daemon with other pools sets security.api_server
 def _kind(stack: StackConfig) -> KindCluster:
     assert isinstance(stack.cluster, KindCluster)
     return stack.cluster
-
-
-def gpu_warnings(stack: StackConfig) -> list[str]:
-    """kind nodes see a GPU only with GPU-enabled node containers (e.g. NVIDIA's nvkind)."""
-    return [
-        f"pools[{pool.name}] declares {pool.accelerator.resource}, but kind worker containers "
-        "have no GPUs unless the host runs GPU-enabled kind (e.g. nvkind); its pods stay "
-        "Pending otherwise"
-        for pool in stack.pools if pool.accelerator is not None
-    ]
 
 
 def _join_patch(taints: tuple[Taint, ...]) -> str:
@@ -92,7 +83,7 @@ def image_id(reference: str, parent: pulumi.Resource) -> pulumi.Output[str]:
 
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     name = _kind(stack).name
-    for warning in gpu_warnings(stack):
+    for warning in _kind(stack).pool_warnings(stack.pools):
         pulumi.log.warn(warning)
     config = yaml.safe_dump(kind_config(stack), sort_keys=True)
     cluster = command.local.Command(
@@ -108,7 +99,7 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     )
     kubeconfig = command.local.Command(
         "kind-kubeconfig",
-        create=f"kind get kubeconfig --name {name}",
+        create=f"kind {KUBECONFIG_COMMAND} --name {name}",
         triggers=[cluster.id],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[cluster],
                                     additional_secret_outputs=["stdout"]),
@@ -127,3 +118,11 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     provider = kubernetes_provider("kubernetes", secret_kubeconfig, parent, depends_on=[cluster])
     return Cluster(provider=provider, kubeconfig=secret_kubeconfig, pools=stack.pools,
                    ready=(cluster, *loads), api_server_cidrs=API_SERVER_CIDRS)
+
+
+class KindBackend(ClusterBackend):
+    def provision(self, stack: StackConfig, parent: pulumi.Resource) -> Cluster:
+        return provision(stack, parent)
+
+
+BACKEND = KindBackend()

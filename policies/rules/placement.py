@@ -11,8 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from infra.capacity import CapacityError, CapacityPlan, plan_capacity
-from infra.config import NodePool, StackConfig, Taint
-from infra.names import EKS_NODE_GROUP_LABEL, GKE_NODE_POOL_LABEL
+from infra.config import StackConfig, Taint
 from infra.pod_preview import (
     RAYSERVICE_TYPE,
     RayGroup,
@@ -25,21 +24,6 @@ from policies.rules.quantity import quantity_or_none
 from policies.rules.workloads import group_gpu_limit
 
 Finding = tuple[str, str | None]  # (message, urn of the resource it is about)
-
-# Labels a platform puts on every node of a pool, next to the labels the stack declares.
-PLATFORM_POOL_LABELS: Mapping[str, str] = {
-    "gke": GKE_NODE_POOL_LABEL,
-    "eks": EKS_NODE_GROUP_LABEL,
-}
-
-
-def node_labels(pool: NodePool, stack: StackConfig) -> dict[str, str]:
-    labels = dict(pool.labels)
-    platform_label = PLATFORM_POOL_LABELS.get(stack.cluster.backend)
-    if platform_label:
-        labels.setdefault(platform_label, pool.name)
-    return labels
-
 
 def tolerates(tolerations: Sequence[Mapping[str, Any]], taint: Taint) -> bool:
     """Kubernetes' toleration matching, for one taint."""
@@ -89,9 +73,9 @@ def check_gpu_workers_target_their_pool(
                 resource.urn,
             )
             continue
-        pools = [p for p in stack.pools if selector.items() <= node_labels(p, stack).items()]
+        pools = [p for p in stack.pools if selector.items() <= stack.cluster.node_labels(p).items()]
         if not pools:
-            known = ", ".join(f"{p.name} {node_labels(p, stack)}" for p in stack.pools)
+            known = ", ".join(f"{p.name} {stack.cluster.node_labels(p)}" for p in stack.pools)
             yield (
                 f"{where}.nodeSelector {selector} matches no node pool of the stack ({known}); "
                 "the pods would stay Pending",

@@ -24,7 +24,8 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ("apps/http_contract.py", "http"): "the ASGI scope type, not the operator's port",
     ("apps/ingress.py", "http"): "the ASGI scope type, not the operator's port",
     ("benchmarks/workloads.py", "serve"): "a word of the synthetic texts the load generator sends",
-    ("infra/config.py", "http"): "a URL scheme (model_sources endpoints), not the operator's port",
+    ("infra/field_types.py", "http"): "a URL scheme (model_sources endpoints), not the "
+                                      "operator's port",
     ("infra/kuberay.py", "release"): "the component's output named after its Helm release",
     ("servestack/cli/local.py", "serve"): "the `servestack serve` command",
     ("servestack/config_reference.py", "serve"): "the `serve` section of the stack file",

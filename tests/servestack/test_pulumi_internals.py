@@ -99,7 +99,9 @@ def test_the_root_stack_keeps_its_exports_in_outputs() -> None:
     assert "outputs" in inspect.get_annotations(stack), "pulumi.runtime.stack.Stack.outputs"
 
 
-def test_secrets_and_references_round_trip_through_the_wire() -> None:
+def test_secrets_and_references_round_trip_through_the_wire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Program → SDK serialisation → our monitor reads the signature keys back → mock state
     → our serialisation → SDK → exported outputs: every internal in one real pass."""
     from servestack.offline import RANDOM_PLACEHOLDER, run_program
@@ -114,7 +116,8 @@ def test_secrets_and_references_round_trip_through_the_wire() -> None:
         pulumi.export("password", password.result)  # type: ignore[attr-defined]
         pulumi.export("hidden", pulumi.Output.secret("shh"))
 
-    run = run_program("internals", {}, program=program).check()
+    monkeypatch.setattr("servestack.offline._run_main", program)  # the engine, another program
+    run = run_program("internals", {}).check()
     first, second = run.one("test:index:Thing", "first"), run.one("test:index:Thing", "second")
     assert second.inputs == {"secret": "s3cret", "ref": first.urn, "nested": {"n": 1}}, (
         "the wire form's secret or resource signature was not recognised")
@@ -124,7 +127,9 @@ def test_secrets_and_references_round_trip_through_the_wire() -> None:
     assert run.secret_outputs == {"hidden"}
 
 
-def test_the_signatures_mark_what_the_sdk_puts_on_the_wire() -> None:
+def test_the_signatures_mark_what_the_sdk_puts_on_the_wire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """SECRET_SIG/SIG_KEY as the SDK writes them; the shim's deserialiser keeps the mark, which
     is how the mocks' inputs stay recognisably secret."""
     from servestack import pulumi_internals
@@ -141,7 +146,8 @@ def test_the_signatures_mark_what_the_sdk_puts_on_the_wire() -> None:
 
         pulumi.export("serialised", pulumi.Output.from_input(serialise()))  # the run awaits it
 
-    run_program("internals", {}, program=program).check()
+    monkeypatch.setattr("servestack.offline._run_main", program)
+    run_program("internals", {}).check()
     secret = {pulumi_internals.SIG_KEY: pulumi_internals.SECRET_SIG, "value": "s"}
     assert seen["wire"] == {"plain": "p", "secret": secret}
     assert seen["back"] == {"plain": "p", "secret": secret}, "deserialised secrets lost their mark"

@@ -18,7 +18,7 @@ from infra.clusters.eks import (
     GPU_AMI,
     node_group_name,
 )
-from infra.config import EksCluster
+from infra.clusters.eks_spec import EksCluster
 from infra.stack_file import load_stack_config, stack_file
 from servestack.offline import ProgramRun, run_stack_file
 

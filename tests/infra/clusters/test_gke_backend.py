@@ -10,7 +10,7 @@ import pulumi
 import pytest
 from pulumi.runtime.mocks import MockResourceArgs
 
-from infra.config import GkeCluster
+from infra.clusters.gke_spec import GkeCluster
 from infra.stack_file import load_stack_config, stack_file
 from servestack.offline import OfflineMocks, ProgramRun, run_stack_file
 
@@ -127,18 +127,23 @@ def test_dataplane_v2_is_a_create_time_choice(checked_stack_run: Runs) -> None:
     assert "datapathProvider" in cluster.options.ignore_changes
 
 
-class LegacyDatapathCloud(OfflineMocks):
-    """A cluster that exists already, created without Dataplane V2."""
+@pytest.fixture
+def legacy_datapath_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cloud holds a cluster that exists already, created without Dataplane V2."""
+    real = OfflineMocks.new_resource
 
-    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        id_, state = super().new_resource(args)
+    def new_resource(self: OfflineMocks, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        id_, state = real(self, args)
         if args.typ == CLUSTER:
             state["datapathProvider"] = "LEGACY_DATAPATH"
         return id_, state
 
+    monkeypatch.setattr(OfflineMocks, "new_resource", new_resource)
 
+
+@pytest.mark.usefixtures("legacy_datapath_cloud")
 def test_turning_network_policies_on_for_an_existing_cluster_is_refused() -> None:
-    run = run_stack_file(stack_file("dev"), mocks=LegacyDatapathCloud())
+    run = run_stack_file(stack_file("dev"))
     assert isinstance(run.error, pulumi.RunError), run.error
     message = str(run.error)
     assert "servestack:security.network_policies is true" in message

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from infra.clusters.kind import gpu_warnings, image_id_command, images_to_load, kind_config
+from infra.clusters.kind import image_id_command, images_to_load, kind_config
 from infra.config import StackConfig, parse_stack_config
 from infra.stack_file import load_stack_config
 from servestack.offline import ProgramRun
@@ -57,12 +57,13 @@ def test_only_local_images_are_loaded_into_kind() -> None:
 
 
 def test_gpu_pools_on_kind_are_only_a_warning() -> None:
-    assert gpu_warnings(two_pool_stack()) == []
+    plain = two_pool_stack()
+    assert plain.cluster.pool_warnings(plain.pools) == []
     stack = load_stack_config("local").model_copy(update={"pools": (
         *load_stack_config("local").pools,
         load_stack_config("dev").pool("gpu-l4"),
     )})
-    (warning,) = gpu_warnings(stack)
+    (warning,) = stack.cluster.pool_warnings(stack.pools)
     assert "pools[gpu-l4]" in warning and "nvkind" in warning
 
 

@@ -11,11 +11,12 @@ import yaml
 from typer.testing import CliRunner
 
 from infra.capacity import plan_capacity
+from infra.clusters.spec import FAKE_KUBECONFIG
 from infra.pod_preview import PREVIEW_ANNOTATION, PREVIEW_VALUE
 from infra.serve_config import serve_config_for
 from infra.stack_file import available_stacks, load_stack_config, stack_file
 from servestack.cli import app
-from servestack.offline import FAKE_KUBECONFIG, SECRET_PLACEHOLDER, run_stack
+from servestack.offline import SECRET_PLACEHOLDER, run_stack
 from servestack.render import (
     CAPACITY_PLAN,
     INDEX,

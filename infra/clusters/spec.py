@@ -1,0 +1,109 @@
+"""What every cluster backend declares without its cloud SDK: the base of `<backend>_spec.py`.
+
+A backend is two adjacent files: `infra/clusters/<backend>_spec.py` (a `ClusterSpec`
+subclass: the stack's `cluster` schema, its rules on the pools, its pip extra, the label the
+platform puts on every node of a pool, and the outputs its cloud resources get under the
+offline engine) and `infra/clusters/<backend>.py` (its `provision`, the only code importing
+the SDK). `cluster_specs()` finds the spec modules by that name, so nothing else lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
+
+from apps.spec import SpecModel
+
+if TYPE_CHECKING:
+    from infra.config.pools import NodePool
+
+SPEC_SUFFIX = "_spec"
+
+BACKEND_DESCRIPTION = "Who runs the cluster: kind (local), gke, eks or existing (someone else's)."
+CLUSTER_NAME_DESCRIPTION = "Name of the cluster this stack creates."
+
+FAKE_KUBECONFIG = json.dumps({
+    "apiVersion": "v1", "kind": "Config", "current-context": "offline",
+    "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:6443"}}],
+    "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
+    "users": [{"name": "offline", "user": {}}],
+}, sort_keys=True)
+"""The kubeconfig every backend's fake cluster hands out under the offline engine."""
+
+
+class ClusterSpec(SpecModel):
+    """The stack's `cluster` section for one backend; subclasses fix `backend` to a literal."""
+
+    backend: str
+    listing_order: ClassVar[int]
+    """Where the backend stands in docs and the config reference (kind, clouds, existing)."""
+    extra: ClassVar[str | None] = None
+    """The pip extra (pyproject) that installs the backend's cloud SDK; None: none needed."""
+    node_pool_label: ClassVar[str | None] = None
+    """The label the platform puts on every node of a pool, valued with the pool's name."""
+    knows_api_server: ClassVar[bool] = True
+    """Whether servestack can find the API server's addresses (the head's autoscaler egress)
+    without the stack naming them in `security.api_server_cidrs`."""
+
+    def required_secrets(self) -> dict[str, str]:
+        """Secret config keys this backend reads → what they hold."""
+        return {}
+
+    def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
+        """What this backend needs of every pool beyond the generic pool fields."""
+        return []
+
+    def pool_warnings(self, pools: Sequence[NodePool]) -> list[str]:
+        """What will work only on some hosts of this backend; every command prints these."""
+        return []
+
+    def node_labels(self, pool: NodePool) -> dict[str, str]:
+        """The labels every node of `pool` carries: the stack's, plus the platform's own."""
+        labels = dict(pool.labels)
+        if self.node_pool_label:
+            labels.setdefault(self.node_pool_label, pool.name)
+        return labels
+
+    @classmethod
+    def fake_outputs(cls, typ: str, name: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        """Outputs the real provider adds to a resource of type `typ` that this backend
+        registers, for the offline engine; None: not one of this backend's types."""
+        return None
+
+    @classmethod
+    def fake_call(cls, token: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The result of an invoke this backend makes, for the offline engine; None: not
+        one of this backend's invokes."""
+        return None
+
+
+@cache
+def cluster_specs() -> tuple[type[ClusterSpec], ...]:
+    """Every backend's spec class, in listing order: the variants of the `cluster` union."""
+    package = Path(__file__).parent
+    found: list[type[ClusterSpec]] = []
+    for module in pkgutil.iter_modules([str(package)]):
+        if module.name.endswith(SPEC_SUFFIX):
+            spec = importlib.import_module(f"{__package__}.{module.name}").SPEC
+            if not (isinstance(spec, type) and issubclass(spec, ClusterSpec)):
+                raise TypeError(f"{module.name}.SPEC must be a ClusterSpec subclass")
+            found.append(spec)
+    return tuple(sorted(found, key=lambda spec: spec.listing_order))
+
+
+def backend_name(spec: type[ClusterSpec]) -> str:
+    """The `backend:` literal a spec class answers to."""
+    (name,) = get_args(spec.model_fields["backend"].annotation)
+    return str(name)
+
+
+def spec_for(backend: str) -> type[ClusterSpec]:
+    for spec in cluster_specs():
+        if backend_name(spec) == backend:
+            return spec
+    raise KeyError(backend)

@@ -1,0 +1,85 @@
+"""The stack's `pools`: groups of identical nodes, what each node offers pods and Ray."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import ByteSize, Field, field_validator, model_validator
+
+from apps.kubernetes_rules import is_qualified_name
+from apps.spec import SpecModel
+from infra.field_types import DNS_LABEL, LabelMap
+from infra.names import NO_SCHEDULE, TaintEffect
+
+
+class Taint(SpecModel):
+    key: str = Field(description="Taint key, e.g. nvidia.com/gpu.")
+    value: str = Field("", description="Taint value.")
+    effect: TaintEffect = Field(
+        NO_SCHEDULE, description="What the node does to pods that do not tolerate the taint."
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not is_qualified_name(value):
+            raise ValueError(f"{value!r} is not a valid taint key")
+        return value
+
+
+class Accelerator(SpecModel):
+    """The GPUs on each node of a pool, as Kubernetes and Ray see them."""
+
+    resource: str = Field("nvidia.com/gpu", description="Extended resource name, or a MIG profile.")
+    count: int = Field(
+        1, ge=1, description="Devices of `resource` per node (MIG: slices per node)."
+    )
+    cloud_type: str | None = Field(None, description="GKE accelerator type, e.g. nvidia-l4.")
+    ray_type: str | None = Field(None, description="Ray accelerator_type, e.g. L4 or A100.")
+
+
+class NodePool(SpecModel):
+    """One group of identical nodes; allocatable is what pods may use after system reserve."""
+
+    name: str = Field(
+        pattern=DNS_LABEL,
+        description="Pool name (DNS label); also the cloud node pool/group name suffix.",
+    )
+    machine_type: str | None = Field(None, description="Cloud machine/instance type (gke, eks).")
+    cpu: float = Field(gt=0, description="Allocatable CPUs per node.")
+    memory: ByteSize = Field(description="Allocatable memory per node, e.g. 30GiB.")
+    accelerator: Accelerator | None = Field(
+        None, description="GPUs per node; omit for CPU pools."
+    )
+    labels: LabelMap = Field(
+        default_factory=dict,
+        description="Node labels; worker groups on the pool select them as nodeSelector.",
+    )
+    taints: tuple[Taint, ...] = Field(
+        (), description="Node taints; worker groups on the pool tolerate exactly these."
+    )
+    min_nodes: int = Field(
+        0, ge=0, description="Autoscaler minimum (0 lets the pool scale to zero)."
+    )
+    max_nodes: int = Field(
+        1, ge=1, description="Autoscaler maximum; kind creates this many nodes."
+    )
+    spot: bool = Field(False, description="Spot/preemptible capacity (GKE spot, EKS SPOT).")
+    disk_gb: int = Field(100, ge=20, description="Boot disk size per node (GB).")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Self:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"min_nodes ({self.min_nodes}) > max_nodes ({self.max_nodes}); "
+                "raise max_nodes or lower min_nodes"
+            )
+        return self
+
+    @property
+    def gpus(self) -> int:
+        return self.accelerator.count if self.accelerator else 0
+
+    def path(self, field: str) -> str:
+        """A field of this pool as errors name it: by pool name, which survives reordering."""
+        return f"pools[{self.name}].{field}"

@@ -1,0 +1,221 @@
+"""`StackConfig`: one stack file, parsed and validated once, before anything is built.
+
+The sections live in their own modules (cluster, pools, kuberay, image, rayservice, serve,
+observability, security, model sources); this one joins them and checks what spans them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from apps.catalog import CATALOG
+from apps.model_source.uri import is_remote
+from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
+from infra.config.cluster import ClusterConfig
+from infra.config.errors import StackConfigError
+from infra.config.image import ImageConfig
+from infra.config.kuberay import KubeRayConfig
+from infra.config.model_sources import MLFLOW_TOKEN_MEANING, ModelSourcesConfig
+from infra.config.observability import ObservabilityConfig
+from infra.config.pools import NodePool
+from infra.config.rayservice import RayServiceConfig
+from infra.config.security import SecurityConfig
+from infra.config.serve import ServeOptions
+from infra.field_types import DNS_LABEL
+
+AppOverrides = dict[str, Any]
+
+
+class StackConfig(SpecModel):
+    """Everything one stack file says, validated together."""
+
+    stack: str = Field(
+        pattern=r"^[a-z][a-z0-9-]*$",
+        description="Stack name, as in stacks/Pulumi.<stack>.yaml; not a config key.",
+    )
+    namespace: str = Field(
+        "servestack", pattern=DNS_LABEL,
+        description="Namespace of the KubeRay operator and the RayService.",
+    )
+    cluster: ClusterConfig = Field(
+        description="Which cluster to run on; `backend` selects the fields that apply."
+    )
+    pools: tuple[NodePool, ...] = Field(
+        min_length=1, description="Node pools: created on kind/GKE/EKS, described for `existing`."
+    )
+    image: ImageConfig = Field(description="The app image (see Dockerfile).")
+    kuberay: KubeRayConfig = Field(KubeRayConfig(), description="The KubeRay operator chart.")
+    rayservice: RayServiceConfig = Field(
+        description="The RayService; worker groups are derived, not declared."
+    )
+    serve: ServeOptions = Field(
+        ServeOptions(), description="Serve's proxies and HTTP options (part of serveConfigV2)."
+    )
+    observability: ObservabilityConfig = Field(
+        ObservabilityConfig(), description="Metrics, dashboards and alerts."
+    )
+    security: SecurityConfig = Field(
+        SecurityConfig(), description="Who may reach Ray and how Ray authenticates."
+    )
+    model_sources: ModelSourcesConfig = Field(
+        ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
+    )
+    apps: dict[str, AppOverrides | None] = Field(
+        min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
+    )
+
+    @field_validator("apps")
+    @classmethod
+    def _known_apps(cls, value: dict[str, AppOverrides | None]) -> dict[str, AppOverrides | None]:
+        unknown = sorted(set(value) - set(CATALOG))
+        if unknown:
+            raise ValueError(
+                f"unknown app(s) {unknown}; servestack ships {sorted(CATALOG)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _pools_unique(self) -> Self:
+        names = [p.name for p in self.pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node pool names must be unique; repeated: {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _egress_destinations_known(self) -> Self:
+        """NetworkPolicies match addresses: every egress they allow must have one."""
+        if not self.security.network_policies:
+            return self
+        problems = []
+        if not self.cluster.knows_api_server and not self.security.api_server_cidrs:
+            problems.append((
+                "security.api_server_cidrs",
+                "servestack cannot know where this cluster's API server is; give the addresses "
+                "`kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes`"
+                " lists (the head's autoscaler egress goes there and nowhere else)",
+            ))
+        ft = self.rayservice.gcs_fault_tolerance
+        if ft.enabled and not ft.redis_egress_cidrs:
+            problems.append((
+                "rayservice.gcs_fault_tolerance.redis_cidrs",
+                f"redis_address {ft.redis_address!r} is a DNS name, but NetworkPolicies match "
+                "addresses: give the Redis endpoint's address range (e.g. a Memorystore "
+                "instance's reserved range) so only the GCS may reach it",
+            ))
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _model_sources_reachable(self) -> Self:
+        """Every remote model URI needs its endpoint, an identity and (with NetworkPolicies)
+        the addresses its egress may go to; the buckets come from the URIs themselves."""
+        try:
+            uris = self.model_uris
+        except SpecError:
+            return self  # parse_stack_config reports the app overrides themselves
+        schemes = {urlsplit(uri).scheme for uri in uris}
+        sources, backend = self.model_sources, self.cluster.backend
+        problems = []
+        if "mlflow" in schemes and not sources.mlflow_tracking_uri:
+            problems.append(("model_sources.mlflow_tracking_uri",
+                             "an app loads an mlflow:// model: give the MLflow server's URL"))
+        if "gs" in schemes and backend != "gke":
+            problems.append(("model_sources", f"gs:// models are read through GKE Workload "
+                             f"Identity; the {backend} backend cannot grant it"))
+        if "s3" in schemes and backend != "eks" and not sources.s3_credentials_secret:
+            problems.append(("model_sources.s3_credentials_secret",
+                             f"s3:// models on the {backend} backend need a Secret with "
+                             "credentials (EKS grants them through Pod Identity)"))
+        if self.security.network_policies:
+            if schemes & {"s3", "gs"} and not sources.object_store_cidrs:
+                problems.append(("model_sources.object_store_cidrs",
+                                 "NetworkPolicies match addresses: give the object store's "
+                                 "address ranges so Ray pods may reach it and nothing else"))
+            if "mlflow" in schemes and not sources.mlflow_cidrs:
+                problems.append(("model_sources.mlflow_cidrs",
+                                 "NetworkPolicies match addresses: give the MLflow server's "
+                                 "address ranges"))
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    @property
+    def mlflow_token_key(self) -> str | None:
+        """The secret config key of MLflow's token, when an app loads from MLflow at all."""
+        key = self.model_sources.mlflow_token_secret_key
+        uses_mlflow = any(urlsplit(uri).scheme == "mlflow" for uri in self.model_uris)
+        return key if key and uses_mlflow else None
+
+    @property
+    def model_uris(self) -> tuple[str, ...]:
+        """The remote model URIs (s3/gs/mlflow) the stack's apps load, sorted."""
+        found = {uri for app in self.applications for deployment in app.deployments
+                 if deployment.user_config is not None
+                 for uri in deployment.user_config.model_uris() if is_remote(uri)}
+        return tuple(sorted(found))
+
+    def required_secrets(self) -> dict[str, str]:
+        """Secret config keys this stack needs → what they hold (for the error and the docs)."""
+        needed = {**self.cluster.required_secrets(), **self.rayservice.required_secrets()}
+        token_key = self.mlflow_token_key
+        if token_key:
+            needed[token_key] = MLFLOW_TOKEN_MEANING
+        return needed
+
+    @cached_property
+    def applications(self) -> tuple[ApplicationSpec, ...]:
+        """The stack's effective app specs: catalog defaults with this stack's overrides."""
+        return resolve_applications(self.apps)
+
+    def pool(self, name: str) -> NodePool:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(name)
+
+
+def resolve_applications(apps: Mapping[str, AppOverrides | None]) -> tuple[ApplicationSpec, ...]:
+    """Deep-merge each app's overrides onto its default spec, in a stable (sorted) order."""
+    resolved = []
+    for name in sorted(apps):
+        try:
+            resolved.append(CATALOG[name].with_overrides(apps[name] or {}))
+        except SpecError as error:
+            raise error.prefixed(f"apps.{name}") from None
+    check_unique_applications(resolved)
+    return tuple(resolved)
+
+
+def parse_stack_config(
+    stack: str, raw: Mapping[str, Any], backend_rules: bool = True,
+) -> StackConfig:
+    """Validate a stack's `servestack:` keys (prefix already stripped), specs included.
+
+    Raises StackConfigError listing every problem; nothing is built from a config that fails.
+    `backend_rules=False` leaves out the cluster backend's rules on the pools
+    (`backend_problems`), which `validate_stack` reports beside the capacity plan's own.
+    """
+    try:
+        config = StackConfig.model_validate({"stack": stack, **raw})
+    except ValidationError as error:
+        problems = list(SpecError.from_validation_error(error).problems)
+        raise StackConfigError(stack, problems) from None
+    try:
+        _ = config.applications
+    except SpecError as error:
+        raise StackConfigError(stack, list(error.problems)) from None
+    if backend_rules and (problems := backend_problems(config)):
+        raise StackConfigError(stack, problems)
+    return config
+
+
+def backend_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """The cluster backend's demands on every pool, each named by its own field path."""
+    return config.cluster.pool_problems(config.pools)
