@@ -86,7 +86,7 @@ class EksVpc(SpecModel):
 
 
 class EksCluster(ClusterSpec):
-    listing_order: ClassVar[int] = 2
+    listing_order: ClassVar[int] = 20
     extra: ClassVar[str | None] = "eks"
     node_pool_label: ClassVar[str | None] = EKS_NODE_GROUP_LABEL
 

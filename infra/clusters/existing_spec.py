@@ -22,7 +22,7 @@ class ExistingCluster(ClusterSpec):
     """A cluster someone else runs; its kubeconfig comes from a secret config key or from
     another stack's output."""
 
-    listing_order: ClassVar[int] = 3
+    listing_order: ClassVar[int] = 90
     knows_api_server: ClassVar[bool] = False
 
     backend: Literal["existing"] = Field(description=BACKEND_DESCRIPTION)

@@ -22,7 +22,7 @@ FAKE_CA: Final = b"offline-ca"
 
 
 class GkeCluster(ClusterSpec):
-    listing_order: ClassVar[int] = 1
+    listing_order: ClassVar[int] = 10
     extra: ClassVar[str | None] = "gke"
     node_pool_label: ClassVar[str | None] = GKE_NODE_POOL_LABEL
 

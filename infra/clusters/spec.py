@@ -41,7 +41,8 @@ class ClusterSpec(SpecModel):
 
     backend: str
     listing_order: ClassVar[int]
-    """Where the backend stands in docs and the config reference (kind, clouds, existing)."""
+    """Where the backend stands in docs and the config reference: kind 0, clouds from 10 in
+    steps of 10, existing 90, so a new backend slots in without renumbering the others."""
     extra: ClassVar[str | None] = None
     """The pip extra (pyproject) that installs the backend's cloud SDK; None: none needed."""
     node_pool_label: ClassVar[str | None] = None
