@@ -9,21 +9,20 @@ nodes never start. No cluster runs: each check imports, inspects or calls a pure
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import json
 import os
-import tomllib
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.requirements import Requirement
 
 from infra import ray_internals
 from infra.config import REPO_ROOT
+from tests.internals import assert_pinned_as_documented, assert_takes, internal
 
 DOOR = Path("infra/ray_internals.py")
 ROOMS = ("apps", "infra", "servestack", "policies", "benchmarks")
@@ -72,31 +71,18 @@ RAY_DASHBOARD_GENERATORS = {
 }
 
 
-def attribute(module: str, name: str) -> Any:
-    try:
-        found = importlib.import_module(module)
-    except ImportError as error:
-        pytest.fail(f"ray {version('ray')} has no module {module}: {error}")
-    assert hasattr(found, name), f"ray {version('ray')} has no {module}.{name}"
-    return getattr(found, name)
+attribute = functools.partial(internal, "ray")
+
+
+@pytest.mark.parametrize("internal_callable", CALLABLES, ids=[f"{m}.{n}" for m, n, _ in CALLABLES])
+def test_each_internal_callable_takes_what_we_pass(
+    internal_callable: tuple[str, str, list[str]],
+) -> None:
+    assert_takes("ray", *internal_callable)
 
 
 def test_the_installed_ray_is_the_one_the_door_was_tested_on() -> None:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    (pin,) = [d for d in project["dependencies"] if Requirement(d).name == "ray"]
-    assert version("ray") in Requirement(pin).specifier, (version("ray"), pin)
-    assert f"`{pin}`" in (ray_internals.__doc__ or ""), pin
-
-
-@pytest.mark.parametrize(("module", "name", "parameters"), CALLABLES,
-                         ids=[f"{m}.{n}" for m, n, _ in CALLABLES])
-def test_each_internal_callable_takes_what_we_pass(
-    module: str, name: str, parameters: list[str],
-) -> None:
-    function = attribute(module, name)
-    assert callable(function), f"{module}.{name} is no longer callable"
-    names = list(inspect.signature(function).parameters)
-    assert names[: len(parameters)] == parameters, f"{module}.{name}{inspect.signature(function)}"
+    assert_pinned_as_documented("ray", ray_internals.__doc__)
 
 
 def test_ray_params_takes_every_keyword_the_fake_provider_passes() -> None:
