@@ -11,11 +11,7 @@ from each app's `slo` and each deployment's `max_replicas`, never from literals 
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +37,7 @@ from infra.names import (
     prometheus_scrape_annotations,
     stack_labels,
 )
+from infra.ray_internals import grafana_dashboard
 from infra.worker_groups import pod_labels
 
 OBSERVABILITY_COMPONENT = "servestack:index:Observability"
@@ -223,34 +220,9 @@ def prometheus_rule(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
 
 # --- dashboards --------------------------------------------------------------------------
 
-_FACTORY_LOCK = threading.Lock()
-
-
-@contextmanager
-def _environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Ray's factory reads its uid and filter overrides from the environment only."""
-    with _FACTORY_LOCK:
-        saved = {key: os.environ.get(key) for key in overrides}
-        os.environ.update(overrides)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-def _generators() -> dict[str, tuple[str, Callable[[], tuple[str, str]]]]:
-    from ray.dashboard.modules.metrics import grafana_dashboard_factory as factory
-
-    return {
-        "ray-default": ("DEFAULT", factory.generate_default_grafana_dashboard),
-        "ray-serve": ("SERVE", factory.generate_serve_grafana_dashboard),
-        "ray-serve-deployment": ("SERVE_DEPLOYMENT",
-                                 factory.generate_serve_deployment_grafana_dashboard),
-    }
+RAY_DASHBOARDS = {"ray-default": "DEFAULT", "ray-serve": "SERVE",
+                  "ray-serve-deployment": "SERVE_DEPLOYMENT"}
+"""Our name of each of Ray's dashboards we ship (a ConfigMap each) → Ray's name of it."""
 
 
 def grafana_dashboards(stack: StackConfig) -> dict[str, dict[str, Any]]:
@@ -259,10 +231,9 @@ def grafana_dashboards(stack: StackConfig) -> dict[str, dict[str, Any]]:
     uid and title carry the namespace, so two stacks can share one Grafana.
     """
     dashboards: dict[str, dict[str, Any]] = {}
-    for key, (name, generate) in sorted(_generators().items()):
-        scope = f'namespace="{stack.namespace}"'
-        with _environment({f"RAY_GRAFANA_{name}_DASHBOARD_GLOBAL_FILTERS": scope}):
-            content, uid = generate()
+    scope = f'namespace="{stack.namespace}"'
+    for key, name in sorted(RAY_DASHBOARDS.items()):
+        content, uid = grafana_dashboard(name, [scope])
         document = json.loads(content)
         document["uid"] = f"{stack.namespace}-{uid}"[:40]  # Grafana's uid limit
         document["title"] = f"{document['title']} ({stack.namespace})"

@@ -32,6 +32,7 @@ from infra.names import (
     worker_group_node_labels,
 )
 from infra.quantities import guaranteed_resources, memory_quantity
+from infra.ray_internals import AUTOSCALER_METRICS_PORT, accelerator_type_resource
 from infra.serve_config import HAPROXY_METRICS_PORT, ingress_environment
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
@@ -40,7 +41,6 @@ SHM_VOLUME = "dshm"
 TMP_VOLUME = "tmp"
 TMP_MOUNT = "/tmp"
 """Ray's only writable path: session dir, logs, sockets and spilled objects under /tmp/ray."""
-AUTOSCALER_METRICS_PORT = 44217  # ray.autoscaler._private.constants.AUTOSCALER_METRIC_PORT
 DASHBOARD_METRICS_PORT = 44227  # ray.dashboard.consts.DASHBOARD_METRIC_PORT
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
@@ -183,11 +183,6 @@ def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
     }
 
 
-ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
-"""Ray's resource for a node's accelerator type (ray._common.utils.RESOURCE_CONSTRAINT_PREFIX);
-a deployment's `accelerator_type: L4` demands `accelerator_type:L4` (0.001 of it)."""
-
-
 def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, int]:
     """`{"accelerator_type:<ray_type>": 1}` for a GPU group on a pool that names its Ray type.
 
@@ -199,7 +194,7 @@ def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> di
     accelerator = stack.pool(group.pool).accelerator
     if group.ray.devices == 0 or accelerator is None or accelerator.ray_type is None:
         return {}
-    return {f"{ACCELERATOR_TYPE_PREFIX}{accelerator.ray_type}": 1}
+    return {accelerator_type_resource(accelerator.ray_type): 1}
 
 
 def ray_resources_param(resources: dict[str, int]) -> str:

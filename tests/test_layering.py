@@ -34,6 +34,8 @@ POLICY_HELPERS = {
     "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
     "infra.autoscaler_fit": "Ray's autoscaler translation of the groups, pure (validation)",
     "infra.worker_groups": "the RayCluster groups as dicts, pure (autoscaler_fit)",
+    "infra.ray_internals": "the private Ray APIs behind one door, each imported only when "
+                           "called; nothing registered (autoscaler_fit, worker_groups)",
     "infra.model_access": "model URIs → cache volume, env, egress rules as dicts, pure "
                           "(worker_groups)",
 }

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import STACKS_DIR, StackConfig, StackConfigError
+from infra.config import STACKS_DIR, HttpOptions, StackConfig, StackConfigError
+from infra.ray_internals import serve_direct_ingress_shutdown_buffer_s
 from infra.serve_config import ingress_environment
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
@@ -72,9 +75,7 @@ def serve_shutdown_timeout_s(ray_port: int) -> float:
     drain_s = recorded_drain_s(local_haproxy_dir(ray_port))
     if drain_s is None:
         return SERVE_SHUTDOWN_TIMEOUT_S
-    from ray.serve._private.constants import RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
-
-    return SERVE_SHUTDOWN_TIMEOUT_S + drain_s + RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
+    return SERVE_SHUTDOWN_TIMEOUT_S + drain_s + serve_direct_ingress_shutdown_buffer_s()
 
 
 STACK_OPTION = typer.Option(
@@ -145,26 +146,57 @@ def serve(
     config, serve_config = _load(stack, stacks_dir)
     ports = LocalPorts(http=http_port or config.serve.http.port, gcs=ray_port,
                        dashboard=dashboard_port, metrics=metrics_port)
+    env = _head_environment(config, ports)
+    client = DashboardClient(ports.dashboard_url, ensure_token(env))
+    with _exit_on_failure(ports):
+        snapshot = _deploy(client, config, serve_config, ports, env, timeout)
+        refused = _refused_updates(config, snapshot, ports)
+    if refused:
+        _report_refused(refused)
+        raise typer.Exit(EXIT_FAILED)
+    _print_endpoints(config, snapshot, ports)
+
+
+def _head_environment(config: StackConfig, ports: LocalPorts) -> dict[str, str]:
+    """What a head started for this stack runs with: the stack's ingress settings, and under
+    HAProxy its files private to this head."""
     env = head_environment({**os.environ,
                             **ingress_environment(config.applications, config.serve)})
     try:
         env.update(private_haproxy_environment(env, local_haproxy_dir(ports.gcs)))
     except HeadError as error:
         raise _fail(str(error)) from None
-    client = DashboardClient(ports.dashboard_url, ensure_token(env))
+    return env
+
+
+def _deploy(client: DashboardClient, config: StackConfig, serve_config: dict[str, Any],
+            ports: LocalPorts, env: dict[str, str], timeout: float) -> ServeSnapshot:
+    """A head (reused or started), Serve on loopback, the Serve config through the dashboard,
+    then the rollout watched until every app is RUNNING."""
     expected = [entry["name"] for entry in serve_config["applications"]]
+    with err.status("Starting Ray…") as status:
+        _ensure_head(client, config, ports, env, embedded_node_labels(serve_config))
+        status.update(f"Starting Serve on {LOOPBACK}…")
+        _ensure_serve(client, config, ports, env)
+        status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
+        client.deploy(serve_config)
+    return _watch_rollout(client, expected, timeout)
+
+
+def _refused_updates(config: StackConfig, snapshot: ServeSnapshot, ports: LocalPorts
+                     ) -> list[AppProbe]:
+    """Apps Ray calls RUNNING whose replicas refused the update (and kept their old model)."""
+    return [probe for probe in probe_apps(
+        ((app.name, app.route_prefix) for app in config.applications),
+        _serving_url(snapshot, ports.http))
+        if probe.rollout is not None and probe.rollout.failed]
+
+
+@contextmanager
+def _exit_on_failure(ports: LocalPorts) -> Iterator[None]:
+    """Each way a start or deploy fails, as its message and exit code."""
     try:
-        with err.status("Starting Ray…") as status:
-            _ensure_head(client, config, ports, env, embedded_node_labels(serve_config))
-            status.update("Starting Serve on 127.0.0.1…")
-            _ensure_serve(client, config, ports, env)
-            status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
-            client.deploy(serve_config)
-        snapshot = _watch_rollout(client, expected, timeout)
-        base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or ports.http}"
-        refused = [probe for probe in probe_apps(
-            ((app.name, app.route_prefix) for app in config.applications), base_url)
-            if probe.rollout is not None and probe.rollout.failed]
+        yield
     except DashboardError as error:
         remains = head_remains(ports.gcs)  # a head that crashed under the deploy
         advice = f" {remains.describe()}: {RESTART_ADVICE}." if remains.crashed else ""
@@ -178,10 +210,11 @@ def serve(
         raise _fail("Interrupted. Whatever Ray had started keeps running (a deploy finishes "
                     "on its own): `servestack status` to look, `servestack stop` to end it.",
                     EXIT_INTERRUPTED) from None
-    if refused:
-        _report_refused(refused)
-        raise typer.Exit(EXIT_FAILED)
-    _print_endpoints(config, snapshot, ports)
+
+
+def _serving_url(snapshot: ServeSnapshot, default_port: int) -> str:
+    """Where Serve's HTTP answers: the port the running Serve is bound to, else ours."""
+    return f"http://{LOOPBACK}:{snapshot.http_options.port or default_port}"
 
 
 def _report_refused(refused: list[AppProbe]) -> None:
@@ -303,7 +336,7 @@ def _report_failure(rollout: Rollout) -> None:
 
 def _print_endpoints(config: StackConfig, snapshot: ServeSnapshot, ports: LocalPorts) -> None:
     out = Console()
-    base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or ports.http}"
+    base_url = _serving_url(snapshot, ports.http)
     table = Table(title=f"Stack {config.stack!r} is serving")
     table.add_column("application")
     table.add_column("endpoint")
@@ -348,7 +381,7 @@ def status(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT
         for line in application.failure_summary() if application.failed else []:
             out.print(Text(f"{application.name}: {line}", style="red"), soft_wrap=True)
             failed = True
-    base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or 8000}"
+    base_url = _serving_url(snapshot, HttpOptions().port)  # Serve's default, as the stack's
     problem = proxy_problem(base_url)
     if problem:
         out.print(Text(f"{problem}. Ray restarts a dead proxy within about 30 s; if it stays "

@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.autoscaler_fit import format_labels, format_resources, lacks, selects
+from infra.ray_internals import FAKE_HEAD_NODE_TYPE
 from servestack.rehearse.run import RehearsalResult
-from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
 
 def _table(title: str, *columns: str) -> Table:

@@ -31,6 +31,7 @@ from infra.autoscaler_fit import (
 )
 from infra.capacity import CapacityPlan
 from infra.config import ServeOptions
+from infra.ray_internals import FAKE_HEAD_NODE_TYPE
 from infra.serve_config import ingress_environment
 from servestack.local.dashboard import DashboardError
 from servestack.local.examples import example_requests
@@ -39,11 +40,7 @@ from servestack.rehearse.cluster import FakeCluster, fake_cluster
 from servestack.rehearse.ingress import ServedBy, haproxy_servers, ingress_name, served_by
 from servestack.rehearse.probe import AutoscalerProbe, AutoscalerView
 from servestack.rehearse.serve_copy import rehearsal_serve_config
-from servestack.rehearse.translation import (
-    FAKE_HEAD_NODE_TYPE,
-    RehearsalTarget,
-    fake_cluster_config,
-)
+from servestack.rehearse.translation import RehearsalTarget, fake_cluster_config
 
 POLL_S = 2.0
 LAUNCH_FAILURES_TO_FAIL = 3
