@@ -31,7 +31,7 @@ from pydantic import ByteSize, Field
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.error_body import REPLICA_FAILED, error_body
+from apps.error_body import REPLICA_FAILED, error_body, error_code
 from apps.spec import SpecModel
 
 logger = logging.getLogger("ray.serve")
@@ -80,11 +80,6 @@ class IngressRuntime(SpecModel):
 def runtime_from_env(env: dict[str, str] | None = None) -> IngressRuntime:
     raw = (env if env is not None else os.environ).get(INGRESS_ENV)
     return IngressRuntime.model_validate_json(raw) if raw else IngressRuntime()
-
-
-_PROXY_CODES = {404: "not_found", 408: "request_timeout", 413: "payload_too_large",
-                500: "replica_failed", 502: "replica_failed", 503: "not_ready",
-                504: "request_timeout"}
 
 
 class _BodyTooLargeError(Exception):
@@ -172,7 +167,8 @@ class _Attempt:
         if self.held is None or self.wants_retry or self._start is None:
             return
         text = b"".join(self.held).decode("utf-8", "replace").strip()
-        code = _PROXY_CODES.get(self.status, "bad_request" if self.status < 500 else "internal")
+        # Ray's proxy answers a lost replica with a text 500, where a gateway says 502.
+        code = error_code(502 if self.status == 500 else self.status)
         keep = [(name, value) for name, value in self._start.get("headers", [])
                 if name.lower() in (b"retry-after", b"allow")]
         await _send_json(self._send, self.status, code, text or f"HTTP {self.status}",
