@@ -25,6 +25,7 @@ import pulumi_random as random
 
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
+from infra.field_paths import deployment_path
 from infra.kuberay import CHART as KUBERAY_CHART
 from infra.kuberay import OPERATOR_METRICS_PORT, operator_pod_labels
 from infra.names import (
@@ -192,7 +193,7 @@ def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
                 "15m", "warning",
                 f"{app.name}/{dep.name} has run at max_replicas ({dep.max_replicas}) for 15m",
                 "The autoscaler cannot add replicas: requests queue and latency grows. Raise "
-                f"apps.{app.name}.deployments.{dep.name}.autoscaling.max_replicas (and the pool "
+                f"{deployment_path(app.name, dep.name, 'autoscaling.max_replicas')} (and the pool "
                 "if the capacity plan needs it).",
                 stack, application=app.name, deployment=dep.name,
             ))

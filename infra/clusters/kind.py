@@ -15,6 +15,7 @@ import yaml
 
 from infra.clusters.base import Cluster, kubernetes_provider
 from infra.config import ImageConfig, KindCluster, NodePool, StackConfig, Taint
+from infra.field_paths import pool_path
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
 API_SERVER_CIDRS = ("172.16.0.0/12",)
@@ -30,7 +31,7 @@ def _kind(stack: StackConfig) -> KindCluster:
 def gpu_warnings(stack: StackConfig) -> list[str]:
     """kind nodes see a GPU only with GPU-enabled node containers (e.g. NVIDIA's nvkind)."""
     return [
-        f"pools[{pool.name}] declares {pool.accelerator.resource}, but kind worker containers "
+        f"{pool_path(pool.name)} declares {pool.accelerator.resource}, but kind worker containers "
         "have no GPUs unless the host runs GPU-enabled kind (e.g. nvkind); its pods stay "
         "Pending otherwise"
         for pool in stack.pools if pool.accelerator is not None
