@@ -3,7 +3,7 @@
 Ray 2.60 renders HAProxy's config from a fixed template (ray/serve/_private/haproxy_templates.py)
 and starts `$RAY_SERVE_HAPROXY_BINARY_PATH -db -f <config> [-sf <pids>] [-x <socket>]` at every
 (re)load. servestack points that variable at this wrapper (`servestack-haproxy`; the image and
-the local head set it, infra/serve_config.py). It rewrites the config next to Ray's and execs
+the local head set it, infra/ingress_environment.py). It rewrites the config next to Ray's and execs
 the real HAProxy in its own process, so the pid Ray signals on the next reload is HAProxy's.
 
 What the rewrite adds:

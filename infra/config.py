@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from apps.catalog import CATALOG
-from apps.ingress import IngressSettings
+from apps.ingress_settings import IngressSettings
 from apps.model_source.uri import is_remote
 from apps.spec import (
     ApplicationSpec,

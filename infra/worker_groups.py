@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan, cache_ephemeral_storage
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
+from infra.ingress_environment import HAPROXY_METRICS_PORT, ingress_environment
 from infra.model_access import (
     EPHEMERAL_STORAGE,
     model_environment,
@@ -32,7 +33,6 @@ from infra.names import (
     worker_group_node_labels,
 )
 from infra.quantities import guaranteed_resources, memory_quantity
-from infra.serve_config import HAPROXY_METRICS_PORT, ingress_environment
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100

@@ -29,6 +29,8 @@ POLICY_HELPERS = {
                         "config, secrets, plans, no resources",
     "infra.environment": "which environment a stack is (local/dev/staging/prod), pure",
     "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
+    "infra.ingress_environment": "the ingress env of Ray's HTTP processes as a dict, pure "
+                                 "(worker_groups)",
     "infra.autoscaler_fit": "Ray's autoscaler translation of the groups, pure (validation)",
     "infra.worker_groups": "the RayCluster groups as dicts, pure (autoscaler_fit)",
     "infra.model_access": "model URIs → cache volume, env, egress rules as dicts, pure "

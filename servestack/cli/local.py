@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.config import STACKS_DIR, StackConfig, StackConfigError
-from infra.serve_config import ingress_environment
+from infra.ingress_environment import ingress_environment
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID

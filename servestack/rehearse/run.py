@@ -31,7 +31,7 @@ from infra.autoscaler_fit import (
 )
 from infra.capacity import CapacityPlan
 from infra.config import ServeOptions
-from infra.serve_config import ingress_environment
+from infra.ingress_environment import ingress_environment
 from servestack.local.dashboard import DashboardError
 from servestack.local.examples import example_requests
 from servestack.local.serve_status import ServeSnapshot

@@ -49,7 +49,7 @@ def test_the_image_carries_the_pinned_haproxy_wheel_of_the_ingress() -> None:
 
 
 def test_the_image_links_the_haproxy_wrapper_where_the_pods_env_names_it() -> None:
-    """The pods start `IMAGE_HAPROXY_WRAPPER` as HAProxy (infra/serve_config.py); the build
+    """The pods start `IMAGE_HAPROXY_WRAPPER` as HAProxy (infra/ingress_environment.py); the build
     links pyproject's console script there and runs it, from the WORKDIR it is relative to."""
     import tomllib
     from pathlib import PurePosixPath
