@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from apps.haproxy_config import BINARY_ENV
+from apps.haproxy_config import BINARY_ENV, WRAPPER_SCRIPT
 from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from apps.spec import ApplicationSpec
 from infra.config import ServeOptions
-from infra.names import IMAGE_HAPROXY_WRAPPER
+
+IMAGE_HAPROXY_WRAPPER = f"/home/ray/servestack/bin/{WRAPPER_SCRIPT}"
+"""Where the Dockerfile links the HAProxy config wrapper Ray starts in place of HAProxy."""
 
 
 def ingress_environment(apps: Iterable[ApplicationSpec], serve: ServeOptions) -> dict[str, str]:

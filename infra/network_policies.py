@@ -49,7 +49,7 @@ from infra.names import (
     stack_labels,
 )
 from infra.rayservice import head_excluded_from_serve
-from infra.worker_groups import pod_labels
+from infra.worker_groups import rayservice_labels
 
 NETWORK_POLICIES_COMPONENT = "servestack:index:NetworkPolicies"
 DNS_NAMESPACE = "kube-system"
@@ -60,22 +60,22 @@ relabels it `ray.io/node-type: redis-cleanup` (raycluster_controller.go, buildRe
 
 def ray_pods(stack: StackConfig) -> dict[str, Any]:
     """Every head and worker pod of the stack's RayService (our own pod template labels)."""
-    return {"matchLabels": dict(pod_labels(stack))}
+    return {"matchLabels": dict(rayservice_labels(stack))}
 
 
 def ray_head(stack: StackConfig) -> dict[str, Any]:
-    return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
+    return {"matchLabels": {**rayservice_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
 
 
 def ray_workers(stack: StackConfig) -> dict[str, Any]:
-    return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_WORKER_NODE_TYPE}}
+    return {"matchLabels": {**rayservice_labels(stack), RAY_NODE_TYPE_LABEL: RAY_WORKER_NODE_TYPE}}
 
 
 def gcs_clients(stack: StackConfig) -> dict[str, Any]:
     """The pods that talk to the GCS Redis: the head's GCS and KubeRay's cleanup Job."""
     return {"matchExpressions": [{"key": RAY_NODE_TYPE_LABEL, "operator": "In",
                                   "values": [RAY_HEAD_NODE_TYPE, REDIS_CLEANUP_NODE_TYPE]}],
-            "matchLabels": dict(pod_labels(stack))}
+            "matchLabels": dict(rayservice_labels(stack))}
 
 
 def _namespace(name: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from infra.names import (
     prometheus_scrape_annotations,
     stack_labels,
 )
-from infra.worker_groups import pod_labels
+from infra.worker_groups import rayservice_labels
 
 OBSERVABILITY_COMPONENT = "servestack:index:Observability"
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -104,7 +104,7 @@ def ray_pod_monitor(stack: StackConfig) -> dict[str, Any]:
     return _custom_resource(stack, "PodMonitor", f"{stack.rayservice.name}-ray", stack.namespace, {
         "namespaceSelector": {"matchNames": [stack.namespace]},
         "podMetricsEndpoints": endpoints,
-        "selector": {"matchLabels": pod_labels(stack)},
+        "selector": {"matchLabels": rayservice_labels(stack)},
     })
 
 

@@ -89,7 +89,9 @@ def toleration(taint: Taint) -> dict[str, Any]:
     return {"effect": taint.effect, "key": taint.key, "operator": "Equal", "value": taint.value}
 
 
-def pod_labels(stack: StackConfig) -> dict[str, str]:
+def rayservice_labels(stack: StackConfig) -> dict[str, str]:
+    """The labels of the RayService and of all made for it (its pods, its Secrets): the
+    NetworkPolicies and the PodMonitor select its pods by them."""
     return ray_pod_labels(stack.stack, stack.rayservice.name)
 
 
@@ -144,7 +146,7 @@ def _pod_template(
         spec["nodeSelector"] = dict(sorted(node_selector.items()))
     if tolerations:
         spec["tolerations"] = [toleration(taint) for taint in tolerations]
-    metadata: dict[str, Any] = {"labels": pod_labels(stack)}
+    metadata: dict[str, Any] = {"labels": rayservice_labels(stack)}
     annotations = scrape_annotations(stack)
     if annotations:
         metadata["annotations"] = annotations

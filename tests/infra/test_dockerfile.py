@@ -55,7 +55,7 @@ def test_the_image_links_the_haproxy_wrapper_where_the_pods_env_names_it() -> No
     from pathlib import PurePosixPath
 
     from apps.haproxy_config import WRAPPER_SCRIPT
-    from infra.names import IMAGE_HAPROXY_WRAPPER
+    from infra.ingress_environment import IMAGE_HAPROXY_WRAPPER
 
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts[WRAPPER_SCRIPT] == "apps.haproxy_config:main"

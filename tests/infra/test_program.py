@@ -16,7 +16,7 @@ from apps.haproxy_config import ADMIN_HOST_ENV
 from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from infra.capacity import plan_capacity
 from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig
-from infra.names import IMAGE_HAPROXY_WRAPPER
+from infra.ingress_environment import IMAGE_HAPROXY_WRAPPER
 from infra.serve_config import serve_config_for
 from infra.stack_file import load_stack_config
 from infra.worker_groups import container_security_context
