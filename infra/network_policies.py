@@ -120,13 +120,18 @@ def network_policy_manifests(stack: StackConfig,
     if not api_server_cidrs or (ft.enabled and not ft.redis_egress_cidrs):
         # An egress rule with an empty `to` admits every destination: never write one.
         raise ValueError("NetworkPolicies need the API server's and Redis' addresses")
+    return [*_ingress_policies(stack), *_egress_policies(stack, api_server_cidrs)]
+
+
+def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
+    """Deny by default, then admit the cluster itself, the operator, Serve's clients and
+    the monitoring namespace, each to the ports it needs."""
     ray = ray_pods(stack)
-    head = ray_head(stack)
     monitoring = _namespace(stack.observability.monitoring_namespace)
     operator_ports = [DASHBOARD_PORT_NAME]
     if not head_excluded_from_serve(stack):
         operator_ports.append(SERVE_PORT_NAME)  # KubeRay probes a serving head's proxy
-    policies = [
+    return [
         _policy(stack, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
         _policy(stack, "ray-cluster-internal", {
             "ingress": [{"from": [{"podSelector": ray}]}],
@@ -136,7 +141,7 @@ def network_policy_manifests(stack: StackConfig,
         _policy(stack, "ray-head-from-operator", {
             "ingress": [{"from": [{"podSelector": {"matchLabels": operator_pod_labels()}}],
                          "ports": _tcp(*operator_ports)}],
-            "podSelector": head,
+            "podSelector": ray_head(stack),
             "policyTypes": ["Ingress"],
         }),
         _policy(stack, "serve-from-clients", {
@@ -156,12 +161,21 @@ def network_policy_manifests(stack: StackConfig,
             "podSelector": {"matchLabels": operator_pod_labels()},
             "policyTypes": ["Ingress"],
         }),
-        _policy(stack, "ray-egress", {"egress": _ray_egress(stack), "podSelector": ray,
+    ]
+
+
+def _egress_policies(stack: StackConfig,
+                     api_server_cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    """What Ray pods may reach: in-cluster, the API server (head), model stores (workers)
+    and Redis (GCS clients, under GCS fault tolerance)."""
+    ft = stack.rayservice.gcs_fault_tolerance
+    policies = [
+        _policy(stack, "ray-egress", {"egress": _ray_egress(stack), "podSelector": ray_pods(stack),
                                       "policyTypes": ["Egress"]}),
         _policy(stack, "ray-head-egress-api-server", {
             "egress": [{"ports": _tcp(*stack.security.api_server_ports),
                         "to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server_cidrs]}],
-            "podSelector": head,
+            "podSelector": ray_head(stack),
             "policyTypes": ["Egress"],
         }),
     ]
