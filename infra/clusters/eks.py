@@ -285,17 +285,20 @@ def cluster_autoscaler(config: EksCluster, cluster: eks.Cluster, provider: k8s.P
         namespace=AUTOSCALER_NAMESPACE, service_account=AUTOSCALER_SERVICE_ACCOUNT,
         role_arn=role.arn, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             depends_on=[cluster, agent])))
-    return k8s.helm.v3.Release(
-        AUTOSCALER_CHART,
-        name=AUTOSCALER_CHART,
-        chart=AUTOSCALER_CHART,
-        version=AUTOSCALER_CHART_VERSION,
-        repository_opts={"repo": AUTOSCALER_REPO},
-        namespace=AUTOSCALER_NAMESPACE,
-        values=autoscaler_values(config),
-        opts=pulumi.ResourceOptions(parent=opts.parent, provider=provider,
-                                    depends_on=[association, *groups]),
+    return _chart_release(
+        AUTOSCALER_CHART, AUTOSCALER_CHART_VERSION, AUTOSCALER_REPO, AUTOSCALER_NAMESPACE,
+        autoscaler_values(config),
+        pulumi.ResourceOptions(parent=opts.parent, provider=provider,
+                               depends_on=[association, *groups]),
     )
+
+
+def _chart_release(chart: str, version: str, repo: str, namespace: str,
+                   values: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """A pinned chart installed as a release of its own name."""
+    return k8s.helm.v3.Release(chart, name=chart, chart=chart, version=version,
+                               repository_opts={"repo": repo}, namespace=namespace,
+                               values=values, opts=opts)
 
 
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
@@ -386,13 +389,8 @@ def _device_plugin(stack: StackConfig, provider: k8s.Provider,
     gpu_pools = [pool for pool in stack.pools if pool.accelerator is not None]
     if not gpu_pools or not config.install_nvidia_device_plugin:
         return None
-    return k8s.helm.v3.Release(
-        DEVICE_PLUGIN_CHART,
-        name=DEVICE_PLUGIN_CHART,
-        chart=DEVICE_PLUGIN_CHART,
-        version=DEVICE_PLUGIN_VERSION,
-        repository_opts={"repo": DEVICE_PLUGIN_REPO},
-        namespace="kube-system",
-        values=device_plugin_values(config, gpu_pools),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=groups),
+    return _chart_release(
+        DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION, DEVICE_PLUGIN_REPO, "kube-system",
+        device_plugin_values(config, gpu_pools),
+        pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=groups),
     )
