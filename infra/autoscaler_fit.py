@@ -20,6 +20,7 @@ from typing import Any
 from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
+from infra.field_paths import deployment_path
 from infra.quantities import gib
 from infra.ray_internals import (
     HEAD_GROUP_NAME,
@@ -61,7 +62,7 @@ class ReplicaDemand:
 
     @property
     def path(self) -> str:
-        return f"apps.{self.app}.deployments.{self.deployment}"
+        return deployment_path(self.app, self.deployment)
 
 
 def raycluster_document(name: str, namespace: str, ray_cluster_config: Mapping[str, Any]

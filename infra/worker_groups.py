@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan, cache_ephemeral_storage
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
+from infra.ingress_environment import HAPROXY_METRICS_PORT, ingress_environment
 from infra.model_access import (
     EPHEMERAL_STORAGE,
     model_environment,
@@ -33,7 +34,6 @@ from infra.names import (
 )
 from infra.quantities import guaranteed_resources, memory_quantity
 from infra.ray_internals import AUTOSCALER_METRICS_PORT, accelerator_type_resource
-from infra.serve_config import HAPROXY_METRICS_PORT, ingress_environment
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
@@ -89,7 +89,9 @@ def toleration(taint: Taint) -> dict[str, Any]:
     return {"effect": taint.effect, "key": taint.key, "operator": "Equal", "value": taint.value}
 
 
-def pod_labels(stack: StackConfig) -> dict[str, str]:
+def rayservice_labels(stack: StackConfig) -> dict[str, str]:
+    """The labels of the RayService and of all made for it (its pods, its Secrets): the
+    NetworkPolicies and the PodMonitor select its pods by them."""
     return ray_pod_labels(stack.stack, stack.rayservice.name)
 
 
@@ -144,7 +146,7 @@ def _pod_template(
         spec["nodeSelector"] = dict(sorted(node_selector.items()))
     if tolerations:
         spec["tolerations"] = [toleration(taint) for taint in tolerations]
-    metadata: dict[str, Any] = {"labels": pod_labels(stack)}
+    metadata: dict[str, Any] = {"labels": rayservice_labels(stack)}
     annotations = scrape_annotations(stack)
     if annotations:
         metadata["annotations"] = annotations

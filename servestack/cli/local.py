@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.config import STACKS_DIR, HttpOptions, StackConfig, StackConfigError
+from infra.ingress_environment import ingress_environment
 from infra.ray_internals import serve_direct_ingress_shutdown_buffer_s
-from infra.serve_config import ingress_environment
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
@@ -274,14 +274,14 @@ def _watch_rollout(client: DashboardClient, expected: list[str], timeout: float)
     with Live(Text("Waiting for Serve…"), console=err, transient=True) as live:
         def show(snapshot: ServeSnapshot, rollout: Rollout) -> None:
             elapsed = Text(f"{time.monotonic() - started:.0f} s / {timeout:.0f} s", style="dim")
-            live.update(Group(applications_table(snapshot, expected), elapsed))
+            live.update(Group(serve_status_table(snapshot, expected), elapsed))
 
         snapshot = wait_for_rollout(client, expected, timeout, on_poll=show)
-    err.print(applications_table(snapshot, expected))
+    err.print(serve_status_table(snapshot, expected))
     return snapshot
 
 
-def applications_table(snapshot: ServeSnapshot, names: list[str] | None = None) -> Table:
+def serve_status_table(snapshot: ServeSnapshot, names: list[str] | None = None) -> Table:
     """One row per deployment: app and deployment status, replicas running / target."""
     # No rules between columns and short headers: six columns fit 80 characters unfolded.
     table = Table(title="Serve applications", box=box.SIMPLE_HEAD, show_edge=False,
@@ -375,7 +375,7 @@ def status(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT
         out.print(f"Ray is running at {client.url}, but Serve is not. "
                   "`servestack serve` deploys the stack.")
         return
-    out.print(applications_table(snapshot))
+    out.print(serve_status_table(snapshot))
     failed = False
     for application in snapshot.applications.values():
         for line in application.failure_summary() if application.failed else []:

@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from infra.config import REPO_ROOT
+from infra.ingress_environment import HAPROXY_ENABLE_ENV
 from infra.ray_internals import (
     CLOUD_INSTANCE_ID_ENV,
     FAKE_CLUSTER_ENV,
@@ -40,7 +41,6 @@ from infra.ray_internals import (
     FAKE_HEAD_NODE_TYPE,
     NODE_TYPE_NAME_ENV,
 )
-from infra.serve_config import HAPROXY_ENABLE_ENV
 from servestack.local.dashboard import DashboardClient
 from servestack.local.free_ports import free_ports
 from servestack.local.haproxy import private_haproxy_environment
@@ -128,7 +128,7 @@ def head_environment(base: Mapping[str, str], temp_dir: Path, token: str,
                      ingress_env: Mapping[str, str]) -> dict[str, str]:
     """What the head (and, through its monitor, every fake node) runs with: `ingress_env`,
     the stack's ingress settings every Ray container of the cluster carries
-    (infra.serve_config.ingress_environment), and under HAProxy its files and ports private
+    (infra.ingress_environment), and under HAProxy its files and ports private
     to this rehearsal, as a local head has them."""
     # CUDA_VISIBLE_DEVICES goes: Ray refuses to start a node with logical GPUs when it is set
     # to nothing ("Attempting to start raylet with 1 GPU, but CUDA_VISIBLE_DEVICES contains
