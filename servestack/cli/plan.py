@@ -16,7 +16,7 @@ from rich.text import Text
 
 from infra.capacity import CapacityPlan, Load
 from infra.config import STACKS_DIR, StackConfigError
-from infra.quantities import gib
+from infra.quantities import readable_cpu, readable_memory
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID
@@ -59,7 +59,8 @@ def plan(
 
 
 def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) -> str:
-    return f"{cpu:g} CPU, {gib(memory)}" + (f", {gpus} {resource}" if gpus else "")
+    return f"{readable_cpu(cpu)} CPU, {readable_memory(memory)}" + (
+        f", {gpus} {resource}" if gpus else "")
 
 
 def _table(title: str, *columns: str, names: int = 2) -> Table:
