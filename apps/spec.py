@@ -70,7 +70,9 @@ def _friendly(item: Mapping[str, Any]) -> str:
 class Resources(SpecModel):
     """What one replica reserves from Ray, and which Kubernetes resource backs its GPUs."""
 
-    num_cpus: CpuCount = Field(1.0, ge=0, description="Ray logical CPUs per replica, e.g. 1 or 500m.")
+    num_cpus: CpuCount = Field(
+        1.0, ge=0, description="Ray logical CPUs per replica, e.g. 1 or 500m."
+    )
     num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per replica (fractions share one).")
     memory: Memory = Field(
         ByteSize(512 * 1024**2), description="Heap memory per replica, e.g. 2Gi."

@@ -38,6 +38,13 @@ class Accelerator(SpecModel):
     cloud_type: str | None = Field(None, description="GKE accelerator type, e.g. nvidia-l4.")
     ray_type: str | None = Field(None, description="Ray accelerator_type, e.g. L4 or A100.")
 
+    @property
+    def label(self) -> str:
+        """How plans and diffs name these devices: the resource, with its model when given,
+        so MIG slices and whole GPUs (or L4s and A100s) are never added up together."""
+        model = self.ray_type or self.cloud_type
+        return f"{self.resource} ({model})" if model else self.resource
+
 
 class NodePool(SpecModel):
     """One group of identical nodes; allocatable is what pods may use after system reserve."""

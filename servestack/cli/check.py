@@ -81,6 +81,11 @@ def check(
         None, "--policy-config",
         help="Pack config JSON, as for `pulumi preview --policy-pack-config`.", dir_okay=False,
     ),
+    require_secrets: bool = typer.Option(
+        False, "--require-secrets",
+        help="Refuse a stack that lacks a secret `pulumi up` needs (exit 2), as CI on the "
+        "real stacks should; without it, the secret is named and a placeholder used.",
+    ),
 ) -> None:
     """Run the policy pack offline: the program under mocks, every resource through the policies.
 
@@ -113,7 +118,7 @@ def check(
             continue
         try:
             with errors.status(f"running stack {label} under mocks and checking policies…"):
-                report = check_stack_file(path, name, env, overrides)
+                report = check_stack_file(path, name, env, overrides, require_secrets)
         except StackFileError as error:
             errors.print(Text(str(error), style="red"))
             invalid = True
@@ -122,7 +127,7 @@ def check(
             errors.print(Text(f"{path}: {error}", style="red"))
             invalid = True
             continue
-        for warning in report.warnings:
+        for warning in (*report.absent_secrets, *report.warnings):
             errors.print(Text(f"warning: {warning}", style="yellow"))
         print_report(report, out)
         failed = failed or not report.passed

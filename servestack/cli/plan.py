@@ -45,6 +45,8 @@ def plan(
         errors.print(Text(str(error), style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     capacity = valid.plan
+    for absent in valid.absent_secrets:
+        errors.print(Text(f"warning: {absent}", style="yellow"), soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(capacity.to_output(), indent=2, sort_keys=True))
         for warning in valid.warnings[len(capacity.warnings):]:  # the plan's are in the JSON

@@ -1,4 +1,4 @@
-"""Kubernetes quantities as numbers, over the forms k8s.io/apimachinery resource.Quantity documents."""
+"""Kubernetes quantities as numbers, over the forms resource.Quantity documents."""
 
 from __future__ import annotations
 
