@@ -215,7 +215,7 @@ def diff_against(base_ref: str, stacks: Sequence[str] = (), cwd: Path | None = N
                 head_out / stack if stack in head_stacks else None,
                 base_failed.get(stack), head_failed.get(stack),
             )
-            if stack in head_stacks:  # the working tree's code is this process's
+            if stack in head_stacks and stack not in head_failed:  # this process's code
                 source = offline_source(stack_file(stack, repo / "stacks"), stack)
                 compared = replace(compared, absent_secrets=absent_secrets(source))
             results.append(compared)
