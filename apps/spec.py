@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from apps.kubernetes_rules import is_qualified_name
+from apps.quantity import CpuCount, Memory
 
 
 class SpecModel(BaseModel):
@@ -69,10 +70,12 @@ def _friendly(item: Mapping[str, Any]) -> str:
 class Resources(SpecModel):
     """What one replica reserves from Ray, and which Kubernetes resource backs its GPUs."""
 
-    num_cpus: float = Field(1.0, ge=0, description="Ray logical CPUs per replica.")
+    num_cpus: CpuCount = Field(
+        1.0, ge=0, description="Ray logical CPUs per replica, e.g. 1 or 500m."
+    )
     num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per replica (fractions share one).")
-    memory: ByteSize = Field(
-        ByteSize(512 * 1024**2), description="Heap memory per replica, e.g. 2GiB."
+    memory: Memory = Field(
+        ByteSize(512 * 1024**2), description="Heap memory per replica, e.g. 2Gi."
     )
     accelerator_resource: str | None = Field(
         None,

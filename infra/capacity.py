@@ -302,6 +302,7 @@ class PoolPlan:
     nodes_needed_at_min: int  # every deployment at min replicas: the idle footprint
     worker_groups: tuple[str, ...]
     hosts_head: bool
+    accelerator: str | None = None  # Accelerator.label of the pool's devices; None: no GPUs
 
     @property
     def upgrade_shortfall(self) -> int:
@@ -759,6 +760,7 @@ def _plan_pool(
         nodes_needed_at_min=_nodes_needed([*system, *shared, *pods(Load.MIN)], node),
         worker_groups=tuple(g.name for g in here),
         hosts_head=hosts_head,
+        accelerator=pool.accelerator.label if pool.accelerator else None,
     )
 
 

@@ -33,11 +33,20 @@ def memory_quantity(size: int) -> str:
     return str(size)
 
 
-def byte_size(size: int) -> str:
-    """Exact, as a stack file spells sizes ("3GiB", "1536MiB", "1000"): pydantic's ByteSize
-    refuses the Kubernetes spelling "3Gi", so a documented default must carry the B."""
-    quantity = memory_quantity(size)
-    return f"{quantity}B" if quantity.endswith("i") else quantity
+def readable_memory(size: float) -> str:
+    """Bytes as a person writes them, in the largest binary unit that keeps the number at
+    least 1, to three significant digits ("3Gi", "1.5Gi", "512Mi", "58.6Gi"): for tables."""
+    for suffix, factor in _BINARY:
+        if size >= factor:
+            value = size / factor
+            return f"{value:.3g}{suffix}" if value < 1000 else f"{value:.0f}{suffix}"
+    return f"{size:g}"
+
+
+def readable_cpu(cpus: float) -> str:
+    """CPUs as a person writes them: whole or decimal ("2", "15.8"), below one in millicores
+    ("500m")."""
+    return cpu_quantity(cpus) if 0 < cpus < 1 else f"{cpus:g}"
 
 
 def gib(size: float) -> str:

@@ -154,9 +154,10 @@ def source_from_stack_file(path: Path, stack: str | None = None,
                       fill_secrets: bool = True) -> StackSource:
     """A stack file as the program sees it through the Pulumi CLI, without the CLI.
 
-    Project defaults apply. `secure:` values cannot be decrypted offline: with `fill_secrets`
-    they, and the secrets the stack requires but lacks, count as set (the offline engine
-    hands the program placeholders for them); without it, no secret is set.
+    Project defaults apply. `secure:` values count as set; they cannot be decrypted offline,
+    so the offline engine hands the program placeholders for them. With `fill_secrets`, the
+    secrets the stack requires but lacks get placeholders too, as `placeholder_keys`, which
+    validate_stack names as absent; without it (`check --require-secrets`), they are missing.
     """
     defaults = {key.removeprefix(_PREFIX): value for key, value in project_defaults().items()
                 if key.startswith(_PREFIX)}
@@ -164,11 +165,12 @@ def source_from_stack_file(path: Path, stack: str | None = None,
     values = {**defaults, **{key.removeprefix(_PREFIX): value for key, value in plain.items()
                              if key.startswith(_PREFIX)}}
     name = stack or stack_name(path)
-    secret_keys: set[str] = set()
+    secret_keys = {key.removeprefix(_PREFIX) for key in secure if key.startswith(_PREFIX)}
+    placeholders: set[str] = set()
     if fill_secrets:
-        secret_keys = {key.removeprefix(_PREFIX) for key in secure if key.startswith(_PREFIX)}
-        secret_keys |= set(_required_secrets(name, values)) - set(values)
-    return StackSource(name, values, frozenset(secret_keys))
+        placeholders = set(_required_secrets(name, values)) - set(values) - secret_keys
+    return StackSource(name, values, frozenset(secret_keys | placeholders),
+                       frozenset(placeholders))
 
 
 def _required_secrets(name: str, values: Mapping[str, Any]) -> list[str]:

@@ -40,6 +40,9 @@ class StackSource:
     name: str
     values: Mapping[str, Any]  # plain-text keys (prefix stripped) → their values
     secret_keys: frozenset[str]  # keys set as secrets (prefix stripped)
+    placeholder_keys: frozenset[str] = frozenset()
+    """Secret keys the stack lacks, counted among `secret_keys` only because an offline run
+    fills them with placeholders: validate_stack names each as absent instead of refusing."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class ValidStack:
     plan: CapacityPlan
     serve_config: dict[str, Any]
     warnings: tuple[str, ...]  # every command prints these; the program logs them
+    absent_secrets: tuple[str, ...] = ()  # placeholder_keys: what `pulumi up` will ask for
 
 
 def secret_command(key: str) -> str:
@@ -101,7 +105,7 @@ def validate_stack(source: StackSource) -> ValidStack:
         problems += backend_problems(planned)
         stack = None if problems else planned
 
-    secret_problems, warnings = _secret_findings(source, secrets, planned)
+    secret_problems, warnings, absent = _secret_findings(source, secrets, planned)
     problems += secret_problems
     plan: CapacityPlan | None = None
     if planned is not None:
@@ -118,7 +122,7 @@ def validate_stack(source: StackSource) -> ValidStack:
         serve_config = serve_config_for(stack)
     except ServeConfigError as error:
         raise StackConfigError(source.name, [("apps", str(error))]) from None
-    return ValidStack(stack, plan, serve_config, (*plan.warnings, *warnings))
+    return ValidStack(stack, plan, serve_config, (*plan.warnings, *warnings), tuple(absent))
 
 
 def _refuse_misplaced_keys(source: StackSource) -> None:
@@ -135,11 +139,12 @@ def _refuse_misplaced_keys(source: StackSource) -> None:
 
 def _secret_findings(
     source: StackSource, secrets: Mapping[str, str], stack: StackConfig | None,
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """(problems, warnings): secrets in plain text (errors in staging and prod), and the
-    secrets the stack requires but nobody set."""
+) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """(problems, warnings, absent): secrets in plain text (errors in staging and prod), and
+    the secrets the stack requires but nobody set (errors, unless an offline run fills them)."""
     problems: list[tuple[str, str]] = []
     warnings: list[str] = []
+    absent: list[str] = []
     guarded = environment_for(source.name) in GUARDED
     for key, meaning in secrets.items():
         if key in source.values:
@@ -149,6 +154,9 @@ def _secret_findings(
             else:
                 warnings.append(f"{PROJECT}:{key}: {message}")
     for key, meaning in (stack.required_secrets() if stack is not None else {}).items():
-        if key not in source.values and key not in source.secret_keys:
+        if key in source.placeholder_keys:
+            absent.append(f"{PROJECT}:{key} is not set ({meaning}); offline runs use a "
+                          f"placeholder, `pulumi up` stops without it: {secret_command(key)}")
+        elif key not in source.values and key not in source.secret_keys:
             problems.append((key, f"missing: {meaning}; set it with {secret_command(key)}"))
-    return problems, warnings
+    return problems, warnings, absent

@@ -24,7 +24,7 @@ from apps.catalog import CATALOG
 from apps.spec import ApplicationSpec, ReplicaUserConfig
 from infra.config import PROJECT, GcsFaultTolerance, StackConfig
 from infra.names import KUBECONFIG_KEY
-from infra.quantities import byte_size
+from infra.quantities import memory_quantity
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ConfigKey:
 
 def _value(value: Any) -> str:
     if isinstance(value, ByteSize):
-        return byte_size(int(value))
+        return memory_quantity(int(value))
     if isinstance(value, BaseModel):
         return json.dumps(value.model_dump(mode="json"), sort_keys=True)
     if isinstance(value, tuple):

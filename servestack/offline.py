@@ -13,7 +13,7 @@ import json
 import logging
 import runpy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.proto import resource_pb2
 
 from infra.clusters.spec import cluster_specs
-from infra.config import PROJECT, REPO_ROOT, STACKS_DIR
+from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, StackConfigError
 from infra.stack_file import source_from_stack_file, stack_file, stack_name
+from infra.validation import StackSource, validate_stack
 from servestack.pulumi_internals import (
     RESOURCE_SIG,
     SECRET_SIG,
@@ -83,6 +84,7 @@ class ProgramRun:
     secret_outputs: frozenset[str]
     warnings: tuple[str, ...]
     error: BaseException | None = None
+    absent_secrets: tuple[str, ...] = ()  # required secrets the run filled with placeholders
 
     def of_type(self, type_: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -115,20 +117,46 @@ def encode_config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def offline_source(
+    path: Path, stack: str | None = None, secrets: Mapping[str, str] | None = None,
+    fill_secrets: bool = True,
+) -> StackSource:
+    """The stack file as an offline run hands it to the program: `secrets` (short or fully
+    qualified keys) count as set, and are no placeholders. Raises StackFileError for a file
+    that is not YAML."""
+    source = source_from_stack_file(path, stack, fill_secrets=fill_secrets)
+    given = {key.removeprefix(f"{PROJECT}:") for key in secrets or {}}
+    return replace(source, secret_keys=source.secret_keys | given,
+                   placeholder_keys=source.placeholder_keys - given)
+
+
+def absent_secrets(source: StackSource) -> tuple[str, ...]:
+    """validate_stack's word on each placeholder: the `pulumi config set --secret` that
+    `pulumi up` will need. None for a stack it refuses: the run reports that instead."""
+    if not source.placeholder_keys:
+        return ()
+    try:
+        return validate_stack(source).absent_secrets
+    except StackConfigError:
+        return ()
+
+
 def stack_config(
     path: Path, secrets: Mapping[str, str] | None = None, fill_secrets: bool = True,
 ) -> tuple[dict[str, str], list[str]]:
     """(config, secret keys) for `set_all_config`, from a stack file plus secret values.
 
-    `secrets` maps short or fully qualified keys to values. `secure:` entries, which need the
-    Pulumi CLI to decrypt, and secrets the stack requires get a placeholder when
-    `fill_secrets` is on (infra.stack_file.source_from_stack_file decides which), so offline
-    renders work without credentials. Raises StackFileError for a file that is not YAML.
+    `secure:` entries, which need the Pulumi CLI to decrypt, and (with `fill_secrets`) the
+    secrets the stack requires but lacks get a placeholder (`offline_source` decides which),
+    so offline renders work without credentials.
     """
-    source = source_from_stack_file(path, fill_secrets=fill_secrets)
+    return _config_of(offline_source(path, None, secrets, fill_secrets), secrets)
+
+
+def _config_of(source: StackSource,
+               secrets: Mapping[str, str] | None) -> tuple[dict[str, str], list[str]]:
     given = {key.removeprefix(f"{PROJECT}:"): value for key, value in (secrets or {}).items()}
-    secret_values = {key: given.get(key, SECRET_PLACEHOLDER)
-                     for key in source.secret_keys | set(given)}
+    secret_values = {key: given.get(key, SECRET_PLACEHOLDER) for key in source.secret_keys}
     values = {**source.values, **secret_values}
     return ({f"{PROJECT}:{key}": encode_config_value(value)
              for key, value in sorted(values.items())},
@@ -356,5 +384,6 @@ def run_stack_file(
     the file's (`stack_name`). A file that is not YAML raises StackFileError: the Pulumi CLI
     would refuse it before the program starts."""
     name = stack or stack_name(path)
-    config, secret_keys = stack_config(path, secrets, fill_secrets)
-    return run_program(name, config, secret_keys)
+    source = offline_source(path, name, secrets, fill_secrets)
+    config, secret_keys = _config_of(source, secrets)
+    return replace(run_program(name, config, secret_keys), absent_secrets=absent_secrets(source))

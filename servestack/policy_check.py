@@ -86,6 +86,7 @@ class CheckReport:
     resources: int
     violations: tuple[Violation, ...] = field(default=())
     warnings: tuple[str, ...] = ()  # what the program warned about (pulumi.log.warn)
+    absent_secrets: tuple[str, ...] = ()  # filled with placeholders: `pulumi up` needs them
 
     @property
     def mandatory(self) -> tuple[Violation, ...]:
@@ -190,21 +191,23 @@ def check_stack_file(
     stack: str | None = None,
     environment: Environment | None = None,
     overrides: Mapping[str, EnforcementLevel] | None = None,
+    require_secrets: bool = False,
 ) -> CheckReport:
     """Run the program for a stack file under mocks and every policy over what it registered.
 
     Raises StackConfigError/CapacityError (via ProgramRun) when the stack itself is invalid:
-    the program registers nothing then, and there is nothing to check.
+    the program registers nothing then, and there is nothing to check. With
+    `require_secrets`, a required secret the stack lacks makes it invalid, as for `pulumi up`.
     """
     name = stack or stack_name(path)
-    run = run_stack_file(path, name)
+    run = run_stack_file(path, name, fill_secrets=not require_secrets)
     if run.error is not None:
         raise InvalidStackError(run.error) from run.error
     subjects = subjects_of(run)
     # Stack rules read the config exactly as the pack does: from the Pulumi config the
     # program just ran with.
     report = evaluate(name, subjects, stack_config_from_pulumi, environment, overrides)
-    return replace(report, warnings=run.warnings)
+    return replace(report, warnings=run.warnings, absent_secrets=run.absent_secrets)
 
 
 def check_stack(

@@ -203,6 +203,7 @@ def policy_report_document(report: CheckReport) -> dict[str, Any]:
 class StackRender:
     files: list[Path]
     warnings: tuple[str, ...]  # what the program warned about; also in index.yaml
+    absent_secrets: tuple[str, ...] = ()  # filled with placeholders: `pulumi up` needs them
 
 
 def render_stack_file(path: Path, out_dir: Path, stack: str | None = None,
@@ -220,4 +221,4 @@ def render_stack_file(path: Path, out_dir: Path, stack: str | None = None,
     if with_policies:
         report = evaluate(name, subjects_of(run), stack_config_from_pulumi)
         files[POLICY_REPORT] = policy_report_document(report)
-    return StackRender(write_documents(files, out_dir / name), run.warnings)
+    return StackRender(write_documents(files, out_dir / name), run.warnings, run.absent_secrets)

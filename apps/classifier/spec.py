@@ -6,6 +6,7 @@ from pydantic import ByteSize, Field, ValidationInfo, field_validator
 
 from apps.classifier.checkpoint_uri import check_checkpoint_uri
 from apps.model_source.uri import DEFAULT_FILE_ROOTS
+from apps.quantity import Size
 from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
 
 TILE_SIZE = 64
@@ -31,7 +32,7 @@ class ClassifierSettings(UserConfig):
         description="Change it (e.g. to a date) to make replicas ask the store again without "
         "changing checkpoint_uri: picks up a moved MLflow alias or an overwritten object.",
     )
-    max_checkpoint_bytes: ByteSize = Field(
+    max_checkpoint_bytes: Size = Field(
         ByteSize(256 * 1024**2), ge=1024,
         description="Larger checkpoint files are refused before they are read into memory.",
     )
@@ -47,7 +48,7 @@ class ClassifierSettings(UserConfig):
         0.5, ge=0, le=1,
         description="A tile is labelled positive when its probability is at least this.",
     )
-    max_request_bytes: ByteSize = Field(
+    max_request_bytes: Size = Field(
         ByteSize(8 * 1024**2),
         ge=1024,
         description="Larger HTTP bodies get 413 before parsing; a 64x64 array tile is ~60 KB.",

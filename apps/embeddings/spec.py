@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ByteSize, Field, ValidationInfo, field_validator
 
 from apps.model_source.uri import DEFAULT_FILE_ROOTS, ModelUriError, check_model_uri
+from apps.quantity import Size
 from apps.spec import ApplicationSpec, Autoscaling, Batching, DeploymentSpec, Resources, UserConfig
 
 EMBEDDING_DIM = 384
@@ -24,7 +25,7 @@ class EmbedderSettings(UserConfig):
         description="Work budget: a request whose texts total more characters gets 413 before "
         "the model runs (a character costs at most one token; see docs/security.md).",
     )
-    max_request_bytes: ByteSize = Field(
+    max_request_bytes: Size = Field(
         ByteSize(1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
     file_roots: tuple[str, ...] = Field(
@@ -44,7 +45,7 @@ class EmbedderSettings(UserConfig):
         description="Change it to make replicas ask the store again without changing "
         "model_uri: picks up a moved MLflow alias or overwritten objects.",
     )
-    max_model_bytes: ByteSize = Field(
+    max_model_bytes: Size = Field(
         ByteSize(1024**3), ge=1024,
         description="A larger model (all its files) is refused before it is loaded.",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ByteSize, Field
 
 from apps.embeddings.spec import EMBEDDER
+from apps.quantity import Size
 from apps.spec import ApplicationSpec, DeploymentSpec, Resources, UserConfig
 
 
@@ -33,7 +34,7 @@ class IngressSettings(UserConfig):
         description="Work budget: an add whose texts (or a query) total more characters gets "
         "413 before anything is embedded.",
     )
-    max_request_bytes: ByteSize = Field(
+    max_request_bytes: Size = Field(
         ByteSize(2 * 1024**2), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
 

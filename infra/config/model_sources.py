@@ -6,6 +6,7 @@ from typing import Literal, Self
 
 from pydantic import ByteSize, Field, model_validator
 
+from apps.quantity import Memory
 from apps.spec import SpecModel
 from infra.field_types import DNS_LABEL, Cidr, HttpUrl
 
@@ -20,7 +21,7 @@ class ModelCacheVolume(SpecModel):
         "shared by every pod on the node; persistentVolumeClaim: an existing (ReadWriteMany) "
         "claim shared by all pods.",
     )
-    size: ByteSize = Field(
+    size: Memory = Field(
         ByteSize(20 * 1024**3), ge=1024**3,
         description="The volume's size (emptyDir sizeLimit and ephemeral-storage request); the "
         "cache keeps at most half of it, the rest is room for a download in progress.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from apps.kubernetes_rules import is_qualified_name
+from apps.quantity import CpuCount, Memory
 from apps.spec import SpecModel
 from infra.field_paths import pool_path
 from infra.field_types import DNS_LABEL, LabelMap
@@ -38,6 +39,13 @@ class Accelerator(SpecModel):
     cloud_type: str | None = Field(None, description="GKE accelerator type, e.g. nvidia-l4.")
     ray_type: str | None = Field(None, description="Ray accelerator_type, e.g. L4 or A100.")
 
+    @property
+    def label(self) -> str:
+        """How plans and diffs name these devices: the resource, with its model when given,
+        so MIG slices and whole GPUs (or L4s and A100s) are never added up together."""
+        model = self.ray_type or self.cloud_type
+        return f"{self.resource} ({model})" if model else self.resource
+
 
 class NodePool(SpecModel):
     """One group of identical nodes; allocatable is what pods may use after system reserve."""
@@ -47,8 +55,8 @@ class NodePool(SpecModel):
         description="Pool name (DNS label); also the cloud node pool/group name suffix.",
     )
     machine_type: str | None = Field(None, description="Cloud machine/instance type (gke, eks).")
-    cpu: float = Field(gt=0, description="Allocatable CPUs per node.")
-    memory: ByteSize = Field(description="Allocatable memory per node, e.g. 30GiB.")
+    cpu: CpuCount = Field(gt=0, description="Allocatable CPUs per node, e.g. 15.8 or 7900m.")
+    memory: Memory = Field(description="Allocatable memory per node, e.g. 30Gi.")
     accelerator: Accelerator | None = Field(
         None, description="GPUs per node; omit for CPU pools."
     )

@@ -6,7 +6,7 @@ The worker groups are derived from the apps and pools (infra/capacity.py), never
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import ByteSize, Field, field_validator, model_validator
 
@@ -74,7 +74,7 @@ class RayServiceConfig(SpecModel):
         "servestack", pattern=DNS_LABEL,
         description="RayService name; the Serve Service is `<name>-serve-svc`.",
     )
-    upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade", "None"] = Field(
+    upgrade_strategy: Literal["NewCluster", "None"] = Field(
         description="How a cluster-level change rolls out (explicit)."
     )
     head: PodResources = Field(
@@ -99,9 +99,9 @@ class RayServiceConfig(SpecModel):
         GcsFaultTolerance(), description="GCS state in an external Redis."
     )
 
-    @field_validator("upgrade_strategy")
+    @field_validator("upgrade_strategy", mode="before")
     @classmethod
-    def _modelled_strategy(cls, value: str) -> str:
+    def _modelled_strategy(cls, value: Any) -> Any:
         if value == "NewClusterWithIncrementalUpgrade":
             raise ValueError(
                 "NewClusterWithIncrementalUpgrade needs upgradeStrategy.clusterUpgradeOptions "

@@ -1,45 +1,21 @@
-"""Kubernetes resource quantities ("1500m", "3Gi", "1") as numbers, so limits can be compared."""
+"""Kubernetes resource quantities ("1500m", "3Ki", "1e3") as numbers, so limits can be compared.
+
+The parser the stack schema uses (apps.quantity), so the pack reads every form `plan` writes;
+only the byte spellings (`30GiB`), which the API server refuses in a manifest, are not read.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_SUFFIXES = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|[kMGTPE]i?|)$")
+from apps.quantity import QuantityError, quantity_value
 
-
-class QuantityError(ValueError):
-    pass
+__all__ = ["QuantityError", "parse_quantity", "quantity_or_none"]
 
 
 def parse_quantity(value: Any) -> float:
     """A quantity in base units: "500m" → 0.5, "1Gi" → 1073741824. Numbers pass through."""
-    if isinstance(value, bool):
-        raise QuantityError(f"{value!r} is not a quantity")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise QuantityError(f"{value!r} is not a Kubernetes quantity such as 500m, 2 or 3Gi")
-    number, suffix = float(match.group(1)), match.group(2)
-    if suffix == "m":
-        return number / 1000
-    return number * _SUFFIXES[suffix]
+    return float(quantity_value(value, byte_units=False))
 
 
 def quantity_or_none(value: Any) -> float | None:

@@ -84,6 +84,11 @@ def check(
         None, "--policy-config",
         help="Pack config JSON, as for `pulumi preview --policy-pack-config`.", dir_okay=False,
     ),
+    require_secrets: bool = typer.Option(
+        False, "--require-secrets",
+        help="Refuse a stack that lacks a secret `pulumi up` needs (exit 2), as CI on the "
+        "real stacks should; without it, the secret is named and a placeholder used.",
+    ),
 ) -> None:
     """Run the policy pack offline: the program under mocks, every resource through the policies.
 
@@ -94,7 +99,7 @@ def check(
     env = _chosen_environment(environment, errors)
     overrides = _policy_overrides(policy_config, errors)
     out = Console(soft_wrap=True)
-    outcomes = [_check_one(path, name, env, overrides, stacks_dir, out, errors)
+    outcomes = [_check_one(path, name, env, overrides, require_secrets, stacks_dir, out, errors)
                 for path, name in _targets(stacks, stack_files, stacks_dir)]
     if "invalid" in outcomes:
         raise typer.Exit(EXIT_INVALID)
@@ -136,8 +141,8 @@ def _targets(stacks: list[str], stack_files: list[Path], stacks_dir: Path
 
 
 def _check_one(path: Path, name: str | None, env: Environment | None,
-               overrides: Overrides | None, stacks_dir: Path, out: Console,
-               errors: Console) -> Outcome:
+               overrides: Overrides | None, require_secrets: bool, stacks_dir: Path,
+               out: Console, errors: Console) -> Outcome:
     """One stack through the pack, its report printed, or why it could not run."""
     label = name or str(path)
     if not path.is_file():
@@ -146,14 +151,14 @@ def _check_one(path: Path, name: str | None, env: Environment | None,
         return "invalid"
     try:
         with errors.status(f"running stack {label} under mocks and checking policies…"):
-            report = check_stack_file(path, name, env, overrides)
+            report = check_stack_file(path, name, env, overrides, require_secrets)
     except StackFileError as error:
         errors.print(Text(str(error), style="red"))
         return "invalid"
     except (StackConfigError, InvalidStackError) as error:
         errors.print(Text(f"{path}: {error}", style="red"))
         return "invalid"
-    for warning in report.warnings:
+    for warning in (*report.absent_secrets, *report.warnings):
         errors.print(Text(f"warning: {warning}", style="yellow"))
     print_report(report, out)
     return "passed" if report.passed else "violations"

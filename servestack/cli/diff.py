@@ -40,6 +40,9 @@ def diff(
     except DiffError as error:
         errors.print(Text(str(error), style="red"))
         raise typer.Exit(EXIT_INVALID) from None
+    for stack in result.stacks:
+        for absent in stack.absent_secrets:
+            errors.print(Text(f"stack {stack.stack}: warning: {absent}", style="yellow"))
     report = markdown(result)
     if out is None:
         typer.echo(report, nl=False)

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from infra.capacity import CapacityPlan, Load
 from infra.config import STACKS_DIR, StackConfigError
-from infra.quantities import gib
+from infra.quantities import readable_cpu, readable_memory
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID
@@ -45,6 +45,8 @@ def plan(
         errors.print(Text(str(error), style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_INVALID) from None
     capacity = valid.plan
+    for absent in valid.absent_secrets:
+        errors.print(Text(f"warning: {absent}", style="yellow"), soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(capacity.to_output(), indent=2, sort_keys=True))
         for warning in valid.warnings[len(capacity.warnings):]:  # the plan's are in the JSON
@@ -59,7 +61,8 @@ def plan(
 
 
 def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) -> str:
-    return f"{cpu:g} CPU, {gib(memory)}" + (f", {gpus} {resource}" if gpus else "")
+    return f"{readable_cpu(cpu)} CPU, {readable_memory(memory)}" + (
+        f", {gpus} {resource}" if gpus else "")
 
 
 def _table(title: str, *columns: str, names: int = 2) -> Table:

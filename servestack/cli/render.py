@@ -62,7 +62,7 @@ def render(
             errors.print(Text(f"stack {name}: {error}", style="red"))
             invalid = True
             continue
-        for warning in rendered.warnings:
+        for warning in (*rendered.absent_secrets, *rendered.warnings):
             errors.print(Text(f"stack {name}: warning: {warning}", style="yellow"))
         table.add_row(name, str(len(rendered.files)), str(out / name))
     Console(soft_wrap=True).print(table)

@@ -14,17 +14,18 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from infra.pod_preview import RAYSERVICE_TYPE
-from infra.stack_file import available_stacks
+from infra.stack_file import available_stacks, stack_file
 from servestack.diffing.capacity_delta import CapacityDelta, capacity_delta
 from servestack.diffing.fields import FieldChange, field_changes
 from servestack.diffing.rollout import RayServiceChange, rayservice_change
+from servestack.offline import absent_secrets, offline_source
 from servestack.render import CAPACITY_PLAN, INDEX, POLICY_REPORT
 
 RENDER_TIMEOUT_S = 900
@@ -52,6 +53,7 @@ class StackDiff:
     rayservices: tuple[RayServiceChange, ...] = ()
     capacity: CapacityDelta | None = None
     policies: Mapping[str, Any] | None = None  # the working tree's policy report
+    absent_secrets: tuple[str, ...] = ()  # the working tree's: what `pulumi up` will ask for
 
     @property
     def changed(self) -> bool:
@@ -207,10 +209,14 @@ def diff_against(base_ref: str, stacks: Sequence[str] = (), cwd: Path | None = N
             raise DiffError(f"no stack {', '.join(unknown)} in the working tree or in {base_ref}")
         results = []
         for stack in sorted(set(base_stacks) | set(head_stacks)):
-            results.append(diff_stack(
+            compared = diff_stack(
                 stack,
                 base_out / stack if stack in base_stacks else None,
                 head_out / stack if stack in head_stacks else None,
                 base_failed.get(stack), head_failed.get(stack),
-            ))
+            )
+            if stack in head_stacks and stack not in head_failed:  # this process's code
+                source = offline_source(stack_file(stack, repo / "stacks"), stack)
+                compared = replace(compared, absent_secrets=absent_secrets(source))
+            results.append(compared)
     return DiffResult(base_ref, commit, tuple(results))

@@ -83,15 +83,21 @@ def _policy_summary(policies: Mapping[str, Any] | None) -> str:
     return f"{mark} {mandatory} mandatory, {advisory} advisory"
 
 
-def _gpu_nodes_delta(capacity: CapacityDelta | None) -> str:
+def _capacity_summary(capacity: CapacityDelta | None) -> str:
+    """Nodes at max per pool (new and removed pools too), then the net GPUs at max per
+    accelerator type, so a deployment moved between pools shows both ends and the sum."""
     if capacity is None or capacity.empty:
         return "—"
     parts = []
     for pool in capacity.pools:
         delta = pool.delta("nodes_needed")
-        if delta:
+        status = {"changed": "", "added": " (new)", "removed": " (removed)"}[pool.status]
+        if delta or status:
             kind = "GPU nodes" if pool.gpu else "nodes"
-            parts.append(f"{pool.pool}: {delta:+d} {kind} at max")
+            parts.append(f"{pool.pool}{status}: {delta or 0:+d} {kind} at max")
+    net = capacity.gpus_by_accelerator()
+    if net:
+        parts.append("net GPUs at max: " + ", ".join(f"{label} {n:+d}" for label, n in net.items()))
     return "; ".join(parts) or "worker groups changed"
 
 
@@ -107,7 +113,7 @@ def _summary_row(diff: StackDiff) -> list[str]:
     rollouts = ", ".join(f"**{r.rollout}**" for r in diff.rayservices) or "—"
     serve = sum(len(r.serve_changes) for r in diff.rayservices)
     return [f"`{diff.stack}`", resources, rollouts, f"{serve} field(s)" if serve else "—",
-            _gpu_nodes_delta(diff.capacity), _policy_summary(diff.policies)]
+            _capacity_summary(diff.capacity), _policy_summary(diff.policies)]
 
 
 def _rayservice_section(change: RayServiceChange) -> list[str]:
@@ -162,7 +168,7 @@ def _capacity_section(capacity: CapacityDelta) -> list[str]:
             old, new = pool.value(field, "old"), pool.value(field, "new")
             return str(new) if old == new else f"{_plain(old)} → {_plain(new)}"
 
-        rows = [[f"`{p.pool}`", "yes" if p.gpu else "no", cell(p, "max_nodes"),
+        rows = [[f"`{p.pool}`", (p.accelerator or "yes") if p.gpu else "no", cell(p, "max_nodes"),
                  cell(p, "nodes_needed_at_min"), cell(p, "nodes_needed"),
                  cell(p, "nodes_needed_during_upgrade"), cell(p, "gpus_needed")]
                 for p in capacity.pools]

@@ -4,9 +4,17 @@ for people and stack files are written by one function each."""
 from __future__ import annotations
 
 import pytest
-from pydantic import ByteSize, TypeAdapter
+from pydantic import TypeAdapter
 
-from infra.quantities import byte_size, cpu_quantity, gib, guaranteed_resources, memory_quantity
+from apps.quantity import CpuCount, Size
+from infra.quantities import (
+    cpu_quantity,
+    gib,
+    guaranteed_resources,
+    memory_quantity,
+    readable_cpu,
+    readable_memory,
+)
 
 
 @pytest.mark.parametrize(("cpus", "expected"), [
@@ -31,12 +39,29 @@ def test_negative_quantities_are_refused() -> None:
         memory_quantity(-1)
 
 
+@pytest.mark.parametrize("size", [3 * 1024**3, 1536 * 1024**2, 1000, 2 * 1024**4, 100 * 1024])
+def test_written_sizes_read_back_as_a_stack_file_gives_them(size: int) -> None:
+    assert TypeAdapter(Size).validate_python(memory_quantity(size)) == size
+
+
+@pytest.mark.parametrize("cpus", [3.0, 2.25, 0.5, 0.001, 15.8])
+def test_written_cpus_read_back(cpus: float) -> None:
+    assert TypeAdapter(CpuCount).validate_python(cpu_quantity(cpus)) == cpus
+    assert TypeAdapter(CpuCount).validate_python(readable_cpu(cpus)) == cpus
+
+
 @pytest.mark.parametrize(("size", "expected"), [
-    (3 * 1024**3, "3GiB"), (1536 * 1024**2, "1536MiB"), (1000, "1000"), (2 * 1024**4, "2TiB"),
+    (3 * 1024**3, "3Gi"), (1536 * 1024**2, "1.5Gi"), (512 * 1024**2, "512Mi"),
+    (int(58.6 * 1024**3), "58.6Gi"), (1000 * 1024**2, "1000Mi"), (1000, "1000"),
 ])
-def test_stack_file_sizes_are_exact_and_read_back(size: int, expected: str) -> None:
-    assert byte_size(size) == expected
-    assert TypeAdapter(ByteSize).validate_python(expected) == size
+def test_table_sizes_in_the_units_people_write(size: int, expected: str) -> None:
+    assert readable_memory(size) == expected
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(2, "2"), (0.5, "500m"), (15.8, "15.8"),
+                                                (0, "0")])
+def test_table_cpus_in_the_units_people_write(cpus: float, expected: str) -> None:
+    assert readable_cpu(cpus) == expected
 
 
 @pytest.mark.parametrize(("size", "expected"), [

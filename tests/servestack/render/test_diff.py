@@ -202,3 +202,54 @@ def test_report_cells_stay_on_one_table_row_and_show_where_long_strings_differ()
     long_old = "sum by (deployment) (rate(serve_requests[5m])) " * 3 + ">= 8"
     shown = _pair(long_old, long_old[:-1] + "10")
     assert shown.endswith(">= 8` → `…" + long_old[-21:-1] + "10`")
+
+
+def test_moving_a_deployment_to_a_new_gpu_pool_shows_both_pools_and_the_net_per_type() -> None:
+    """The prod classifier moves from the L4 pool to a new A100 pool: the summary names the
+    L4 pool's -N GPU nodes, the new pool's +M, and the net GPUs per accelerator type."""
+    from servestack.diffing import DiffResult, StackDiff
+    from servestack.diffing.report import markdown
+
+    raw = read_stack_file(REPO_ROOT / "stacks" / "Pulumi.prod.yaml")
+    moved = copy.deepcopy(raw)
+    l4 = next(p for p in moved["pools"] if p["name"] == "gpu-l4")
+    moved["pools"].append({**l4, "name": "gpu-a100", "machine_type": "a2-highgpu-1g",
+                           "labels": {"servestack.io/pool": "gpu-a100"}, "min_nodes": 0,
+                           "accelerator": {**l4["accelerator"], "cloud_type": "nvidia-tesla-a100",
+                                           "ray_type": "A100"}})
+    l4["min_nodes"] = 0
+    moved["apps"]["classifier"]["deployments"]["TileClassifier"]["resources"][
+        "accelerator_type"] = "A100"
+    before = plan_capacity(parse_stack_config("prod", raw))
+    after = plan_capacity(parse_stack_config("prod", moved))
+    old_l4, new_l4, a100 = before.pool("gpu-l4"), after.pool("gpu-l4"), after.pool("gpu-a100")
+    assert old_l4.gpus_needed > 0 and new_l4.gpus_needed == 0 and a100.gpus_needed > 0
+
+    delta = capacity_delta(before.to_output(), after.to_output())
+    assert {p.pool: p.status for p in delta.pools} == {"gpu-l4": "changed", "gpu-a100": "added"}
+    l4_label, a100_label = "nvidia.com/gpu (L4)", "nvidia.com/gpu (A100)"
+    assert delta.gpus_by_accelerator() == {a100_label: a100.gpus_needed,
+                                           l4_label: -old_l4.gpus_needed}
+
+    report = markdown(DiffResult("main", "0" * 40, (StackDiff("prod", None, None,
+                                                              capacity=delta),)))
+    (summary,) = [line for line in report.splitlines() if line.startswith("| `prod` |")]
+    removed_nodes = new_l4.nodes_needed - old_l4.nodes_needed
+    assert removed_nodes < 0
+    assert f"gpu-l4: {removed_nodes:+d} GPU nodes at max" in summary
+    assert f"gpu-a100 (new): {a100.nodes_needed:+d} GPU nodes at max" in summary
+    assert (f"net GPUs at max: {a100_label} {a100.gpus_needed:+d}, "
+            f"{l4_label} {-old_l4.gpus_needed:+d}") in summary
+
+    removed = capacity_delta(after.to_output(), before.to_output())
+    assert {p.pool: p.status for p in removed.pools} == {"gpu-l4": "changed",
+                                                        "gpu-a100": "removed"}
+    assert removed.gpus_by_accelerator()[a100_label] == -a100.gpus_needed
+
+
+def test_a_base_rendered_before_pools_named_their_devices_is_labelled_by_its_groups() -> None:
+    old = {"pools": [{"pool": "gpu", "gpus_needed": 2, "nodes_needed": 2}],
+           "worker_groups": [{"name": "g", "pool": "gpu",
+                              "pod": {"accelerator_resource": "nvidia.com/gpu"}}]}
+    delta = capacity_delta(old, {"pools": [], "worker_groups": []})
+    assert delta.gpus_by_accelerator() == {"nvidia.com/gpu": -2}
