@@ -85,7 +85,7 @@ class UpgradePlan:
         return _fields_output(self)
 
 
-class UpgradeUnfit(ValueError):
+class UpgradeFitError(ValueError):
     """The pools cannot hold even the smallest step: (field path, message) problems."""
 
     def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
@@ -206,7 +206,7 @@ def _written_problems(stack: StackConfig, largest: int, surge: int,
 def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
     """The plan of a cluster-replacing change under the stack's strategy.
 
-    Raises UpgradeUnfit when incremental steps do not fit (the pool and the headroom it
+    Raises UpgradeFitError when incremental steps do not fit (the pool and the headroom it
     needs) or a written option contradicts the arithmetic.
     """
     strategy = stack.rayservice.upgrade_strategy
@@ -218,13 +218,13 @@ def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
                            (UpgradeStep(100, 0, 1),), pools, POD_START_S)
     largest = largest_fitting_surge(stack, plan)
     if largest is None:
-        raise UpgradeUnfit(_smallest_step_problems(stack, plan))
+        raise UpgradeFitError(_smallest_step_problems(stack, plan))
     written = stack.rayservice.upgrade
     surge = written.max_surge_percent or largest
     step = written.step_size_percent or surge
     problems = _written_problems(stack, largest, surge, step)
     if problems:
-        raise UpgradeUnfit(problems)
+        raise UpgradeFitError(problems)
     interval = written.interval_seconds or readiness_interval_s(stack)
     steps = _steps(surge, step)
     seconds = sum(POD_START_S + s.traffic_moves * interval for s in steps)

@@ -29,7 +29,7 @@ from infra.config.rayservice import REDIS_PASSWORD_MEANING
 from infra.environment import GUARDED, environment_for
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
-from infra.upgrade_plan import UpgradeUnfit, upgrade_plan
+from infra.upgrade_plan import UpgradeFitError, upgrade_plan
 
 _DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
 
@@ -114,7 +114,7 @@ def validate_stack(source: StackSource) -> ValidStack:
             problems += autoscaler_placement_problems(planned, plan)
             try:  # and can the pools hold the upgrade's steps?
                 upgrade_plan(planned, plan)
-            except UpgradeUnfit as error:
+            except UpgradeFitError as error:
                 problems += error.problems
 
     if problems or stack is None or plan is None:
