@@ -9,6 +9,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 CHECKOV_VERSION := 3.3.30
 export KUBERAY_CRDS_DIR ?= $(abspath ../shared/kuberay/crds)
+export GATEWAY_API_CRDS_DIR ?= $(abspath ../shared/gateway-api/crds)
 export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE := token
 

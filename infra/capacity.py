@@ -828,7 +828,10 @@ def _model_cache_problems(stack: StackConfig, pool: NodePool,
 
 
 def _upgrade_warnings(stack: StackConfig, plan: PoolPlan) -> list[str]:
-    """Only for a pool that holds the worst case: otherwise the plan fails anyway."""
+    """Only for a pool that holds the worst case: otherwise the plan fails anyway. The
+    incremental strategy's steps are sized to fit (infra/upgrade_plan.py) or refused."""
+    if stack.rayservice.upgrade_strategy == "NewClusterWithIncrementalUpgrade":
+        return []
     if plan.nodes_needed > plan.max_nodes or not plan.upgrade_shortfall:
         return []
     during = plan.nodes_needed_during_upgrade

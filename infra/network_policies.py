@@ -3,7 +3,8 @@
 Ingress: Ray pods talk to each other on any port (GCS, raylets, object transfer and worker
 ports are dynamic); the KubeRay operator reaches the head's dashboard (it deploys
 serveConfigV2 and reads Serve status there); the stack's `security.serve_clients` reach
-Serve's HTTP port and nothing else; the monitoring namespace scrapes the metrics ports.
+Serve's HTTP port and nothing else, as does the gateway's data plane (`gateway.data_plane`)
+when the stack has a front door; the monitoring namespace scrapes the metrics ports.
 Egress, scoped per pod (nothing else is allowed out):
 - every Ray pod: the other Ray pods and cluster DNS;
 - the head only: the Kubernetes API server's own addresses (its autoscaler sidecar), never a
@@ -123,6 +124,31 @@ def network_policy_manifests(stack: StackConfig,
     return [*_ingress_policies(stack), *_egress_policies(stack, api_server_cidrs)]
 
 
+def _gateway_peers(stack: StackConfig) -> list[dict[str, Any]]:
+    """The gateway's proxies: in-cluster pods by namespace and labels, or a managed load
+    balancer's source ranges."""
+    plane = stack.gateway.data_plane
+    if not stack.gateway.enabled or plane is None:
+        return []
+    peers: list[dict[str, Any]] = [{"ipBlock": {"cidr": cidr}} for cidr in plane.cidrs]
+    if plane.namespace is not None:
+        peers.append({**_namespace(plane.namespace),
+                      "podSelector": {"matchLabels": dict(plane.pod_labels)}})
+    return peers
+
+
+def _gateway_policies(stack: StackConfig) -> list[dict[str, Any]]:
+    """The gateway's data plane reaches Serve's port, nothing else."""
+    peers = _gateway_peers(stack)
+    if not peers:
+        return []
+    return [_policy(stack, "serve-from-gateway", {
+        "ingress": [{"from": peers, "ports": _tcp(SERVE_PORT_NAME)}],
+        "podSelector": ray_pods(stack),
+        "policyTypes": ["Ingress"],
+    })]
+
+
 def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
     """Deny by default, then admit the cluster itself, the operator, Serve's clients and
     the monitoring namespace, each to the ports it needs."""
@@ -161,6 +187,7 @@ def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
             "podSelector": {"matchLabels": operator_pod_labels()},
             "policyTypes": ["Ingress"],
         }),
+        *_gateway_policies(stack),
     ]
 
 

@@ -17,6 +17,7 @@ from infra.clusters.base import (
     provision_cluster,
 )
 from infra.config import PROJECT, StackConfigError
+from infra.gateway import FrontDoor, GatewayArgs
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from infra.model_access import uses_model_sources
 from infra.model_access_resources import ModelAccess, ModelAccessArgs
@@ -25,6 +26,7 @@ from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.observability import Observability, ObservabilityArgs, operator_scrape_annotations
 from infra.rayservice import RayService, RayServiceArgs
 from infra.stack_reading import source_from_pulumi_config
+from infra.upgrade_plan import upgrade_plan
 from infra.validation import ValidStack, validate_stack
 
 
@@ -88,6 +90,9 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
         opts=pulumi.ResourceOptions(providers=[cluster.provider],
                                     depends_on=[operator, namespace, policies, *access]),
     )
+    if stack.gateway.enabled:
+        FrontDoor("gateway", GatewayArgs(stack), opts=pulumi.ResourceOptions(
+            providers=[cluster.provider], depends_on=[namespace, policies]))
     observability = Observability(
         "observability", ObservabilityArgs(stack, plan),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
@@ -101,6 +106,7 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
     if observability.grafana is not None:
         pulumi.export("grafana", observability.grafana)
     pulumi.export("capacityPlan", plan.to_output())
+    pulumi.export("upgradePlan", upgrade_plan(stack, plan).to_output())
     pulumi.export("serveConfig", serve_config)
 
 

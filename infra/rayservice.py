@@ -20,6 +20,7 @@ import pulumi_random as random
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
 from infra.serve_config import to_yaml
+from infra.upgrade_plan import cluster_deletion_delay_s, cluster_upgrade_options, upgrade_plan
 from infra.worker_groups import ray_cluster_config, rayservice_labels
 
 RAYSERVICE_COMPONENT = "servestack:index:RayService"
@@ -28,7 +29,10 @@ KIND = "RayService"
 REDIS_PASSWORD_KEY = "password"
 AUTH_TOKEN_KEY = "auth_token"  # the data key KubeRay's authOptions.secretName must hold
 AUTH_TOKEN_LENGTH = 48
-READY_TIMEOUT = "30m"  # image pulls plus a GPU node scale-up plus model loads
+READY_TIMEOUT_S = 30 * 60  # image pulls plus a GPU node scale-up plus model loads
+READY_TIMEOUT = f"{READY_TIMEOUT_S // 60}m"
+INITIALIZING_TIMEOUT_ANNOTATION = "ray.io/initializing-timeout"
+"""KubeRay gives up a new RayCluster that is not ready within this (a Go duration)."""
 IGNORED_CHANGES = ["spec.rayClusterConfig.workerGroupSpecs[*].replicas"]
 """The in-tree autoscaler writes replicas; Pulumi must not reset them on every `up`."""
 WAIT_FOR = ["condition=Ready", "condition=UpgradeInProgress=False"]
@@ -100,6 +104,22 @@ def gcs_fault_tolerance_options(stack: StackConfig) -> dict[str, Any] | None:
     }
 
 
+def initializing_timeout_s(stack: StackConfig) -> int:
+    """What the stack says, else what `pulumi up` waits: KubeRay then gives up the cluster
+    no later than the wait does."""
+    written = stack.rayservice.initializing_timeout_s
+    return written if written is not None else READY_TIMEOUT_S
+
+
+def upgrade_strategy(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
+    """`spec.upgradeStrategy`, its incremental steps sized by the upgrade plan."""
+    strategy: dict[str, Any] = {"type": stack.rayservice.upgrade_strategy}
+    options = cluster_upgrade_options(stack, upgrade_plan(stack, plan))
+    if options is not None:
+        strategy["clusterUpgradeOptions"] = options
+    return strategy
+
+
 def rayservice_manifest(
     stack: StackConfig, plan: CapacityPlan, serve_config: Mapping[str, Any],
 ) -> dict[str, Any]:
@@ -116,6 +136,7 @@ def rayservice_manifest(
         "kind": KIND,
         "metadata": {
             "annotations": {**DELETION_ANNOTATIONS,
+                            INITIALIZING_TIMEOUT_ANNOTATION: f"{initializing_timeout_s(stack)}s",
                             "pulumi.com/waitFor": json.dumps(WAIT_FOR)},
             "labels": rayservice_labels(stack),
             "name": stack.rayservice.name,
@@ -124,8 +145,9 @@ def rayservice_manifest(
         "spec": {
             "excludeHeadPodFromServeSvc": head_excluded_from_serve(stack),
             "rayClusterConfig": cluster,
+            "rayClusterDeletionDelaySeconds": cluster_deletion_delay_s(stack),
             "serveConfigV2": to_yaml(dict(serve_config)),
-            "upgradeStrategy": {"type": stack.rayservice.upgrade_strategy},
+            "upgradeStrategy": upgrade_strategy(stack, plan),
         },
     }
 

@@ -29,6 +29,7 @@ from infra.config.rayservice import REDIS_PASSWORD_MEANING
 from infra.environment import GUARDED, environment_for
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
+from infra.upgrade_plan import UpgradeFitError, upgrade_plan
 
 _DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
 
@@ -82,8 +83,8 @@ def plain_secret_message(key: str, meaning: str) -> str:
 
 
 def validate_stack(source: StackSource) -> ValidStack:
-    """Validate config, backend rules, secrets, capacity plan, autoscaler placement and Serve
-    config together.
+    """Validate config, backend rules, secrets, capacity plan, autoscaler placement, upgrade
+    steps and Serve config together.
 
     Raises StackConfigError with every problem found; a plain-text secret is one of them in
     staging and prod, and a warning elsewhere.
@@ -115,6 +116,10 @@ def validate_stack(source: StackSource) -> ValidStack:
             problems += error.problems
         else:  # a plan that fits: can Ray's autoscaler place every deployment on its groups?
             problems += autoscaler_placement_problems(planned, plan)
+            try:  # and can the pools hold the upgrade's steps?
+                upgrade_plan(planned, plan)
+            except UpgradeFitError as error:
+                problems += error.problems
 
     if problems or stack is None or plan is None:
         raise StackConfigError(source.name, problems)

@@ -182,6 +182,9 @@ def kubeconfig_for(name: str, endpoint: str, ca_certificate: str) -> str:
     return json.dumps(document, sort_keys=True)
 
 
+GATEWAY_API_CHANNEL = "CHANNEL_STANDARD"
+
+
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     gke = _gke(stack)
     nodes = node_service_account(stack, parent)
@@ -198,6 +201,9 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         deletion_protection=gke.deletion_protection,
         workload_identity_config={"workload_pool": f"{gke.project}.svc.id.goog"},
         datapath_provider=datapath_for(stack),
+        # GKE installs the Gateway API CRDs and its gateway controller on this channel.
+        gateway_api_config=({"channel": GATEWAY_API_CHANNEL} if stack.gateway.enabled
+                            else None),
         # Create-time only: a later change is refused by `check_datapath` below rather than
         # planned as a replacement of the cluster.
         opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["datapathProvider"]),

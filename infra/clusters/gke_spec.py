@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self
 
 from pydantic import Field, model_validator
@@ -25,6 +25,13 @@ class GkeCluster(ClusterSpec):
     listing_order: ClassVar[int] = 10
     extra: ClassVar[str | None] = "gke"
     node_pool_label: ClassVar[str | None] = GKE_NODE_POOL_LABEL
+    gateway_classes: ClassVar[Mapping[str, bool]] = {
+        "gke-l7-global-external-managed": True,
+        "gke-l7-regional-external-managed": True,
+        "gke-l7-gxlb": True,
+        "gke-l7-rilb": False,
+    }
+    default_gateway_class: ClassVar[str | None] = "gke-l7-global-external-managed"
 
     backend: Literal["gke"] = Field(description=BACKEND_DESCRIPTION)
     project: str = Field(description="GCP project.")

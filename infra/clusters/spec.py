@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args
 from apps.spec import SpecModel
 
 if TYPE_CHECKING:
+    from infra.config.gateway import GatewayConfig
     from infra.config.pools import NodePool
 
 SPEC_SUFFIX = "_spec"
@@ -51,9 +52,45 @@ class ClusterSpec(SpecModel):
     """Whether servestack can find the API server's addresses (the head's autoscaler egress)
     without the stack naming them in `security.api_server_cidrs`."""
 
+    gateway_classes: ClassVar[Mapping[str, bool]] = {}
+    """The gateway classes the platform itself provides → whether they face the internet;
+    empty: the stack names any class (one it creates with `controller_name`, or one that
+    exists)."""
+    default_gateway_class: ClassVar[str | None] = None
+
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys this backend reads → what they hold."""
         return {}
+
+    def gateway_class(self, gateway: GatewayConfig) -> str | None:
+        """The GatewayClass the stack's Gateway (and KubeRay's upgrade) uses."""
+        return gateway.class_name or self.default_gateway_class
+
+    def gateway_faces_internet(self, gateway: GatewayConfig) -> bool:
+        """Known from the platform's own class, else as the stack says."""
+        name = self.gateway_class(gateway)
+        if name is not None and name in self.gateway_classes:
+            return self.gateway_classes[name]
+        return gateway.internet_facing
+
+    def gateway_problems(self, gateway: GatewayConfig) -> list[tuple[str, str]]:
+        """The gateway class this backend can run, as (path under `gateway`, message)."""
+        if not gateway.enabled:
+            return []
+        name = self.gateway_class(gateway)
+        if not self.gateway_classes:
+            if name is None:
+                return [("class_name", "name the GatewayClass of the cluster's gateway "
+                         "controller (and controller_name to have servestack create it)")]
+            return []
+        problems = []
+        if name not in self.gateway_classes:
+            problems.append(("class_name", f"{name!r} is not one of this platform's gateway "
+                             f"classes: {sorted(self.gateway_classes)}"))
+        if gateway.controller_name is not None:
+            problems.append(("controller_name", "this platform provides its gateway classes; "
+                             "servestack creates none here, remove controller_name"))
+        return problems
 
     def pool_problems(self, pools: Sequence[NodePool]) -> list[tuple[str, str]]:
         """What this backend needs of every pool beyond the generic pool fields."""

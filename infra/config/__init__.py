@@ -9,6 +9,7 @@ One module per section of the stack file; this package re-exports the names call
 from infra.clusters.spec import ClusterSpec
 from infra.config.cluster import ClusterConfig
 from infra.config.errors import StackConfigError
+from infra.config.gateway import GatewayConfig, Listener
 from infra.config.image import ImageConfig
 from infra.config.kuberay import KubeRayConfig
 from infra.config.model_sources import ModelCacheVolume, ModelSourcesConfig
@@ -31,8 +32,9 @@ from infra.field_types import DNS_LABEL, Cidr, HttpUrl, LabelMap
 __all__ = [
     "DNS_LABEL", "KUBERAY_VERSION", "KUBE_PROMETHEUS_STACK_VERSION", "PROJECT", "RAY_VERSION",
     "REPO_ROOT", "STACKS_DIR", "Accelerator", "AppOverrides", "AutoscalerConfig", "Cidr",
-    "ClusterConfig", "ClusterSpec", "GcsFaultTolerance", "HttpOptions", "HttpUrl",
-    "ImageConfig", "KubeRayConfig", "LabelMap", "ModelCacheVolume", "ModelSourcesConfig",
+    "ClusterConfig", "ClusterSpec", "GatewayConfig", "GcsFaultTolerance", "HttpOptions", "HttpUrl",
+    "ImageConfig", "KubeRayConfig", "LabelMap", "Listener", "ModelCacheVolume",
+    "ModelSourcesConfig",
     "NetworkPeer", "NodePool", "ObservabilityConfig", "PodResources", "RayServiceConfig",
     "SecurityConfig", "ServeOptions", "StackConfig", "StackConfigError", "Taint",
     "backend_problems", "parse_stack_config", "resolve_applications",

@@ -6,9 +6,9 @@ The worker groups are derived from the apps and pools (infra/capacity.py), never
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import ByteSize, Field, model_validator
 
 from apps.spec import SpecModel
 from infra.config.resources import PodResources
@@ -67,6 +67,25 @@ class AutoscalerConfig(SpecModel):
     )
 
 
+class ClusterUpgradeOptions(SpecModel):
+    """KubeRay's `clusterUpgradeOptions` for NewClusterWithIncrementalUpgrade; each field left
+    out is derived (infra/upgrade_plan.py), each one written is checked against the same
+    arithmetic. The gateway class always comes from `gateway`."""
+
+    max_surge_percent: int | None = Field(
+        None, ge=1, le=100, description="Capacity the new cluster gains per step; default: "
+        "the largest step whose extra pods fit the pools' max_nodes at the stack's max.",
+    )
+    step_size_percent: int | None = Field(
+        None, ge=1, le=100, description="Traffic moved per interval (at most "
+        "max_surge_percent); default: max_surge_percent.",
+    )
+    interval_seconds: int | None = Field(
+        None, ge=1, description="Seconds between traffic moves; default: the slowest "
+        "deployment's health check period plus timeout, or its upscale delay if longer.",
+    )
+
+
 class RayServiceConfig(SpecModel):
     """Cluster-level knobs of the one RayService; the worker groups are derived, not declared."""
 
@@ -74,7 +93,7 @@ class RayServiceConfig(SpecModel):
         "servestack", pattern=DNS_LABEL,
         description="RayService name; the Serve Service is `<name>-serve-svc`.",
     )
-    upgrade_strategy: Literal["NewCluster", "None"] = Field(
+    upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade", "None"] = Field(
         description="How a cluster-level change rolls out (explicit)."
     )
     head: PodResources = Field(
@@ -98,18 +117,27 @@ class RayServiceConfig(SpecModel):
     gcs_fault_tolerance: GcsFaultTolerance = Field(
         GcsFaultTolerance(), description="GCS state in an external Redis."
     )
+    upgrade: ClusterUpgradeOptions = Field(
+        ClusterUpgradeOptions(), description="Steps of a NewClusterWithIncrementalUpgrade "
+        "(KubeRay clusterUpgradeOptions); see docs/upgrades.md.",
+    )
+    cluster_deletion_delay_s: int | None = Field(
+        None, ge=0, description="Seconds the old RayCluster lives after traffic left it "
+        "(rayClusterDeletionDelaySeconds); default: the longest graceful shutdown of a "
+        "replica plus the ingress drain.",
+    )
+    initializing_timeout_s: int | None = Field(
+        None, ge=60, description="Seconds a new RayCluster may take to become ready before "
+        "KubeRay gives it up (ray.io/initializing-timeout); default: what `pulumi up` waits.",
+    )
 
-    @field_validator("upgrade_strategy", mode="before")
-    @classmethod
-    def _modelled_strategy(cls, value: Any) -> Any:
-        if value == "NewClusterWithIncrementalUpgrade":
-            raise ValueError(
-                "NewClusterWithIncrementalUpgrade needs upgradeStrategy.clusterUpgradeOptions "
-                "(a Gateway API class, step size and interval), which servestack does not "
-                "model yet; use NewCluster (or None)"
-            )
-        return value
-
+    @model_validator(mode="after")
+    def _upgrade_options_apply(self) -> Self:
+        if self.upgrade != ClusterUpgradeOptions() and (
+                self.upgrade_strategy != "NewClusterWithIncrementalUpgrade"):
+            raise ValueError("rayservice.upgrade applies to upgrade_strategy "
+                             "NewClusterWithIncrementalUpgrade only; remove it or switch")
+        return self
 
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys the RayService reads → what they hold."""

@@ -18,6 +18,7 @@ from apps.model_source.uri import is_remote
 from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
 from infra.config.cluster import ClusterConfig
 from infra.config.errors import StackConfigError
+from infra.config.gateway import GatewayConfig
 from infra.config.image import ImageConfig
 from infra.config.kuberay import KubeRayConfig
 from infra.config.model_sources import MLFLOW_TOKEN_MEANING, ModelSourcesConfig
@@ -61,6 +62,10 @@ class StackConfig(SpecModel):
     )
     security: SecurityConfig = Field(
         SecurityConfig(), description="Who may reach Ray and how Ray authenticates."
+    )
+    gateway: GatewayConfig = Field(
+        GatewayConfig(), description="A Gateway API front door for Serve, with TLS; its "
+        "routes are derived from the apps.",
     )
     model_sources: ModelSourcesConfig = Field(
         ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
@@ -111,6 +116,30 @@ class StackConfig(SpecModel):
         if problems:
             raise SpecError(problems)
         return self
+
+    @model_validator(mode="after")
+    def _gateway_runs_here(self) -> Self:
+        """The class fits the backend, the data plane is named when NetworkPolicies guard
+        Serve, and an incremental upgrade has a gateway class to split traffic with."""
+        gateway = self.gateway
+        problems = [(f"gateway.{path}", message)
+                    for path, message in self.cluster.gateway_problems(gateway)]
+        if gateway.enabled and self.security.network_policies and gateway.data_plane is None:
+            problems.append(("gateway.data_plane", "NetworkPolicies admit only named peers to "
+                             "Serve: name the gateway's proxies (namespace and pod_labels, "
+                             "or cidrs)"))
+        if (self.rayservice.upgrade_strategy == "NewClusterWithIncrementalUpgrade"
+                and not gateway.enabled):
+            problems.append(("rayservice.upgrade_strategy", "NewClusterWithIncrementalUpgrade "
+                             "moves traffic through a Gateway API class: enable `gateway` "
+                             "(its class becomes clusterUpgradeOptions.gatewayClassName)"))
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    @property
+    def gateway_class(self) -> str | None:
+        return self.cluster.gateway_class(self.gateway) if self.gateway.enabled else None
 
     @model_validator(mode="after")
     def _model_sources_reachable(self) -> Self:

@@ -169,7 +169,9 @@ def test_autoscaling_and_upgrades_follow_the_stack(run: ProgramRun, config: Stac
     assert cluster["autoscalerOptions"]["idleTimeoutSeconds"] == autoscaler.idle_timeout_s
     assert cluster["autoscalerOptions"]["upscalingMode"] == autoscaler.upscaling_mode
     assert cluster["autoscalerOptions"]["version"] == "v2"  # the autoscaler the rehearsal runs
-    assert spec["upgradeStrategy"] == {"type": config.rayservice.upgrade_strategy}
+    assert spec["upgradeStrategy"]["type"] == config.rayservice.upgrade_strategy
+    incremental = config.rayservice.upgrade_strategy == "NewClusterWithIncrementalUpgrade"
+    assert ("clusterUpgradeOptions" in spec["upgradeStrategy"]) == incremental
     for deprecated in ("serviceUnhealthySecondThreshold", "deploymentUnhealthySecondThreshold"):
         assert deprecated not in spec
 
@@ -262,7 +264,8 @@ def test_prod_survives_head_loss_and_keeps_gpu_replicas_warm(checked_stack_run: 
     assert ft["redisAddress"] == config.rayservice.gcs_fault_tolerance.redis_address
     assert ft["redisPassword"] == {"valueFrom": {"secretKeyRef": {
         "key": "password", "name": "servestack-redis"}}}
-    assert config.rayservice.upgrade_strategy == "NewCluster"
+    # Prod upgrades incrementally (issue 22): a step never doubles the GPU pool.
+    assert config.rayservice.upgrade_strategy == "NewClusterWithIncrementalUpgrade"
     gpu_deployments = [d for app in config.applications for d in app.deployments
                        if d.resources.is_gpu]
     assert gpu_deployments and all(d.min_replicas >= 1 for d in gpu_deployments)
