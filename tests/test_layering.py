@@ -25,7 +25,7 @@ POLICY_HELPERS = {
     "infra.pod_preview": "reads the pods out of registered RayService props, pure",
     "infra.names": "labels, port names and taint effects, spelled once",
     "infra.field_types": "the stack's shared field types and their rules (pydantic), pure",
-    "infra.field_paths": "pool and deployment field paths, spelled once; imports nothing",
+    "infra.field_paths": "pool and deployment field paths, spelled once (apps.field_path)",
     "infra.quantities": "Kubernetes quantities parsed and written one way, pure",
     "infra.stack_reading": "reads the stack from Pulumi config as the program does, without "
                            "importing the program (the pack gets the same config)",

@@ -84,7 +84,7 @@ class StackConfig(SpecModel):
         names = [p.name for p in self.pools]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"node pool names must be unique; repeated: {dupes}")
+            raise SpecError([("pools", f"node pool names must be unique; repeated: {dupes}")])
         return self
 
     @model_validator(mode="after")
@@ -202,10 +202,11 @@ def parse_stack_config(
     `backend_rules=False` leaves out the cluster backend's rules on the pools
     (`backend_problems`), which `validate_stack` reports beside the capacity plan's own.
     """
+    document = {"stack": stack, **raw}
     try:
-        config = StackConfig.model_validate({"stack": stack, **raw})
+        config = StackConfig.model_validate(document)
     except ValidationError as error:
-        problems = list(SpecError.from_validation_error(error).problems)
+        problems = list(SpecError.from_validation_error(error, raw=document).problems)
         raise StackConfigError(stack, problems) from None
     try:
         _ = config.applications
