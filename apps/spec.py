@@ -23,8 +23,10 @@ from pydantic import (
 )
 
 from apps.field_path import child, path_from_loc
-from apps.kubernetes_rules import is_qualified_name
+from apps.kubernetes_rules import extended_resource_name, raise_problems
 
+REQUEST_LIMIT_FIELD = "max_request_bytes"
+"""The field of an app's settings that bounds its request bodies (413 above it)."""
 WHOLE_SPEC = "(the whole spec)"
 """How a problem of the spec itself, path "", is shown where no outer path names it."""
 
@@ -93,8 +95,8 @@ class Resources(SpecModel):
     @field_validator("accelerator_resource")
     @classmethod
     def _resource_name(cls, value: str | None) -> str | None:
-        if value is not None and not is_qualified_name(value):
-            raise ValueError(f"{value!r} is not a Kubernetes resource name such as nvidia.com/gpu")
+        if value is not None:
+            raise_problems(value, extended_resource_name(value))
         return value
 
     @model_validator(mode="after")
@@ -175,6 +177,12 @@ class UserConfig(SpecModel):
     def model_uris(self) -> tuple[str, ...]:
         """The model URIs these settings load (infra grants access and egress from them)."""
         return ()
+
+    def request_limit(self) -> int | None:
+        """The largest body the app promises to take (its `max_request_bytes`), if it says;
+        the stack's ingress must let such a body through."""
+        value = getattr(self, REQUEST_LIMIT_FIELD, None)
+        return int(value) if value is not None else None
 
 
 UserConfigT = TypeVar("UserConfigT", bound=UserConfig)

@@ -31,6 +31,8 @@ POLICY_HELPERS = {
                            "importing the program (the pack gets the same config)",
     "infra.validation": "validate_stack, the one decision on a stack the program also makes: "
                         "config, secrets, plans, no resources",
+    "infra.pod_ports": "the ports a Ray pod listens on and who chose each, pure (worker_groups)",
+    "infra.contradictions": "settings that contradict each other, pure (validation)",
     "infra.environment": "which environment a stack is (local/dev/staging/prod), pure",
     "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
     "infra.ingress_environment": "the ingress env of Ray's HTTP processes as a dict, pure "

@@ -26,7 +26,7 @@ from infra.config.pools import NodePool
 from infra.config.rayservice import RayServiceConfig
 from infra.config.security import SecurityConfig
 from infra.config.serve import ServeOptions
-from infra.field_types import DNS_LABEL
+from infra.field_types import DnsLabel
 
 AppOverrides = dict[str, Any]
 
@@ -38,8 +38,8 @@ class StackConfig(SpecModel):
         pattern=r"^[a-z][a-z0-9-]*$",
         description="Stack name, as in stacks/Pulumi.<stack>.yaml; not a config key.",
     )
-    namespace: str = Field(
-        "servestack", pattern=DNS_LABEL,
+    namespace: DnsLabel = Field(
+        "servestack",
         description="Namespace of the KubeRay operator and the RayService.",
     )
     cluster: ClusterConfig = Field(

@@ -282,11 +282,11 @@ def test_a_stack_can_leave_network_policies_to_someone_else(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("security", "path", "words"), [
-    ({"serve_clients": [{}]}, "security.serve_clients.0",
+    ({"serve_clients": [{}]}, "security.serve_clients[0]",
      "would admit every pod of the namespace"),
     ({"api_server_cidrs": ["10.0.0.0/33"]}, "security.api_server_cidrs",
      "is not a CIDR such as 10.0.0.0/8"),
-    ({"api_server_ports": [0]}, "security.api_server_ports", "are not TCP ports"),
+    ({"api_server_ports": [0]}, "security.api_server_ports", "must be between 1 and 65535"),
     ({"open_everything": True}, "security.open_everything", "unknown field"),
 ])
 def test_bad_security_settings_name_the_field_and_the_fix(
