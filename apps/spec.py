@@ -51,7 +51,10 @@ class SpecError(ValueError):
     ) -> SpecError:
         """pydantic's errors as problems, their paths spelled from `raw`, the input validated."""
         problems: list[tuple[str, str]] = []
-        for item in error.errors():
+        errors = error.errors()
+        for item in errors:
+            if _follows_from_an_item(item, errors):
+                continue
             path = child(prefix, path_from_loc(item["loc"], raw))
             nested = (item.get("ctx") or {}).get("error")
             if isinstance(nested, SpecError):
@@ -64,6 +67,14 @@ class SpecError(ValueError):
     def prefixed(self, prefix: str) -> SpecError:
         """The problems of a part, as paths of the whole; "" is the part itself."""
         return SpecError((child(prefix, path), msg) for path, msg in self.problems)
+
+
+def _follows_from_an_item(item: Mapping[str, Any], errors: Iterable[Mapping[str, Any]]) -> bool:
+    """A list "too short after validation" only because one of its items failed."""
+    loc = tuple(item["loc"])
+    return item["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][:len(loc)]) == loc
+        for other in errors)
 
 
 def _friendly(item: Mapping[str, Any]) -> str:
