@@ -56,26 +56,31 @@ def dns1123_label(value: str) -> list[str]:
     return problems
 
 
+def _formatted(value: str, limit: int, pattern: re.Pattern[str], message: str, fmt: str,
+               *examples: str) -> list[str]:
+    """apimachinery's shape of most rules: a length limit, then a format with examples."""
+    problems = _max_length(value, limit)
+    if not pattern.match(value):
+        problems.append(_regex(message, fmt, *examples))
+    return problems
+
+
 def dns1123_subdomain(value: str) -> list[str]:
     """Secret and claim names, hostnames, label key prefixes (IsDNS1123Subdomain)."""
-    problems = _max_length(value, DNS_1123_SUBDOMAIN_MAX)
-    if not _DNS_1123_SUBDOMAIN_RE.match(value):
-        problems.append(_regex(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-            "'-' or '.', and must start and end with an alphanumeric character",
-            _DNS_1123_SUBDOMAIN_FORMAT, "example.com"))
-    return problems
+    return _formatted(
+        value, DNS_1123_SUBDOMAIN_MAX, _DNS_1123_SUBDOMAIN_RE,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+        "'-' or '.', and must start and end with an alphanumeric character",
+        _DNS_1123_SUBDOMAIN_FORMAT, "example.com")
 
 
 def dns1035_label(value: str) -> list[str]:
     """Service names, and so a RayService's (IsDNS1035Label)."""
-    problems = _max_length(value, DNS_1035_LABEL_MAX)
-    if not _DNS_1035_LABEL_RE.match(value):
-        problems.append(_regex(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-            "with an alphabetic character, and end with an alphanumeric character",
-            _DNS_1035_LABEL_FORMAT, "my-name", "abc-123"))
-    return problems
+    return _formatted(
+        value, DNS_1035_LABEL_MAX, _DNS_1035_LABEL_RE,
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+        "with an alphabetic character, and end with an alphanumeric character",
+        _DNS_1035_LABEL_FORMAT, "my-name", "abc-123")
 
 
 def qualified_name(value: str) -> list[str]:
@@ -112,13 +117,11 @@ taint_key = qualified_name
 
 def label_value(value: str) -> list[str]:
     """Label values, and so nodeSelector values and taint values (IsValidLabelValue)."""
-    problems = _max_length(value, LABEL_VALUE_MAX)
-    if not _LABEL_VALUE_RE.match(value):
-        problems.append(_regex(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', "
-            "'_' or '.', and must start and end with an alphanumeric character",
-            _LABEL_VALUE_FORMAT, "MyValue", "my_value", "12345"))
-    return problems
+    return _formatted(
+        value, LABEL_VALUE_MAX, _LABEL_VALUE_RE,
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', "
+        "'_' or '.', and must start and end with an alphanumeric character",
+        _LABEL_VALUE_FORMAT, "MyValue", "my_value", "12345")
 
 
 taint_value = label_value
