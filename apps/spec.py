@@ -22,8 +22,14 @@ from pydantic import (
     model_validator,
 )
 
-from apps.kubernetes_rules import is_qualified_name
+from apps.field_path import child, path_from_loc
+from apps.kubernetes_rules import extended_resource_name, raise_problems
 from apps.quantity import CpuCount, Memory
+
+REQUEST_LIMIT_FIELD = "max_request_bytes"
+"""The field of an app's settings that bounds its request bodies (413 above it)."""
+WHOLE_SPEC = "(the whole spec)"
+"""How a problem of the spec itself, path "", is shown where no outer path names it."""
 
 
 class SpecModel(BaseModel):
@@ -37,26 +43,39 @@ class SpecError(ValueError):
 
     def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
         self.problems: tuple[tuple[str, str], ...] = tuple(problems)
-        lines = [f"  {path}: {message}" for path, message in self.problems]
+        lines = [f"  {path or WHOLE_SPEC}: {message}" for path, message in self.problems]
         super().__init__("invalid spec:\n" + "\n".join(lines))
 
     @classmethod
-    def from_validation_error(cls, error: ValidationError, prefix: str = "") -> SpecError:
+    def from_validation_error(
+        cls, error: ValidationError, prefix: str = "", raw: Any = None,
+    ) -> SpecError:
+        """pydantic's errors as problems, their paths spelled from `raw`, the input validated."""
         problems: list[tuple[str, str]] = []
-        for item in error.errors():
-            loc = ".".join(str(part) for part in item["loc"])
-            path = ".".join(part for part in (prefix, loc) if part)
+        errors = error.errors()
+        for item in errors:
+            if _follows_from_an_item(item, errors):
+                continue
+            path = child(prefix, path_from_loc(item["loc"], raw))
             nested = (item.get("ctx") or {}).get("error")
             if isinstance(nested, SpecError):
                 # A model validator that checks several fields names each one itself.
-                problems += nested.prefixed(path).problems if path else nested.problems
+                problems += nested.prefixed(path).problems
             else:
-                problems.append((path or "<root>", _friendly(item)))
+                problems.append((path, _friendly(item)))
         return cls(problems)
 
     def prefixed(self, prefix: str) -> SpecError:
-        return SpecError((f"{prefix}.{path}" if path != "<root>" else prefix, msg)
-                         for path, msg in self.problems)
+        """The problems of a part, as paths of the whole; "" is the part itself."""
+        return SpecError((child(prefix, path), msg) for path, msg in self.problems)
+
+
+def _follows_from_an_item(item: Mapping[str, Any], errors: Iterable[Mapping[str, Any]]) -> bool:
+    """A list "too short after validation" only because one of its items failed."""
+    loc = tuple(item["loc"])
+    return item["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][:len(loc)]) == loc
+        for other in errors)
 
 
 def _friendly(item: Mapping[str, Any]) -> str:
@@ -90,8 +109,8 @@ class Resources(SpecModel):
     @field_validator("accelerator_resource")
     @classmethod
     def _resource_name(cls, value: str | None) -> str | None:
-        if value is not None and not is_qualified_name(value):
-            raise ValueError(f"{value!r} is not a Kubernetes resource name such as nvidia.com/gpu")
+        if value is not None:
+            raise_problems(value, extended_resource_name(value))
         return value
 
     @model_validator(mode="after")
@@ -173,6 +192,12 @@ class UserConfig(SpecModel):
         """The model URIs these settings load (infra grants access and egress from them)."""
         return ()
 
+    def request_limit(self) -> int | None:
+        """The largest body the app promises to take (its `max_request_bytes`), if it says;
+        the stack's ingress must let such a body through."""
+        value = getattr(self, REQUEST_LIMIT_FIELD, None)
+        return int(value) if value is not None else None
+
 
 UserConfigT = TypeVar("UserConfigT", bound=UserConfig)
 
@@ -223,23 +248,26 @@ class DeploymentSpec(SpecModel):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
         if (self.num_replicas is None) == (self.autoscaling is None):
-            raise ValueError(
+            raise SpecError([(
+                "num_replicas" if self.num_replicas is not None else "autoscaling",
                 "set exactly one of num_replicas or autoscaling; when overriding one with the "
-                "other, set the old one to null (e.g. `autoscaling: null`)"
-            )
+                "other, set the old one to null (e.g. `autoscaling: null`)",
+            )])
         target = self.autoscaling.target_ongoing_requests if self.autoscaling else None
-        if self.autoscaling and target is not None and target > self.max_ongoing_requests:
-            raise ValueError(
-                f"autoscaling.target_ongoing_requests ({self.autoscaling.target_ongoing_requests}) "
-                f"> max_ongoing_requests ({self.max_ongoing_requests}); the target could never be "
-                "reached. Raise max_ongoing_requests or lower the target"
-            )
+        if target is not None and target > self.max_ongoing_requests:
+            raise SpecError([(
+                "autoscaling.target_ongoing_requests",
+                f"autoscaling.target_ongoing_requests ({target}) > max_ongoing_requests "
+                f"({self.max_ongoing_requests}); the target could never be reached. Raise "
+                "max_ongoing_requests or lower the target",
+            )])
         if self.batching and self.max_ongoing_requests < self.batching.max_batch_size:
-            raise ValueError(
+            raise SpecError([(
+                "batching.max_batch_size",
                 f"max_ongoing_requests ({self.max_ongoing_requests}) < batching.max_batch_size "
                 f"({self.batching.max_batch_size}); batches could never fill. Raise "
-                "max_ongoing_requests to at least max_batch_size"
-            )
+                "max_ongoing_requests to at least max_batch_size",
+            )])
         return self
 
     @property
@@ -314,7 +342,7 @@ class DeploymentSpec(SpecModel):
     def with_overrides(self, patch: Mapping[str, Any]) -> DeploymentSpec:
         """Deep-merge a partial document onto this spec and validate it with the same types."""
         if not isinstance(patch, Mapping):
-            raise SpecError([("<root>", f"expected a mapping of deployment fields, got {patch!r}")])
+            raise SpecError([("", f"expected a mapping of deployment fields, got {patch!r}")])
         base = self.model_dump(exclude={"user_config"}, exclude_defaults=False)
         merged = deep_merge(base, {k: v for k, v in patch.items() if k != "user_config"})
         user_config = self.user_config
@@ -326,12 +354,13 @@ class DeploymentSpec(SpecModel):
                     deep_merge(user_config.model_dump(), patch["user_config"] or {})
                 )
             except ValidationError as error:
-                raise SpecError.from_validation_error(error, "user_config") from None
+                raise SpecError.from_validation_error(
+                    error, "user_config", patch["user_config"]) from None
         merged["user_config"] = user_config
         try:
             return type(self).model_validate(merged)
         except ValidationError as error:
-            raise SpecError.from_validation_error(error) from None
+            raise SpecError.from_validation_error(error, raw=merged) from None
 
 
 class ReplicaUserConfig(SpecModel):
@@ -352,11 +381,12 @@ class ReplicaUserConfig(SpecModel):
         try:
             envelope = cls.model_validate(raw or {})
         except ValidationError as error:
-            raise SpecError.from_validation_error(error, "user_config") from None
+            raise SpecError.from_validation_error(error, "user_config", raw) from None
         try:
             settings = settings_model.model_validate(envelope.settings or {})
         except ValidationError as error:
-            raise SpecError.from_validation_error(error, "user_config.settings") from None
+            raise SpecError.from_validation_error(
+                error, "user_config.settings", envelope.settings) from None
         return envelope.batching, settings
 
 
@@ -449,7 +479,7 @@ class ApplicationSpec(SpecModel):
     def with_overrides(self, patch: Mapping[str, Any]) -> ApplicationSpec:
         """Apply a partial override: top-level fields plus `deployments: {name: {...}}`."""
         if not isinstance(patch, Mapping):
-            raise SpecError([("<root>", f"expected a mapping, got {patch!r}")])
+            raise SpecError([("", f"expected a mapping, got {patch!r}")])
         allowed = {"route_prefix", "runtime_env", "deployments", "slo"}
         unknown = sorted(set(patch) - allowed)
         if unknown:
@@ -482,7 +512,7 @@ class ApplicationSpec(SpecModel):
         try:
             return type(self).model_validate(data)
         except ValidationError as error:
-            raise SpecError.from_validation_error(error) from None
+            raise SpecError.from_validation_error(error, raw=data) from None
 
 
 def check_unique_applications(apps: Iterable[ApplicationSpec]) -> None:

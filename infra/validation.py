@@ -26,6 +26,7 @@ from infra.config import (
 )
 from infra.config.model_sources import MLFLOW_TOKEN_MEANING
 from infra.config.rayservice import REDIS_PASSWORD_MEANING
+from infra.contradictions import contradiction_problems
 from infra.environment import GUARDED, environment_for
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
@@ -103,7 +104,7 @@ def validate_stack(source: StackSource) -> ValidStack:
     except StackConfigError as error:
         problems += error.problems
     else:  # the backend's pool rules are reported beside the plan's, which is still checked
-        problems += backend_problems(planned)
+        problems += backend_problems(planned) + contradiction_problems(planned)
         stack = None if problems else planned
 
     secret_problems, warnings, absent = _secret_findings(source, secrets, planned)

@@ -12,7 +12,7 @@ from typing import Any
 
 from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan, cache_ephemeral_storage
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
-from infra.ingress_environment import HAPROXY_METRICS_PORT, ingress_environment
+from infra.ingress_environment import ingress_environment
 from infra.model_access import (
     EPHEMERAL_STORAGE,
     model_environment,
@@ -20,20 +20,13 @@ from infra.model_access import (
     worker_volume_mounts,
 )
 from infra.names import (
-    AUTOSCALER_METRICS_PORT_NAME,
-    CLIENT_PORT_NAME,
-    DASHBOARD_METRICS_PORT_NAME,
-    DASHBOARD_PORT_NAME,
-    GCS_PORT_NAME,
-    HAPROXY_METRICS_PORT_NAME,
-    METRICS_PORT_NAME,
-    SERVE_PORT_NAME,
     prometheus_scrape_annotations,
     ray_pod_labels,
     worker_group_node_labels,
 )
+from infra.pod_ports import container_ports
 from infra.quantities import guaranteed_resources, memory_quantity
-from infra.ray_internals import AUTOSCALER_METRICS_PORT, accelerator_type_resource
+from infra.ray_internals import accelerator_type_resource
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
@@ -41,7 +34,6 @@ SHM_VOLUME = "dshm"
 TMP_VOLUME = "tmp"
 TMP_MOUNT = "/tmp"
 """Ray's only writable path: session dir, logs, sockets and spilled objects under /tmp/ray."""
-DASHBOARD_METRICS_PORT = 44227  # ray.dashboard.consts.DASHBOARD_METRIC_PORT
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
 AUTOSCALER_VERSION = "v2"
@@ -113,24 +105,6 @@ def scrape_annotations(stack: StackConfig) -> dict[str, str]:
     return prometheus_scrape_annotations(stack.observability.metrics_port)
 
 
-def _ports(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
-    ports = [
-        {"containerPort": stack.serve.http.port, "name": SERVE_PORT_NAME},
-        {"containerPort": stack.observability.metrics_port, "name": METRICS_PORT_NAME},
-    ]
-    if stack.serve.haproxy:  # every node's HAProxy takes the serve port and exports metrics
-        ports.append({"containerPort": HAPROXY_METRICS_PORT, "name": HAPROXY_METRICS_PORT_NAME})
-    if head:
-        ports += [
-            {"containerPort": 6379, "name": GCS_PORT_NAME},
-            {"containerPort": 8265, "name": DASHBOARD_PORT_NAME},
-            {"containerPort": 10001, "name": CLIENT_PORT_NAME},
-            {"containerPort": AUTOSCALER_METRICS_PORT, "name": AUTOSCALER_METRICS_PORT_NAME},
-            {"containerPort": DASHBOARD_METRICS_PORT, "name": DASHBOARD_METRICS_PORT_NAME},
-        ]
-    return sorted(ports, key=lambda port: str(port["name"]))
-
-
 def _pod_template(
     stack: StackConfig, container: dict[str, Any], node_selector: dict[str, str],
     tolerations: tuple[Taint, ...] = (),
@@ -160,7 +134,7 @@ def _container(stack: StackConfig, name: str, image: str, resources: dict[str, A
         "image": image,
         "imagePullPolicy": stack.image.pull_policy,
         "name": name,
-        "ports": _ports(stack, head),
+        "ports": container_ports(stack, head),
         "resources": resources,
         "securityContext": container_security_context(),
         "volumeMounts": _volume_mounts() + ([] if head else worker_volume_mounts(stack)),

@@ -22,15 +22,19 @@ POLICY_HELPERS = {
     "infra.clusters.spec": "what every cluster backend declares without its SDK (pydantic); "
                            "each backend's `<backend>_spec` module is pure the same way",
     "infra.capacity": "the capacity plan, pure functions, recomputed by capacity-plan-fits",
+    "infra.upgrade_plan": "the incremental upgrade's steps from the capacity plan, pure "
+                          "(validation sizes clusterUpgradeOptions with it)",
     "infra.pod_preview": "reads the pods out of registered RayService props, pure",
     "infra.names": "labels, port names and taint effects, spelled once",
     "infra.field_types": "the stack's shared field types and their rules (pydantic), pure",
-    "infra.field_paths": "pool and deployment field paths, spelled once; imports nothing",
+    "infra.field_paths": "pool and deployment field paths, spelled once (apps.field_path)",
     "infra.quantities": "Kubernetes quantities parsed and written one way, pure",
     "infra.stack_reading": "reads the stack from Pulumi config as the program does, without "
                            "importing the program (the pack gets the same config)",
     "infra.validation": "validate_stack, the one decision on a stack the program also makes: "
                         "config, secrets, plans, no resources",
+    "infra.pod_ports": "the ports a Ray pod listens on and who chose each, pure (worker_groups)",
+    "infra.contradictions": "settings that contradict each other, pure (validation)",
     "infra.environment": "which environment a stack is (local/dev/staging/prod), pure",
     "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
     "infra.ingress_environment": "the ingress env of Ray's HTTP processes as a dict, pure "

@@ -8,7 +8,7 @@ from pydantic import ByteSize, Field, model_validator
 
 from apps.quantity import Memory
 from apps.spec import SpecModel
-from infra.field_types import DNS_LABEL, Cidr, HttpUrl
+from infra.field_types import Cidr, DnsSubdomain, HttpUrl
 
 MLFLOW_TOKEN_MEANING = "the MLflow tracking token"
 
@@ -28,8 +28,8 @@ class ModelCacheVolume(SpecModel):
     )
     host_path: str | None = Field(
         None, pattern=r"^/[^\s]*$", description="Node directory, for volume hostPath.")
-    claim_name: str | None = Field(
-        None, pattern=DNS_LABEL, description="Existing claim, for volume persistentVolumeClaim.")
+    claim_name: DnsSubdomain | None = Field(
+        None, description="Existing claim, for volume persistentVolumeClaim.")
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
@@ -46,8 +46,8 @@ class ModelSourcesConfig(SpecModel):
 
     s3_endpoint: HttpUrl = Field(
         None, description="An S3-compatible endpoint (AWS_ENDPOINT_URL_S3); null: AWS S3.")
-    s3_credentials_secret: str | None = Field(
-        None, pattern=DNS_LABEL,
+    s3_credentials_secret: DnsSubdomain | None = Field(
+        None,
         description="Existing Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, for an "
         "S3-compatible endpoint; on EKS, AWS S3 is read through Pod Identity instead.",
     )

@@ -7,7 +7,7 @@ from typing import Final
 from pydantic import Field
 
 from apps.spec import SpecModel
-from infra.field_types import DNS_LABEL
+from infra.field_types import DnsLabel, Port
 
 KUBE_PROMETHEUS_STACK_VERSION: Final = "81.6.2"
 
@@ -33,18 +33,18 @@ class ObservabilityConfig(SpecModel):
         "https://prometheus-community.github.io/helm-charts",
         description="Helm repository of the chart.",
     )
-    monitoring_namespace: str = Field(
-        "monitoring", pattern=DNS_LABEL,
+    monitoring_namespace: DnsLabel = Field(
+        "monitoring",
         description="Where Prometheus and Grafana run: dashboards go here and only this "
         "namespace may scrape the metrics ports.",
     )
-    prometheus_release: str = Field(
-        "kube-prometheus-stack", pattern=DNS_LABEL,
+    prometheus_release: DnsLabel = Field(
+        "kube-prometheus-stack",
         description="The `release` label kube-prometheus-stack's Prometheus selects monitors "
         "and rules by (its Helm release name).",
     )
-    metrics_port: int = Field(
-        8080, ge=1, le=65535,
+    metrics_port: Port = Field(
+        8080,
         description="Ray's metrics export port on every node (Ray itself picks a random one).",
     )
     grafana_dashboards: bool = Field(True, description="Provision Ray's Grafana dashboards.")

@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from apps.kubernetes_rules import is_qualified_name
+from apps import kubernetes_rules as k8s
 from apps.quantity import CpuCount, Memory
 from apps.spec import SpecModel
 from infra.field_paths import pool_path
-from infra.field_types import DNS_LABEL, LabelMap
+from infra.field_types import DnsLabel, LabelMap, kubernetes_rule
 from infra.names import NO_SCHEDULE, TaintEffect
 
 
 class Taint(SpecModel):
-    key: str = Field(description="Taint key, e.g. nvidia.com/gpu.")
-    value: str = Field("", description="Taint value.")
+    key: Annotated[str, kubernetes_rule(k8s.taint_key)] = Field(
+        description="Taint key, e.g. nvidia.com/gpu.")
+    value: Annotated[str, kubernetes_rule(k8s.taint_value)] = Field(
+        "", description="Taint value.")
     effect: TaintEffect = Field(
         NO_SCHEDULE, description="What the node does to pods that do not tolerate the taint."
     )
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not is_qualified_name(value):
-            raise ValueError(f"{value!r} is not a valid taint key")
-        return value
 
 
 class Accelerator(SpecModel):
     """The GPUs on each node of a pool, as Kubernetes and Ray see them."""
 
-    resource: str = Field("nvidia.com/gpu", description="Extended resource name, or a MIG profile.")
+    resource: Annotated[str, kubernetes_rule(k8s.extended_resource_name)] = Field(
+        "nvidia.com/gpu", description="Extended resource name, or a MIG profile.")
     count: int = Field(
         1, ge=1, description="Devices of `resource` per node (MIG: slices per node)."
     )
@@ -50,8 +46,7 @@ class Accelerator(SpecModel):
 class NodePool(SpecModel):
     """One group of identical nodes; allocatable is what pods may use after system reserve."""
 
-    name: str = Field(
-        pattern=DNS_LABEL,
+    name: DnsLabel = Field(
         description="Pool name (DNS label); also the cloud node pool/group name suffix.",
     )
     machine_type: str | None = Field(None, description="Cloud machine/instance type (gke, eks).")

@@ -6,15 +6,19 @@ The worker groups are derived from the apps and pools (infra/capacity.py), never
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
-from pydantic import ByteSize, Field, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
+from apps import kubernetes_rules as k8s
 from apps.spec import SpecModel
 from infra.config.resources import PodResources
-from infra.field_types import DNS_LABEL, Cidr
+from infra.field_types import Cidr
 
 REDIS_PASSWORD_MEANING = "the password of the GCS fault-tolerance Redis"
+MAX_RAYSERVICE_NAME: Final = 47
+"""KubeRay's limit (MaxRayServiceNameLength): its cluster name adds 6 characters and the
+longest Service suffix, `-serve-svc`, must still fit a 63-character DNS-1035 label."""
 
 
 class GcsFaultTolerance(SpecModel):
@@ -31,6 +35,21 @@ class GcsFaultTolerance(SpecModel):
         (), description="Addresses of the Redis endpoint, the only egress the NetworkPolicies "
         "give the GCS; derived when redis_address is an IP.",
     )
+
+    @field_validator("redis_address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        """The GCS resolves the host and the NetworkPolicy opens the port: both must be
+        what Kubernetes takes, a DNS-1123 subdomain or an IP, and a port number."""
+        if value is None:
+            return value
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            k8s.raise_problems(host, k8s.hostname(host))
+        k8s.raise_problems(int(port), k8s.port_number(int(port)))
+        return value
 
     @model_validator(mode="after")
     def _address(self) -> Self:
@@ -90,8 +109,7 @@ class RayServiceConfig(SpecModel):
     """Cluster-level knobs of the one RayService; the worker groups are derived, not declared."""
 
     name: str = Field(
-        "servestack", pattern=DNS_LABEL,
-        description="RayService name; the Serve Service is `<name>-serve-svc`.",
+        "servestack", description="RayService name; the Serve Service is `<name>-serve-svc`.",
     )
     upgrade_strategy: Literal["NewCluster", "NewClusterWithIncrementalUpgrade", "None"] = Field(
         description="How a cluster-level change rolls out (explicit)."
@@ -138,6 +156,18 @@ class RayServiceConfig(SpecModel):
             raise ValueError("rayservice.upgrade applies to upgrade_strategy "
                              "NewClusterWithIncrementalUpgrade only; remove it or switch")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _kuberay_name(cls, value: str) -> str:
+        """KubeRay refuses the RayService otherwise (ValidateRayServiceMetadata)."""
+        problems = k8s.dns1035_label(value)
+        if len(value) > MAX_RAYSERVICE_NAME:
+            problems.append(f"must be no more than {MAX_RAYSERVICE_NAME} characters (KubeRay "
+                            "appends to it for the cluster and its Services)")
+        k8s.raise_problems(value, problems)
+        return value
+
 
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys the RayService reads → what they hold."""

@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from apps.spec import SpecModel
-from infra.field_types import Cidr, LabelMap
+from infra.field_types import Cidr, LabelMap, Port
 from infra.names import SERVE_CLIENT_LABEL
 
 
@@ -49,15 +49,12 @@ class SecurityConfig(SpecModel):
         (), description="Where the Kubernetes API server is, for the head's autoscaler egress; "
         "empty: what the backend knows (required on `existing`).",
     )
-    api_server_ports: tuple[int, ...] = Field(
+    api_server_ports: tuple[Port, ...] = Field(
         (443, 6443), min_length=1, description="API server ports the head's autoscaler may reach."
     )
 
     @field_validator("api_server_ports")
     @classmethod
     def _ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        bad = [port for port in value if not 1 <= port <= 65535]
-        if bad:
-            raise ValueError(f"{bad} are not TCP ports (1-65535)")
         return tuple(sorted(set(value)))
 

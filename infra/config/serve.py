@@ -6,14 +6,15 @@ from pydantic import Field
 
 from apps.ingress_settings import IngressSettings
 from apps.spec import ProxyLocation, SpecModel
+from infra.field_types import Port
 
 
 class HttpOptions(SpecModel):
     """Ray's `http_options`, written into the Serve config as they are."""
 
     host: str = Field("0.0.0.0", description="Address the proxies bind.")
-    port: int = Field(
-        8000, ge=1, le=65535,
+    port: Port = Field(
+        8000,
         description="Serve HTTP port (container port `serve`, the Service's port).",
     )
     request_timeout_s: float | None = Field(

@@ -27,7 +27,7 @@ from infra.config.pools import NodePool
 from infra.config.rayservice import RayServiceConfig
 from infra.config.security import SecurityConfig
 from infra.config.serve import ServeOptions
-from infra.field_types import DNS_LABEL
+from infra.field_types import DnsLabel
 
 AppOverrides = dict[str, Any]
 
@@ -39,8 +39,8 @@ class StackConfig(SpecModel):
         pattern=r"^[a-z][a-z0-9-]*$",
         description="Stack name, as in stacks/Pulumi.<stack>.yaml; not a config key.",
     )
-    namespace: str = Field(
-        "servestack", pattern=DNS_LABEL,
+    namespace: DnsLabel = Field(
+        "servestack",
         description="Namespace of the KubeRay operator and the RayService.",
     )
     cluster: ClusterConfig = Field(
@@ -89,7 +89,7 @@ class StackConfig(SpecModel):
         names = [p.name for p in self.pools]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"node pool names must be unique; repeated: {dupes}")
+            raise SpecError([("pools", f"node pool names must be unique; repeated: {dupes}")])
         return self
 
     @model_validator(mode="after")
@@ -231,10 +231,11 @@ def parse_stack_config(
     `backend_rules=False` leaves out the cluster backend's rules on the pools
     (`backend_problems`), which `validate_stack` reports beside the capacity plan's own.
     """
+    document = {"stack": stack, **raw}
     try:
-        config = StackConfig.model_validate({"stack": stack, **raw})
+        config = StackConfig.model_validate(document)
     except ValidationError as error:
-        problems = list(SpecError.from_validation_error(error).problems)
+        problems = list(SpecError.from_validation_error(error, raw=document).problems)
         raise StackConfigError(stack, problems) from None
     try:
         _ = config.applications

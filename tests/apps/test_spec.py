@@ -76,14 +76,15 @@ def test_replica_bounds_read_min_initial_max_from_autoscaling_or_the_fixed_count
 def test_target_ongoing_requests_cannot_exceed_max_ongoing_requests() -> None:
     with pytest.raises(SpecError) as error:
         EMBEDDER.with_overrides({"autoscaling": {"target_ongoing_requests": 100}})
-    message = problems(error)["<root>"]
+    message = problems(error)["autoscaling.target_ongoing_requests"]
     assert "target_ongoing_requests (100.0) > max_ongoing_requests (64)" in message
 
 
 def test_max_ongoing_requests_must_fit_a_full_batch() -> None:
     with pytest.raises(SpecError) as error:
         EMBEDDER.with_overrides({"batching": {"max_batch_size": 128}})
-    assert "max_ongoing_requests (64) < batching.max_batch_size (128)" in problems(error)["<root>"]
+    assert "max_ongoing_requests (64) < batching.max_batch_size (128)" in problems(error)[
+        "batching.max_batch_size"]
 
 
 def test_gpus_need_an_accelerator_resource_to_pick_a_pool() -> None:
@@ -99,7 +100,7 @@ def test_gpus_need_an_accelerator_resource_to_pick_a_pool() -> None:
 def test_exactly_one_of_num_replicas_and_autoscaling() -> None:
     with pytest.raises(SpecError) as error:
         EMBEDDER.with_overrides({"num_replicas": 2})
-    assert "set exactly one of num_replicas or autoscaling" in problems(error)["<root>"]
+    assert "set exactly one of num_replicas or autoscaling" in problems(error)["num_replicas"]
     fixed = EMBEDDER.with_overrides({"num_replicas": 2, "autoscaling": None})
     assert fixed.serve_options()["num_replicas"] == 2
     # Explicitly cleared, so the code-level autoscaling of the default spec does not win.

@@ -15,11 +15,11 @@ def parse(**changes: Any) -> Any:
 
 
 @pytest.mark.parametrize(("observability", "path", "words"), [
-    ({"metrics_port": 0}, "observability.metrics_port", "greater than or equal to 1"),
+    ({"metrics_port": 0}, "observability.metrics_port", "must be between 1 and 65535"),
     ({"kube_prometheus_stack_version": "latest"}, "observability.kube_prometheus_stack_version",
      "should match pattern"),
     ({"monitoring_namespace": "Monitoring"}, "observability.monitoring_namespace",
-     "should match pattern"),
+     "a lowercase RFC 1123 label"),
     ({"grafana": True}, "observability.grafana", "unknown field"),
 ])
 def test_bad_observability_settings_name_the_field(

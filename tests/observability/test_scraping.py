@@ -11,9 +11,10 @@ import pytest
 
 from infra.kuberay import OPERATOR_METRICS_PORT
 from infra.names import OPERATOR_METRICS_PORT_NAME
+from infra.pod_ports import DASHBOARD_METRICS_PORT
 from infra.pod_preview import RAYSERVICE_TYPE, RayGroup, ray_cluster_spec, ray_groups
+from infra.ray_internals import AUTOSCALER_METRICS_PORT
 from infra.stack_file import available_stacks, load_stack_config
-from infra.worker_groups import AUTOSCALER_METRICS_PORT, DASHBOARD_METRICS_PORT
 from servestack.offline import ProgramRun
 
 STACKS = available_stacks()

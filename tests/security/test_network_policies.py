@@ -239,8 +239,9 @@ def test_the_operator_probes_the_heads_serve_port_only_when_the_head_serves(
 def test_policies_are_valid_kubernetes_objects(stack: str, checked_stack_run: Runs) -> None:
     run = checked_stack_run(stack)
     policies = run.of_type(NETWORK_POLICY)
-    ft = load_stack_config(stack).rayservice.gcs_fault_tolerance.enabled
-    assert len(policies) == 8 + ft
+    config = load_stack_config(stack)
+    ft = config.rayservice.gcs_fault_tolerance.enabled
+    assert len(policies) == 8 + ft + config.gateway.enabled
     component = run.one(NETWORK_POLICIES_COMPONENT)
     for policy in policies:
         assert policy.parent == component.urn
@@ -282,11 +283,11 @@ def test_a_stack_can_leave_network_policies_to_someone_else(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("security", "path", "words"), [
-    ({"serve_clients": [{}]}, "security.serve_clients.0",
+    ({"serve_clients": [{}]}, "security.serve_clients[0]",
      "would admit every pod of the namespace"),
     ({"api_server_cidrs": ["10.0.0.0/33"]}, "security.api_server_cidrs",
      "is not a CIDR such as 10.0.0.0/8"),
-    ({"api_server_ports": [0]}, "security.api_server_ports", "are not TCP ports"),
+    ({"api_server_ports": [0]}, "security.api_server_ports", "must be between 1 and 65535"),
     ({"open_everything": True}, "security.open_everything", "unknown field"),
 ])
 def test_bad_security_settings_name_the_field_and_the_fix(

@@ -60,7 +60,7 @@ def test_plan_exits_2_on_an_invalid_stack_file(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.typo.yaml").write_text(source.replace("max_nodes: 3", "max_node: 3"))
     result = servestack("--stack", "typo", "--stacks-dir", str(tmp_path))
     assert result.exit_code == 2
-    assert "servestack:pools.0.max_node: unknown field 'max_node'" in result.stderr
+    assert "servestack:pools[cpu].max_node: unknown field 'max_node'" in result.stderr
 
 
 def test_plan_exits_2_for_an_unknown_stack(tmp_path: Path) -> None:
