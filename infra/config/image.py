@@ -9,9 +9,9 @@ flavour pins the exact image (`repo:tag@sha256:…`, the reference with both tag
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from apps.spec import SpecModel
 from infra.config.project import RAY_VERSION
@@ -25,6 +25,19 @@ RAY_VERSION_LABEL: Final = "io.servestack.ray-version"
 _FLAT_PREFIX: Final = "image."
 
 
+def _not_moving(value: str) -> str:
+    if value.lower() in MOVING_TAGS:
+        raise ValueError(
+            f"{value!r} is a moving name: nodes that cached the old image keep running "
+            "it, and two pods of one group can run different code. Give the commit or "
+            "version the image was built from (CI: the git SHA)"
+        )
+    return value
+
+
+Release = Annotated[str, AfterValidator(_not_moving)]
+
+
 class ImageConfig(SpecModel):
     """The app image (built FROM rayproject/ray); its tag is derived from the pinned Ray version."""
 
@@ -35,7 +48,7 @@ class ImageConfig(SpecModel):
     variant: str = Field(
         "py311", pattern=r"^[a-z0-9.\-]+$", description="Python variant part of the tag."
     )
-    release: str | None = Field(
+    release: Release | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Per-release part of the tag (CI: the commit that last changed the "
@@ -77,17 +90,6 @@ class ImageConfig(SpecModel):
                 "and image.variant; a per-release tag goes in image.release "
                 f"({RAY_VERSION}-<release>-<variant>-cpu|gpu), a digest in image.cpu_digest "
                 "and image.gpu_digest"
-            )
-        return value
-
-    @field_validator("release")
-    @classmethod
-    def _not_moving(cls, value: str | None) -> str | None:
-        if value is not None and value.lower() in MOVING_TAGS:
-            raise ValueError(
-                f"{value!r} is a moving name: nodes that cached the old image keep running "
-                "it, and two pods of one group can run different code. Give the commit or "
-                "version the image was built from (CI: the git SHA)"
             )
         return value
 
