@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from infra.config import STACKS_DIR, StackConfigError
-from infra.stack_file import StackFileError, read_stack_source, stack_file
+from infra.stack_file import StackFileError, source_from_stack_file, stack_file
 from infra.validation import validate_stack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID
@@ -41,7 +41,7 @@ def image(
     try:
         if not path.is_file():
             raise FileNotFoundError(f"no stack file at {path}")
-        source = read_stack_source(path, stack)
+        source = source_from_stack_file(path, stack)
         if release is not None:
             source = dataclasses.replace(
                 source, values={**source.values, "image.release": release})
