@@ -1,15 +1,20 @@
 # The app image every Ray pod runs: Ray's own image plus servestack's apps and model files.
 # The tag is derived, never typed: the stack's ImageConfig.reference() is
-# <repository>:<RAY_VERSION>-<variant>-<cpu|gpu>, and docs/pulumi.md builds it from there:
+# <repository>:<RAY_VERSION>-[<release>-]<variant>-<cpu|gpu> (image.release: one per build,
+# CI's commit SHA), and the README builds it from there:
 #   docker build --build-arg RAY_VERSION=<infra.config.RAY_VERSION> --build-arg FLAVOUR=cpu \
 #     -t <image.reference(gpu=False)> .
-# RAY_VERSION has no default on purpose: the pinned version lives in infra/config.py only.
+# RAY_VERSION has no default on purpose: the pinned version lives in pyproject.toml only.
 ARG RAY_VERSION
 ARG PYTHON_VARIANT=py311
 ARG FLAVOUR=cpu
 FROM rayproject/ray:${RAY_VERSION}-${PYTHON_VARIANT}-${FLAVOUR}
 
+ARG RAY_VERSION
 ARG FLAVOUR
+# The Ray version inside, readable without pulling the layers (infra/config/image.py
+# RAY_VERSION_LABEL); the build below fails unless the installed Ray is this one.
+LABEL io.servestack.ray-version="${RAY_VERSION}"
 # CPU images take torch's CPU wheels (no CUDA libraries); GPU images the default CUDA build.
 ARG CPU_TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
@@ -34,6 +39,7 @@ COPY --chown=1000:100 models /home/ray/models
 # wrapper finds and runs the real haproxy binary.
 RUN if [ "$FLAVOUR" = "cpu" ]; then set -- --extra-index-url "$CPU_TORCH_INDEX"; fi \
  && pip install "$@" . \
+ && python -c "import ray, sys; sys.exit(ray.__version__ != '${RAY_VERSION}')" \
  && python -c "import apps.classifier.app, apps.embeddings.app, apps.search.app" \
  && mkdir -p bin && ln -s "$(command -v servestack-haproxy)" bin/servestack-haproxy \
  && RAY_SERVE_HAPROXY_BINARY_PATH=/home/ray/servestack/bin/servestack-haproxy \

@@ -24,6 +24,7 @@ from infra.config import (
     backend_problems,
     parse_stack_config,
 )
+from infra.config.image import fold_flat_image_keys
 from infra.config.model_sources import MLFLOW_TOKEN_MEANING
 from infra.config.rayservice import REDIS_PASSWORD_MEANING
 from infra.contradictions import contradiction_problems
@@ -92,7 +93,8 @@ def validate_stack(source: StackSource) -> ValidStack:
     """
     _refuse_misplaced_keys(source)
     secrets = _secret_keys(source.values)
-    raw = {key: value for key, value in source.values.items() if key not in secrets}
+    raw = fold_flat_image_keys(
+        {key: value for key, value in source.values.items() if key not in secrets})
     # A secret key servestack does not read: StackConfig reports it as an unknown field.
     raw.update(dict.fromkeys(source.secret_keys - set(secrets), "[secret]"))
 

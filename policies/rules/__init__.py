@@ -65,8 +65,8 @@ class StackRule:
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
     ResourceRule(
         "images-pinned",
-        "Images and runtime_env archives are pinned: no :latest, no untagged images, "
-        "no branch archives as working_dir.",
+        "Images and runtime_env archives are pinned: no moving tag (a word such as latest "
+        "or main) without a digest, no untagged images, no branch archives as working_dir.",
         check_images_pinned,
     ),
     ResourceRule(

@@ -13,12 +13,14 @@ from typing import Any
 
 import yaml
 
+from infra.config.image import MOVING_TAGS
 from infra.pod_preview import RAYSERVICE_TYPE, as_list, as_mapping, ray_cluster_spec
 from policies.rules.workloads import containers
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _RAY_VERSION_IN_TAG = re.compile(r"^(\d+\.\d+\.\d+)(?:$|[-_.])")
+_TAG_WORD = re.compile(r"[-_.]")
 # An immutable archive names a commit or content hash; branch archives move with every push.
 _IMMUTABLE_ID = re.compile(r"[0-9a-f]{16,64}")
 _MOVING_REF = re.compile(
@@ -54,9 +56,18 @@ def image_problem(reference: Any) -> str | None:
         return f"image {reference!r} has a malformed tag {image.tag!r}"
     if image.digest is None and image.tag is None:
         return f"image {reference!r} has no tag, so it means :latest; pin a version tag or digest"
-    if image.tag == "latest" and image.digest is None:
-        return f"image {reference!r} uses the moving tag 'latest'; pin a version tag or digest"
+    moving = moving_word(image.tag)
+    if moving is not None and image.digest is None:
+        return (f"image {reference!r} uses the moving tag {moving!r}; pin a release tag "
+                "(image.release, e.g. the commit SHA) or a digest (image.cpu_digest, "
+                "image.gpu_digest)")
     return None
+
+
+def moving_word(tag: str | None) -> str | None:
+    """A word of the tag (`2.60.0-latest-py311-cpu` has `latest`) that registries move."""
+    words = _TAG_WORD.split((tag or "").lower())
+    return next((word for word in words if word in MOVING_TAGS), None)
 
 
 def ray_version_of(reference: str) -> str | None:

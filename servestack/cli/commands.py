@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 # One module per command group; each registers itself on `servestack.cli.app` when imported.
-from servestack.cli import check, diff, local, model, plan, rehearse, render  # noqa: F401
+from servestack.cli import check, diff, image, local, model, plan, rehearse, render  # noqa: F401

@@ -27,6 +27,12 @@ ROLLOUT_TEXT = {
     "deleted": "the RayService and its Ray cluster are deleted.",
     "no change": "no change.",
 }
+NEW_IMAGE_TEXT = {
+    "NewCluster": "KubeRay starts a new RayCluster on it, switches traffic once its Serve "
+                  "applications are ready, then deletes the old cluster (both run meanwhile: "
+                  "the capacity plan's nodes during upgrade).",
+    "None": "With upgradeStrategy `None` the running cluster keeps the old image.",
+}
 
 
 def _text(value: Any) -> str:
@@ -110,7 +116,8 @@ def _summary_row(diff: StackDiff) -> list[str]:
     for change in diff.resources:
         counts[change.status] = counts.get(change.status, 0) + 1
     resources = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no change"
-    rollouts = ", ".join(f"**{r.rollout}**" for r in diff.rayservices) or "—"
+    rollouts = ", ".join(f"**{r.rollout}**" + (" (new image)" if r.image_changes else "")
+                         for r in diff.rayservices) or "—"
     serve = sum(len(r.serve_changes) for r in diff.rayservices)
     return [f"`{diff.stack}`", resources, rollouts, f"{serve} field(s)" if serve else "—",
             _capacity_summary(diff.capacity), _policy_summary(diff.policies)]
@@ -120,8 +127,12 @@ def _rayservice_section(change: RayServiceChange) -> list[str]:
     strategy = f" (upgradeStrategy `{change.upgrade_strategy}`)" if change.upgrade_strategy else ""
     lines = [f"**RayService `{change.name}`: {change.rollout}**{strategy} — "
              f"{ROLLOUT_TEXT[change.rollout]}"]
+    if change.image_changes:
+        lines += ["", "New app image in the Ray containers: "
+                  + NEW_IMAGE_TEXT.get(str(change.upgrade_strategy), NEW_IMAGE_TEXT["NewCluster"])]
+        lines += [f"- {_pair(old, new)}" for old, new in change.image_changes]
     if change.rollout == "new cluster":
-        if change.upgrade_strategy == "None":
+        if change.upgrade_strategy == "None" and not change.image_changes:
             lines.append("With upgradeStrategy `None` KubeRay does not roll the change out.")
         lines.append("")
         lines.append("Fields that force the new cluster:")

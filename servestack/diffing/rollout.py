@@ -49,6 +49,12 @@ class RayServiceChange:
     serve_changes: tuple[ServeChange, ...]
     upgrade_strategy: str | None
 
+    @property
+    def image_changes(self) -> tuple[tuple[Any, Any], ...]:
+        """Each distinct (old, new) container image: a new app image is a new cluster."""
+        pairs = {(c.old, c.new): None for c in self.cluster_changes if c.path.endswith(".image")}
+        return tuple(pairs)
+
 
 def _serve_document(rayservice: Mapping[str, Any] | None) -> Mapping[str, Any]:
     raw = as_mapping(as_mapping(rayservice).get("spec")).get("serveConfigV2")

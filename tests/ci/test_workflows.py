@@ -40,7 +40,7 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_workflows_exist() -> None:
-    assert {p.name for p in FILES} == {"ci.yml", "preview.yml"}
+    assert {p.name for p in FILES} == {"ci.yml", "preview.yml", "release.yml"}
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
@@ -62,14 +62,14 @@ def test_zizmor_finds_nothing_even_as_auditor() -> None:
     assert "No findings" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "preview.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "preview.yml", "release.yml"])
 def test_every_action_is_pinned_to_a_commit_sha(name: str) -> None:
     for step in steps(load(name)):
         if "uses" in step:
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "preview.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "preview.yml", "release.yml"])
 def test_read_only_token_and_no_persisted_credentials(name: str) -> None:
     workflow = load(name)
     assert workflow["permissions"] == {"contents": "read"}
@@ -132,3 +132,44 @@ def test_gke_previews_authenticate_with_workload_identity_and_the_auth_plugin() 
     assert gcloud["with"]["install_components"] == "gke-gcloud-auth-plugin"
     action = by_action["pulumi/actions"]
     assert "GOOGLE_CREDENTIALS" not in action["env"]
+
+
+def _release_commands(workflow: dict[str, Any]) -> list[str]:
+    return [s["run"] for s in steps(workflow) if s.get("id") == "release"]
+
+
+def test_the_release_is_the_last_commit_that_changed_what_the_dockerfile_copies() -> None:
+    """A commit touching nothing in the image keeps the release, so `up` rolls nothing out."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    sources = [part for line in dockerfile.splitlines() if line.startswith("COPY ")
+               for part in line.split()[1:-1] if not part.startswith("--")]
+    assert "apps" in sources
+    expected = f"git log -1 --format=%h --abbrev=12 -- Dockerfile {' '.join(sources)}"
+    for name in ("preview.yml", "release.yml"):
+        (command,) = _release_commands(load(name))
+        assert expected in command, name
+
+
+def test_release_builds_both_flavours_by_the_stacks_tag_and_deploys_that_release() -> None:
+    workflow = load("release.yml")
+    assert set(workflow["on"]) == {"push"} and workflow["on"]["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+    image = jobs["image"]
+    assert image["strategy"]["matrix"]["flavour"] == ["cpu", "gpu"]
+    build = "\n".join(s.get("run", "") for s in image["steps"])
+    assert ".venv/bin/servestack image" in build and '--release "$RELEASE"' in build
+    assert "docker build" in build and "docker push" in build
+    assert "${{" not in build
+    (up,) = [s for s in jobs["deploy"]["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
+    assert up["with"]["command"] == "up" and set(jobs["deploy"]["needs"]) == {"release", "image"}
+    config = yaml.safe_load(up["with"]["config-map"])
+    assert config == {"servestack:image.release": {
+        "value": "${{ needs.release.outputs.release }}", "secret": False}}
+
+
+def test_pulumi_preview_is_given_the_release_the_merge_would_deploy() -> None:
+    job = load("preview.yml")["jobs"]["pulumi-preview"]
+    action = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    config = yaml.safe_load(action["with"]["config-map"])
+    assert config == {"servestack:image.release": {
+        "value": "${{ steps.release.outputs.release }}", "secret": False}}

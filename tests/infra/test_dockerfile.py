@@ -65,3 +65,14 @@ def test_the_image_links_the_haproxy_wrapper_where_the_pods_env_names_it() -> No
     assert f'ln -s "$(command -v {WRAPPER_SCRIPT})" {relative}' in DOCKERFILE
     assert f"RAY_SERVE_HAPROXY_BINARY_PATH={wrapper}" in DOCKERFILE
     assert f"&& {relative} -v" in DOCKERFILE
+
+
+def test_the_image_labels_and_checks_the_ray_version_it_installs() -> None:
+    """The tag names the Ray version; the label and the build check make the image agree."""
+    from infra.config.image import RAY_VERSION_LABEL
+
+    assert re.search(rf'^LABEL {re.escape(RAY_VERSION_LABEL)}="\$\{{RAY_VERSION\}}"$',
+                     DOCKERFILE, re.MULTILINE)
+    assert "sys.exit(ray.__version__ != '${RAY_VERSION}')" in DOCKERFILE
+    after_from = DOCKERFILE.split("\nFROM ", 1)[1]
+    assert re.search(r"^ARG RAY_VERSION$", after_from, re.MULTILINE)  # in scope after FROM

@@ -83,3 +83,21 @@ def test_moving_archives_are_rejected(uri: str) -> None:
 )
 def test_archives_named_by_hash_and_local_code_pass(uri: str | None) -> None:
     assert remote_uri_problem(uri) is None
+
+
+@pytest.mark.parametrize("reference", [
+    "r/app:2.60.0-latest-py311-cpu", "r/app:2.60.0-main-py311-gpu", "r/app:nightly",
+    "r/app:2.60.0_Stable",
+])
+def test_a_moving_word_anywhere_in_a_tag_is_refused_unless_a_digest_pins_it(
+    reference: str,
+) -> None:
+    problem = image_problem(reference)
+    assert problem is not None and "moving tag" in problem and "image.release" in problem
+    assert image_problem(f"{reference}@sha256:{'f' * 64}") is None
+
+
+def test_a_release_tag_keeps_the_ray_version_readable() -> None:
+    reference = "r/app:2.60.0-3f2a1b9c0d1e-py311-cpu@sha256:" + "0" * 64
+    assert image_problem(reference) is None
+    assert ray_version_of(reference) == "2.60.0"
