@@ -82,6 +82,15 @@ def _namespace(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
 
 
+def _operator(stack: StackConfig) -> dict[str, Any]:
+    """The KubeRay operator's pods: in our namespace, or the shared one's (kuberay.install)."""
+    pods = {"podSelector": {"matchLabels": operator_pod_labels()}}
+    namespace = stack.kuberay.operator_namespace_for(stack.namespace)
+    if namespace is None or namespace == stack.namespace:
+        return pods
+    return {**_namespace(namespace), **pods}
+
+
 def _peer(peer: NetworkPeer) -> dict[str, Any]:
     selector: dict[str, Any] = {}
     if peer.namespace_labels:
@@ -134,8 +143,7 @@ def network_policy_manifests(stack: StackConfig,
             "policyTypes": ["Ingress"],
         }),
         _policy(stack, "ray-head-from-operator", {
-            "ingress": [{"from": [{"podSelector": {"matchLabels": operator_pod_labels()}}],
-                         "ports": _tcp(*operator_ports)}],
+            "ingress": [{"from": [_operator(stack)], "ports": _tcp(*operator_ports)}],
             "podSelector": head,
             "policyTypes": ["Ingress"],
         }),
@@ -151,11 +159,6 @@ def network_policy_manifests(stack: StackConfig,
             "podSelector": ray,
             "policyTypes": ["Ingress"],
         }),
-        _policy(stack, "operator-metrics-from-monitoring", {
-            "ingress": [{"from": [monitoring], "ports": _tcp(OPERATOR_METRICS_PORT_NAME)}],
-            "podSelector": {"matchLabels": operator_pod_labels()},
-            "policyTypes": ["Ingress"],
-        }),
         _policy(stack, "ray-egress", {"egress": _ray_egress(stack), "podSelector": ray,
                                       "policyTypes": ["Egress"]}),
         _policy(stack, "ray-head-egress-api-server", {
@@ -165,6 +168,12 @@ def network_policy_manifests(stack: StackConfig,
             "policyTypes": ["Egress"],
         }),
     ]
+    if stack.kuberay.install:  # a shared operator's metrics are its owner's to admit
+        policies.append(_policy(stack, "operator-metrics-from-monitoring", {
+            "ingress": [{"from": [monitoring], "ports": _tcp(OPERATOR_METRICS_PORT_NAME)}],
+            "podSelector": {"matchLabels": operator_pod_labels()},
+            "policyTypes": ["Ingress"],
+        }))
     models = model_egress(stack)
     if models:  # only the workers run replicas, so only they fetch models
         policies.append(_policy(stack, "ray-workers-egress-models", {

@@ -50,6 +50,9 @@ class ClusterSpec(SpecModel):
     knows_api_server: ClassVar[bool] = True
     """Whether servestack can find the API server's addresses (the head's autoscaler egress)
     without the stack naming them in `security.api_server_cidrs`."""
+    shared: ClassVar[bool] = False
+    """Someone else's cluster: cluster-wide objects (the KubeRay CRDs) are not the stack's,
+    and the cluster may already run a KubeRay operator the stack can use."""
 
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys this backend reads → what they hold."""

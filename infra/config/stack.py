@@ -27,6 +27,7 @@ from infra.config.rayservice import RayServiceConfig
 from infra.config.security import SecurityConfig
 from infra.config.serve import ServeOptions
 from infra.field_types import DNS_LABEL
+from infra.names import APP_NAME_LABEL, KUBERAY_CHART
 
 AppOverrides = dict[str, Any]
 
@@ -85,6 +86,23 @@ class StackConfig(SpecModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node pool names must be unique; repeated: {dupes}")
+        return self
+
+    @model_validator(mode="after")
+    def _operator_found(self) -> Self:
+        """Without its own operator the stack needs one the cluster runs, and its address."""
+        kuberay = self.kuberay
+        if kuberay.install:
+            return self
+        if not self.cluster.shared:
+            raise SpecError([("kuberay.install", f"a {self.cluster.backend} cluster is created "
+                              "by this stack, so no KubeRay operator runs there but its own: "
+                              "keep install true (false is for backend: existing)")])
+        if self.security.network_policies and kuberay.operator_namespace is None:
+            raise SpecError([("kuberay.operator_namespace", "the NetworkPolicies must let the "
+                              "cluster's KubeRay operator reach the head: give the namespace "
+                              f"it runs in (`kubectl get pods -A -l "
+                              f"{APP_NAME_LABEL}={KUBERAY_CHART}`)")])
         return self
 
     @model_validator(mode="after")
