@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from apps.catalog import CATALOG
+from apps.catalog import app_spec, known_apps, unknown_app_message
 from apps.model_source.uri import is_remote
 from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
 from infra.config.cluster import ClusterConfig
@@ -67,17 +67,17 @@ class StackConfig(SpecModel):
         ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
     )
     apps: dict[str, AppOverrides | None] = Field(
-        min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
+        min_length=1,
+        description="Apps this stack deploys (shipped, or registered by a package: docs/apps.md) "
+        "with partial overrides.",
     )
 
     @field_validator("apps")
     @classmethod
     def _known_apps(cls, value: dict[str, AppOverrides | None]) -> dict[str, AppOverrides | None]:
-        unknown = sorted(set(value) - set(CATALOG))
+        unknown = sorted(set(value) - set(known_apps()))
         if unknown:
-            raise ValueError(
-                f"unknown app(s) {unknown}; servestack ships {sorted(CATALOG)}"
-            )
+            raise SpecError((name, unknown_app_message(name)) for name in unknown)
         return value
 
     @model_validator(mode="after")
@@ -189,7 +189,7 @@ class StackConfig(SpecModel):
 
     @cached_property
     def applications(self) -> tuple[ApplicationSpec, ...]:
-        """The stack's effective app specs: catalog defaults with this stack's overrides."""
+        """The stack's effective app specs: their defaults with this stack's overrides."""
         return resolve_applications(self.apps)
 
     def pool(self, name: str) -> NodePool:
@@ -204,7 +204,7 @@ def resolve_applications(apps: Mapping[str, AppOverrides | None]) -> tuple[Appli
     resolved = []
     for name in sorted(apps):
         try:
-            resolved.append(CATALOG[name].with_overrides(apps[name] or {}))
+            resolved.append(app_spec(name).with_overrides(apps[name] or {}))
         except SpecError as error:
             raise error.prefixed(f"apps.{name}") from None
     check_unique_applications(resolved)

@@ -1,7 +1,9 @@
-"""`servestack check`: the CrossGuard pack against stacks, offline, printed like a preview.
+"""`servestack check`: the CrossGuard pack against stacks, offline, printed like a preview,
+then each app's `import_path` imported and built (servestack/app_imports.py).
 
 Exit codes: 0 when no mandatory policy is violated (advisories are printed), 1 when one is,
-2 when a stack (or the policy config) is invalid and the program never ran.
+2 when a stack (or the policy config) is invalid and the program never ran, or an app's code
+does not import or build as its spec says.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import STACKS_DIR, StackConfigError
+from apps.spec import ApplicationSpec
+from infra.config import STACKS_DIR, StackConfigError, resolve_applications
 from infra.environment import ENVIRONMENTS, Environment
-from infra.stack_file import StackFileError, available_stacks, stack_file
+from infra.stack_file import StackFileError, available_stacks, read_stack_source, stack_file
 from policies.enforcement import PolicyConfigError, read_policy_config
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID, EXIT_VIOLATIONS
+from servestack.app_imports import import_path_problems
 from servestack.policy_check import PACK, CheckReport, InvalidStackError, check_stack_file
 
 PACK_VERSION = "0.1.0"  # policies/PulumiPolicy.yaml
@@ -59,6 +63,11 @@ def print_report(report: CheckReport, console: Console) -> None:
     ))
 
 
+def load_applications(path: Path, name: str | None) -> tuple[ApplicationSpec, ...]:
+    """The apps of a stack the program accepted, resolved as it resolved them."""
+    return resolve_applications(read_stack_source(path, name).values["apps"])
+
+
 @app.command("check")
 def check(
     stacks: list[str] = typer.Option(
@@ -84,8 +93,9 @@ def check(
 ) -> None:
     """Run the policy pack offline: the program under mocks, every resource through the policies.
 
-    Prints violations the way `pulumi preview --policy-pack policies` does. Exits 1 on a
-    mandatory violation, 2 when a stack or the policy config is invalid.
+    Prints violations the way `pulumi preview --policy-pack policies` does, then imports and
+    builds each app's `import_path`. Exits 1 on a mandatory violation, 2 when a stack, the
+    policy config or an app's code is invalid.
     """
     errors = Console(stderr=True, soft_wrap=True)
     if environment is not None and environment not in ENVIRONMENTS:
@@ -126,6 +136,11 @@ def check(
             errors.print(Text(f"warning: {warning}", style="yellow"))
         print_report(report, out)
         failed = failed or not report.passed
+        with errors.status(f"importing and building the apps of stack {label}…"):
+            problems = import_path_problems(load_applications(path, name))
+        for where, message in problems:
+            errors.print(Text(f"{path}: {where}: {message}", style="red"))
+            invalid = True
     if invalid:
         raise typer.Exit(EXIT_INVALID)
     if failed:
