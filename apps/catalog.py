@@ -78,8 +78,8 @@ def app_spec(name: str) -> ApplicationSpec:
         raise SpecError([("<root>", f"its entry point {name} = {point.value!r} ({owners[0]}) "
                                     f"does not load: {type(error).__name__}: {error}")]) from None
     if not isinstance(spec, ApplicationSpec):
-        raise SpecError([("<root>", f"entry point {name} = {point.value!r} is a "
-                                    f"{type(spec).__name__}, not an apps.spec.ApplicationSpec")])
+        raise SpecError([("<root>", f"entry point {name} = {point.value!r} is of type "
+                                    f"{type(spec).__name__}, not apps.spec.ApplicationSpec")])
     if spec.name != name:
         raise SpecError([("<root>", f"entry point {name} = {point.value!r} names its app "
                                     f"{spec.name!r}: give the entry point the app's name")])

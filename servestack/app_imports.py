@@ -32,7 +32,7 @@ def built_deployments(import_path: str) -> tuple[str, ...] | str:
         return f"module {module_name!r} has no attribute {attribute!r}"
     target = getattr(module, attribute)
     if not isinstance(target, Application):
-        return (f"{import_path} is a {type(target).__name__}, not a Serve application "
+        return (f"{import_path} is of type {type(target).__name__}, not a Serve application "
                 "(`<Deployment>.bind()`)")
     try:
         built = build_app(target, name="check")

@@ -104,7 +104,7 @@ SPEC_MODULE = """
 
 
 @pytest.mark.parametrize(("name", "target", "words"), [
-    ("dict-app", "fake_specs:NOT_A_SPEC", "is a dict, not an apps.spec.ApplicationSpec"),
+    ("dict-app", "fake_specs:NOT_A_SPEC", "is of type dict, not apps.spec.ApplicationSpec"),
     ("renamed", "fake_specs:RENAMED", "names its app 'other'"),
     ("broken", "fake_broken:SPEC", "does not load: ModuleNotFoundError"),
     ("embeddings", "fake_specs:RENAMED", "is a shipped app and is also registered by"),
