@@ -20,9 +20,9 @@ from infra.config import STACKS_DIR, StackConfigError, resolve_applications
 from infra.environment import ENVIRONMENTS, Environment
 from infra.stack_file import StackFileError, available_stacks, read_stack_source, stack_file
 from policies.enforcement import PolicyConfigError, read_policy_config
+from servestack.app_imports import import_path_problems
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID, EXIT_VIOLATIONS
-from servestack.app_imports import import_path_problems
 from servestack.policy_check import PACK, CheckReport, InvalidStackError, check_stack_file
 
 PACK_VERSION = "0.1.0"  # policies/PulumiPolicy.yaml
