@@ -8,7 +8,6 @@ NetworkPolicy semantics to them. The questions are the ones an attacker or an ou
 from __future__ import annotations
 
 import ipaddress
-
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
