@@ -15,10 +15,12 @@ export RAY_AUTH_MODE := token
 
 .PHONY: serve test lint typecheck pytest model install tools stop status clean bench
 
-$(STAMP): pyproject.toml
+# examples/team-app: an app in its own package, registered by entry point (docs/apps.md).
+$(STAMP): pyproject.toml examples/team-app/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,gke,eks]'
+	$(BIN)/pip install --quiet -e examples/team-app
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,7 +2,7 @@
 
 Generated apps are copies of the catalog's apps with distinct names and route prefixes. A
 stack file may only name catalog apps, so for the duration of a measurement the catalog
-that `infra.config` validates against is extended with the generated specs; everything
+that `apps.catalog` resolves stacks from is extended with the generated specs; everything
 else is the real path: stack parsing and override resolution, Serve config building, Ray's
 ServeDeploySchema, YAML rendering, the capacity plan and the whole Pulumi program under
 the offline mocks.
@@ -25,7 +25,7 @@ from unittest import mock
 import typer
 import yaml
 
-import infra.config
+from apps import catalog
 from apps.catalog import CATALOG
 from apps.spec import ApplicationSpec
 from infra.config import STACKS_DIR, parse_stack_config
@@ -50,7 +50,7 @@ def generated_apps(count: int) -> tuple[ApplicationSpec, ...]:
 @contextlib.contextmanager
 def catalog_with(apps: tuple[ApplicationSpec, ...]) -> Iterator[None]:
     extended = MappingProxyType({**CATALOG, **{app.name: app for app in apps}})
-    with mock.patch.object(infra.config, "CATALOG", extended):
+    with mock.patch.object(catalog, "CATALOG", extended):
         yield
 
 

@@ -740,8 +740,7 @@ def _plan_pool(
     shared: list[ResourceVector] = []  # the operator serves both clusters
     if hosts_head:  # one larger than a node is a problem of _system_pod_problems
         system = [head_pod] if head_pod.fits(node) else []
-        operator = ResourceVector.of_pod(stack.kuberay.resources)
-        shared = [operator] if operator.fits(node) else []
+        shared = [pod for pod in operator_pods(stack) if pod.fits(node)]
 
     def pods(load: Load) -> list[ResourceVector]:
         return [g.pod for g in here for _ in range(g.pods(load))]
@@ -764,16 +763,23 @@ def _plan_pool(
     )
 
 
+def operator_pods(stack: StackConfig) -> list[ResourceVector]:
+    """The KubeRay operator's pod, on the head's pool, when this stack installs it; a shared
+    operator runs wherever its owner put it."""
+    return [ResourceVector.of_pod(stack.kuberay.resources)] if stack.kuberay.install else []
+
+
 def _system_pod_problems(stack: StackConfig, pool: NodePool,
                          head_pod: ResourceVector) -> list[Problem]:
     """The head pod and the KubeRay operator pod each fit a node of the head's pool."""
     node = ResourceVector.of_node(pool)
-    system = (
+    system = [
         ("rayservice.head", "the head pod (rayservice.head plus the autoscaler sidecar, "
          "rayservice.autoscaler.resources)", head_pod),
-        ("kuberay.resources", "the KubeRay operator pod",
-         ResourceVector.of_pod(stack.kuberay.resources)),
-    )
+    ]
+    if stack.kuberay.install:  # a shared operator runs wherever its owner put it
+        system.append(("kuberay.resources", "the KubeRay operator pod",
+                       ResourceVector.of_pod(stack.kuberay.resources)))
     return [
         Problem(path, f"{what} needs {need.describe()} but a node of pool {pool.name!r} has "
                       f"allocatable {node.describe()}; lower it or give {pool_path(pool.name)} "

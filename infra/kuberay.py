@@ -20,11 +20,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import KubeRayConfig
-from infra.names import APP_NAME_LABEL
+from infra.names import APP_NAME_LABEL, KUBERAY_CHART
 from infra.worker_groups import pod_resources
 
 KUBERAY_COMPONENT = "servestack:index:KubeRayOperator"
-CHART = "kuberay-operator"
+CHART = KUBERAY_CHART
 OPERATOR_METRICS_PORT = 8080  # the chart's container port (names.OPERATOR_METRICS_PORT_NAME)
 CRD_KINDS = ("rayclusters", "rayjobs", "rayservices")
 CRD_GROUP = "ray.io"

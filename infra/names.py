@@ -19,6 +19,7 @@ KUBECONFIG_KEY: Final = "kubeconfig"
 PRODUCT: Final = "servestack"
 """The value of `app.kubernetes.io/part-of` on everything, and of `name` on Ray pods."""
 APP_NAME_LABEL: Final = "app.kubernetes.io/name"
+KUBERAY_CHART: Final = "kuberay-operator"  # also the operator Pod's APP_NAME_LABEL value
 APP_INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
 APP_PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
 STACK_LABEL: Final = "servestack.io/stack"

@@ -83,6 +83,15 @@ def _namespace(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
 
 
+def _operator(stack: StackConfig) -> dict[str, Any]:
+    """The KubeRay operator's pods: in our namespace, or the shared one's (kuberay.install)."""
+    pods = {"podSelector": {"matchLabels": operator_pod_labels()}}
+    namespace = stack.kuberay.operator_namespace_for(stack.namespace)
+    if namespace is None or namespace == stack.namespace:
+        return pods
+    return {**_namespace(namespace), **pods}
+
+
 def _peer(peer: NetworkPeer) -> dict[str, Any]:
     selector: dict[str, Any] = {}
     if peer.namespace_labels:
@@ -157,7 +166,7 @@ def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
     operator_ports = [DASHBOARD_PORT_NAME]
     if not head_excluded_from_serve(stack):
         operator_ports.append(SERVE_PORT_NAME)  # KubeRay probes a serving head's proxy
-    return [
+    policies = [
         _policy(stack, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
         _policy(stack, "ray-cluster-internal", {
             "ingress": [{"from": [{"podSelector": ray}]}],
@@ -165,8 +174,7 @@ def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
             "policyTypes": ["Ingress"],
         }),
         _policy(stack, "ray-head-from-operator", {
-            "ingress": [{"from": [{"podSelector": {"matchLabels": operator_pod_labels()}}],
-                         "ports": _tcp(*operator_ports)}],
+            "ingress": [{"from": [_operator(stack)], "ports": _tcp(*operator_ports)}],
             "podSelector": ray_head(stack),
             "policyTypes": ["Ingress"],
         }),
@@ -182,13 +190,15 @@ def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
             "podSelector": ray,
             "policyTypes": ["Ingress"],
         }),
-        _policy(stack, "operator-metrics-from-monitoring", {
+        *_gateway_policies(stack),
+    ]
+    if stack.kuberay.install:  # a shared operator's metrics are its owner's to admit
+        policies.append(_policy(stack, "operator-metrics-from-monitoring", {
             "ingress": [{"from": [monitoring], "ports": _tcp(OPERATOR_METRICS_PORT_NAME)}],
             "podSelector": {"matchLabels": operator_pod_labels()},
             "policyTypes": ["Ingress"],
-        }),
-        *_gateway_policies(stack),
-    ]
+        }))
+    return policies
 
 
 def _egress_policies(stack: StackConfig,

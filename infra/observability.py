@@ -342,7 +342,8 @@ class Observability(pulumi.ComponentResource):
                 f"{grafana_service(stack)}.{obs.monitoring_namespace}")
         crd_opts = pulumi.ResourceOptions(parent=self, depends_on=after)
         if obs.uses_prometheus_operator:
-            for manifest in (ray_pod_monitor(stack), operator_service_monitor(stack),
+            operator = [operator_service_monitor(stack)] if stack.kuberay.install else []
+            for manifest in (ray_pod_monitor(stack), *operator,
                              prometheus_rule(stack, args.plan)):
                 self._custom_resource(name, manifest, crd_opts)
         if obs.grafana_dashboards:

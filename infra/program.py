@@ -61,13 +61,19 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
     cluster = provision_cluster(stack, backend)
     namespace = workload_namespace(stack, pulumi.ResourceOptions(
         provider=cluster.provider, depends_on=list(cluster.ready)))
-    operator = KubeRayOperator(
-        "kuberay",
-        KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head.node_selector,
-                            operator_scrape_annotations(stack),
-                            owns_crds=not cluster.shared),
-        opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
-    )
+    # Without `kuberay.install` the cluster's own operator serves the RayService: nothing of
+    # it (release, CRDs, even a read of them) is the stack's to register, change or delete.
+    operator: list[pulumi.Resource] = []  # the component, for depends_on
+    operator_parts: list[pulumi.Resource] = []  # what the RayService object must outlive
+    if stack.kuberay.install:
+        installed = KubeRayOperator(
+            "kuberay",
+            KubeRayOperatorArgs(stack.kuberay, stack.namespace, plan.head.node_selector,
+                                operator_scrape_annotations(stack),
+                                owns_crds=not cluster.shared),
+            opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
+        )
+        operator, operator_parts = [installed], [installed.release, *installed.crds]
     policies = NetworkPolicies(
         "network-policies", NetworkPoliciesArgs(stack, cluster.api_server_cidrs),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]))
@@ -86,9 +92,9 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
                        # The RayService object itself, not just its component, must be deleted
                        # before these: `destroy` then cannot remove the operator while a
                        # RayCluster still waits on its Redis-cleanup finalizer.
-                       outlived_by=(operator.release, *operator.crds, *policies.policies)),
+                       outlived_by=(*operator_parts, *policies.policies)),
         opts=pulumi.ResourceOptions(providers=[cluster.provider],
-                                    depends_on=[operator, namespace, policies, *access]),
+                                    depends_on=[*operator, namespace, policies, *access]),
     )
     if stack.gateway.enabled:
         FrontDoor("gateway", GatewayArgs(stack), opts=pulumi.ResourceOptions(

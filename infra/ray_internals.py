@@ -157,6 +157,18 @@ def ray_address_file() -> Path:
     return Path(str(get_ray_address_file(None)))
 
 
+# --- the app import check (servestack.app_imports) -----------------------------------------
+
+
+def built_deployment_names(app: Any, name: str) -> tuple[str, ...]:
+    """Serve's own build of an application (what `serve deploy` runs before it places
+    anything), without a running Ray: the names of the deployments it binds, sorted."""
+    from ray.serve._private.build_app import build_app
+
+    built = build_app(app, name=name)
+    return tuple(sorted(deployment.name for deployment in built.deployments))
+
+
 # --- the fake multi-node provider (servestack.rehearse.provider) ---------------------------
 
 

@@ -25,6 +25,7 @@ from infra.capacity import (
     _fields_output,
     _nodes_needed,
     _pods_needed,
+    operator_pods,
 )
 from infra.config import StackConfig
 from infra.field_paths import pool_path
@@ -118,8 +119,7 @@ def _pool_surges(stack: StackConfig, plan: CapacityPlan, percent: int,
         pool = stack.pool(pool_plan.pool)
         node = ResourceVector.of_node(pool)
         groups = [g for g in plan.worker_groups if g.pool == pool.name]
-        system = [plan.head.pod, ResourceVector.of_pod(stack.kuberay.resources)] \
-            if pool_plan.hosts_head else []
+        system = [plan.head.pod, *operator_pods(stack)] if pool_plan.hosts_head else []
         old = [g.pod for g in groups for _ in range(g.pods(Load.MAX))]
         new = [g.pod for g in groups
                for _ in range(g.pods(Load.INITIAL) if whole_cluster else _surge_pods(g, percent))]

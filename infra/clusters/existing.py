@@ -33,7 +33,8 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     provider = kubernetes_provider("kubernetes", credentials, parent,
                                    context=_existing(stack).context)
     # The stack does not own this cluster's credentials, so it does not export them.
-    return Cluster(provider=provider, kubeconfig=None, pools=stack.pools, ready=(), shared=True)
+    return Cluster(provider=provider, kubeconfig=None, pools=stack.pools, ready=(),
+                   shared=_existing(stack).shared)
 
 
 class ExistingBackend(ClusterBackend):

@@ -24,6 +24,7 @@ class ExistingCluster(ClusterSpec):
 
     listing_order: ClassVar[int] = 90
     knows_api_server: ClassVar[bool] = False
+    shared: ClassVar[bool] = True
 
     backend: Literal["existing"] = Field(description=BACKEND_DESCRIPTION)
     kubeconfig_from: Literal["secret", "stack_reference"] = Field(

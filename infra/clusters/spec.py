@@ -51,6 +51,9 @@ class ClusterSpec(SpecModel):
     knows_api_server: ClassVar[bool] = True
     """Whether servestack can find the API server's addresses (the head's autoscaler egress)
     without the stack naming them in `security.api_server_cidrs`."""
+    shared: ClassVar[bool] = False
+    """Someone else's cluster: cluster-wide objects (the KubeRay CRDs) are not the stack's,
+    and the cluster may already run a KubeRay operator the stack can use."""
 
     gateway_classes: ClassVar[Mapping[str, bool]] = {}
     """The gateway classes the platform itself provides → whether they face the internet;

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from apps.catalog import CATALOG
+from apps.catalog import app_spec, known_apps, unknown_app_message
 from apps.model_source.uri import is_remote
 from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
 from infra.config.cluster import ClusterConfig
@@ -28,6 +28,7 @@ from infra.config.rayservice import RayServiceConfig
 from infra.config.security import SecurityConfig
 from infra.config.serve import ServeOptions
 from infra.field_types import DnsLabel
+from infra.names import APP_NAME_LABEL, KUBERAY_CHART
 
 AppOverrides = dict[str, Any]
 
@@ -71,17 +72,17 @@ class StackConfig(SpecModel):
         ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
     )
     apps: dict[str, AppOverrides | None] = Field(
-        min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
+        min_length=1,
+        description="Apps this stack deploys (shipped, or registered by a package: docs/apps.md) "
+        "with partial overrides.",
     )
 
     @field_validator("apps")
     @classmethod
     def _known_apps(cls, value: dict[str, AppOverrides | None]) -> dict[str, AppOverrides | None]:
-        unknown = sorted(set(value) - set(CATALOG))
+        unknown = sorted(set(value) - set(known_apps()))
         if unknown:
-            raise ValueError(
-                f"unknown app(s) {unknown}; servestack ships {sorted(CATALOG)}"
-            )
+            raise SpecError((name, unknown_app_message(name)) for name in unknown)
         return value
 
     @model_validator(mode="after")
@@ -90,6 +91,23 @@ class StackConfig(SpecModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise SpecError([("pools", f"node pool names must be unique; repeated: {dupes}")])
+        return self
+
+    @model_validator(mode="after")
+    def _operator_found(self) -> Self:
+        """Without its own operator the stack needs one the cluster runs, and its address."""
+        kuberay = self.kuberay
+        if kuberay.install:
+            return self
+        if not self.cluster.shared:
+            raise SpecError([("kuberay.install", f"a {self.cluster.backend} cluster is created "
+                              "by this stack, so no KubeRay operator runs there but its own: "
+                              "keep install true (false is for backend: existing)")])
+        if self.security.network_policies and kuberay.operator_namespace is None:
+            raise SpecError([("kuberay.operator_namespace", "the NetworkPolicies must let the "
+                              "cluster's KubeRay operator reach the head: give the namespace "
+                              f"it runs in (`kubectl get pods -A -l "
+                              f"{APP_NAME_LABEL}={KUBERAY_CHART}`)")])
         return self
 
     @model_validator(mode="after")
@@ -200,7 +218,7 @@ class StackConfig(SpecModel):
 
     @cached_property
     def applications(self) -> tuple[ApplicationSpec, ...]:
-        """The stack's effective app specs: catalog defaults with this stack's overrides."""
+        """The stack's effective app specs: their defaults with this stack's overrides."""
         return resolve_applications(self.apps)
 
     def pool(self, name: str) -> NodePool:
@@ -215,7 +233,7 @@ def resolve_applications(apps: Mapping[str, AppOverrides | None]) -> tuple[Appli
     resolved = []
     for name in sorted(apps):
         try:
-            resolved.append(CATALOG[name].with_overrides(apps[name] or {}))
+            resolved.append(app_spec(name).with_overrides(apps[name] or {}))
         except SpecError as error:
             raise error.prefixed(f"apps.{name}") from None
     check_unique_applications(resolved)

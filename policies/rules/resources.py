@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from infra.names import KUBERAY_CHART
 from infra.pod_preview import as_mapping, ray_cluster_spec, ray_groups
 from policies.rules.quantity import quantity_or_none
 from policies.rules.workloads import HELM_RELEASE_TYPES, containers, group_gpu_limit
-
-KUBERAY_CHART = "kuberay-operator"
 
 
 def _missing_resources(resources: Mapping[str, Any]) -> list[str]:

@@ -1,7 +1,9 @@
-"""`servestack check`: the CrossGuard pack against stacks, offline, printed like a preview.
+"""`servestack check`: the CrossGuard pack against stacks, offline, printed like a preview,
+then each app's `import_path` imported and built (servestack/app_imports.py).
 
 Exit codes: 0 when no mandatory policy is violated (advisories are printed), 1 when one is,
-2 when a stack (or the policy config) is invalid and the program never ran.
+2 when a stack (or the policy config) is invalid and the program never ran, or an app's code
+does not import or build as its spec says.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import STACKS_DIR, StackConfigError
+from apps.spec import ApplicationSpec
+from infra.config import STACKS_DIR, StackConfigError, resolve_applications
 from infra.environment import ENVIRONMENTS, Environment
-from infra.stack_file import StackFileError, available_stacks, stack_file
+from infra.stack_file import StackFileError, available_stacks, source_from_stack_file, stack_file
 from policies.enforcement import PolicyConfigError, read_policy_config
+from servestack.app_imports import import_path_problems
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID, EXIT_VIOLATIONS
 from servestack.policy_check import PACK, CheckReport, InvalidStackError, check_stack_file
@@ -62,6 +66,11 @@ def print_report(report: CheckReport, console: Console) -> None:
     ))
 
 
+def load_applications(path: Path, name: str | None) -> tuple[ApplicationSpec, ...]:
+    """The apps of a stack the program accepted, resolved as it resolved them."""
+    return resolve_applications(source_from_stack_file(path, name).values["apps"])
+
+
 @app.command("check")
 def check(
     stacks: list[str] = typer.Option(
@@ -92,8 +101,9 @@ def check(
 ) -> None:
     """Run the policy pack offline: the program under mocks, every resource through the policies.
 
-    Prints violations the way `pulumi preview --policy-pack policies` does. Exits 1 on a
-    mandatory violation, 2 when a stack or the policy config is invalid.
+    Prints violations the way `pulumi preview --policy-pack policies` does, then imports and
+    builds each app's `import_path`. Exits 1 on a mandatory violation, 2 when a stack, the
+    policy config or an app's code is invalid.
     """
     errors = Console(stderr=True, soft_wrap=True)
     env = _chosen_environment(environment, errors)
@@ -161,4 +171,10 @@ def _check_one(path: Path, name: str | None, env: Environment | None,
     for warning in (*report.absent_secrets, *report.warnings):
         errors.print(Text(f"warning: {warning}", style="yellow"))
     print_report(report, out)
+    with errors.status(f"importing and building the apps of stack {label}…"):
+        problems = import_path_problems(load_applications(path, name))
+    for where, message in problems:
+        errors.print(Text(f"{path}: {where}: {message}", style="red"))
+    if problems:
+        return "invalid"
     return "passed" if report.passed else "violations"

@@ -31,6 +31,10 @@ NEW_IMAGE_TEXT = {
     "NewCluster": "KubeRay starts a new RayCluster on it, switches traffic once its Serve "
                   "applications are ready, then deletes the old cluster (both run meanwhile: "
                   "the capacity plan's nodes during upgrade).",
+    "NewClusterWithIncrementalUpgrade": "KubeRay starts a new RayCluster on it and moves "
+        "traffic to it through the Gateway in steps (clusterUpgradeOptions), raising the new "
+        "cluster's Serve target_capacity as the old one's falls, then deletes the old cluster "
+        "(both run meanwhile, up to the upgrade plan's peak).",
     "None": "With upgradeStrategy `None` the running cluster keeps the old image.",
 }
 

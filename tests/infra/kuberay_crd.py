@@ -96,3 +96,41 @@ def validate_rayservice(manifest: dict[str, Any]) -> dict[str, Any]:
     if dropped:
         raise AssertionError(f"fields unknown to the RayService CRD (pruned): {dropped}")
     return admitted
+
+
+# Fields whose value is a Kubernetes core type (pod template, resources, security context,
+# volume mounts, an env var source): any operator version takes what Kubernetes takes there.
+CORE_TYPED = frozenset({"template", "resources", "securityContext", "volumeMounts", "valueFrom"})
+
+
+def kuberay_fields(schema: dict[str, Any], value: Any, path: str = "") -> set[str]:
+    """The CRD fields a RayService sets, as `spec.a.b` (`[]` for list items), down to core
+    Kubernetes types and free-form maps (rayStartParams, labels), which count as one field."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= kuberay_fields(schema.get("items") or {}, item, f"{path}[]")
+        return found
+    properties = schema.get("properties")
+    if not isinstance(value, dict) or properties is None:
+        return found
+    for key, item in value.items():
+        where = f"{path}.{key}" if path else key
+        found.add(where)
+        if key not in CORE_TYPED and where != "metadata" and key in properties:
+            found |= kuberay_fields(properties[key], item, where)
+    return found
+
+
+def schema_has(schema: dict[str, Any], field: str) -> bool:
+    """Whether a CRD schema declares `field` (a `kuberay_fields` path)."""
+    node: dict[str, Any] = schema
+    for part in field.split("."):
+        key, lists = part.removesuffix("[]"), part.endswith("[]")
+        properties = node.get("properties") or {}
+        if key not in properties:
+            return False
+        node = properties[key]
+        if lists:
+            node = node.get("items") or {}
+    return True

@@ -23,7 +23,9 @@ from infra.worker_groups import container_security_context
 from servestack.offline import ProgramRun, RegisteredResource
 from tests.infra.kuberay_crd import from_wire, validate_rayservice
 
-STACKS = ["local", "dev", "staging", "prod"]
+STACKS = ["local", "dev", "staging", "prod", "shared"]
+# Stacks with their own operator (kuberay.install); `shared` uses the cluster's.
+INSTALLING = [stack for stack in STACKS if load_stack_config(stack).kuberay.install]
 RAYSERVICE = "kubernetes:ray.io/v1:RayService"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile"
@@ -70,11 +72,16 @@ def test_every_shipped_stack_is_exercised() -> None:
     assert sorted(STACKS) == available_stacks()
 
 
-def test_program_builds_namespace_operator_and_rayservice(run: ProgramRun) -> None:
+def test_program_builds_namespace_and_rayservice(run: ProgramRun) -> None:
     types = {r.type for r in run.resources}
-    assert {"servestack:index:Cluster", "servestack:index:KubeRayOperator",
-            "servestack:index:RayService", RAYSERVICE, RELEASE, K8S_PROVIDER,
-            "kubernetes:core/v1:Namespace"} <= types
+    assert {"servestack:index:Cluster", "servestack:index:RayService", RAYSERVICE,
+            K8S_PROVIDER, "kubernetes:core/v1:Namespace"} <= types
+
+
+@pytest.mark.parametrize("stack", INSTALLING)
+def test_program_builds_the_operator_where_the_stack_installs_it(run: ProgramRun) -> None:
+    types = {r.type for r in run.resources}
+    assert {"servestack:index:KubeRayOperator", RELEASE} <= types
     assert len(run.of_type(CONFIG_FILE)) == 3
 
 
@@ -204,6 +211,7 @@ def test_ray_containers_run_under_the_restricted_pod_security_standard(run: Prog
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
+@pytest.mark.parametrize("stack", INSTALLING)
 def test_kuberay_operator_is_namespaced_with_crds_applied_server_side(
     run: ProgramRun, config: StackConfig,
 ) -> None:
@@ -245,7 +253,9 @@ def test_stack_outputs_name_the_service_and_keep_the_kubeconfig_secret(
         f"http://{config.rayservice.name}-serve-svc.{config.namespace}.svc.cluster.local:"
         f"{config.serve.http.port}")
     assert outputs["capacityPlan"] == plan_capacity(config).to_output()
-    assert "kubeconfig" in outputs and "kubeconfig" in run.secret_outputs
+    # A cluster the stack does not own keeps its credentials to itself (tests/infra/clusters).
+    assert ("kubeconfig" in outputs) is not config.cluster.shared
+    assert "kubeconfig" in run.secret_outputs or config.cluster.shared
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
@@ -339,6 +349,7 @@ def _dependencies(run: ProgramRun, urn: str) -> set[str]:
     return seen
 
 
+@pytest.mark.parametrize("stack", INSTALLING)
 def test_destroy_removes_the_rayservice_before_the_operator_and_its_policies(
     run: ProgramRun,
 ) -> None:

@@ -39,6 +39,7 @@ CALLABLES = [
     (FACTORY, "_clean_empty_filters", ["expr"]),
     ("ray.dashboard.modules.metrics.default_impl", "get_serve_dashboard_config", []),
     ("ray._private.node", "Node", ["ray_params", "head", "shutdown_at_exit", "spawn_reaper"]),
+    ("ray.serve._private.build_app", "build_app", ["app", "name"]),
 ]
 RAY_PARAMS = ["min_worker_port", "max_worker_port", "dashboard_port",
               "dashboard_agent_listen_port", "num_cpus", "num_gpus", "memory",

@@ -7,6 +7,7 @@ NetworkPolicy semantics to them. The questions are the ones an attacker or an ou
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,20 +60,33 @@ class World:
             pods[group.kind] = Pod(self.namespace, labels, ports)
         self.head, self.worker = pods["head"], pods["worker"]
         self.serve_port = self.head.ports["serve"]
-        self.operator = Pod(self.namespace, OPERATOR, {"http": 8080})
-        self.prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+        # The stack's own operator, or the cluster's (kuberay.install false) where it runs.
+        kuberay = self.config.kuberay if self.config else None
+        operator_namespace = (kuberay.operator_namespace_for(self.namespace) if kuberay
+                              else None) or self.namespace
+        self.own_operator = kuberay is None or kuberay.install
+        self.operator = Pod(operator_namespace, OPERATOR, {"http": 8080})
+        monitoring = self.config.observability.monitoring_namespace if self.config else (
+            "monitoring")
+        self.prometheus = Pod(monitoring, {"app.kubernetes.io/name": "prometheus"})
         self.ingress = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
         self.stranger = Pod("default", {"app": "curl"})
         self.neighbour = Pod(self.namespace, {"app": "debug"})  # same namespace, not Ray
         self.dns = Pod("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53})
         backend = self.config.cluster.backend if self.config else "kind"
-        self.api_server = API_SERVERS.get(backend, Address("10.10.0.10"))
+        named = self.config.security.api_server_cidrs if self.config else ()
+        self.api_server = API_SERVERS.get(backend) or Address(
+            str(ipaddress.ip_network(named[0])[0]) if named else "10.10.0.10")
+        ft = self.config.rayservice.gcs_fault_tolerance if self.config else None
+        self.redis = Address(str(ipaddress.ip_network(ft.redis_egress_cidrs[0])[1])) if (
+            ft is not None and ft.enabled and ft.redis_egress_cidrs) else REDIS
         # KubeRay's GCS fault-tolerance cleanup Job: the head's template, relabelled.
         self.redis_cleanup = Pod(self.namespace, {**self.head.labels,
                                                   "ray.io/node-type": "redis-cleanup"})
         policies = [r.inputs for r in run.of_type(NETWORK_POLICY)]
         labels = namespace_labels(
-            [self.namespace, "monitoring", "ingress-nginx", "default", "kube-system"],
+            sorted({self.namespace, monitoring, operator_namespace, "ingress-nginx", "default",
+                    "kube-system"}),
             {"ingress-nginx": {"servestack.io/serve-client": "true"}})
         self.cluster = Cluster(policies, labels)
 
@@ -111,14 +125,16 @@ def test_strangers_and_neighbours_reach_nothing(world: World, port: int) -> None
     for source in (world.stranger, world.neighbour):
         assert not world.allows(source, world.head, port)
         assert not world.allows(source, world.worker, port)
-        assert not world.allows(source, world.operator, port)
+        if world.own_operator:  # a shared operator's namespace is its owner's to guard
+            assert not world.allows(source, world.operator, port)
 
 
 def test_only_the_monitoring_namespace_scrapes_and_only_metrics_ports(world: World) -> None:
     assert world.allows(world.prometheus, world.worker, world.worker.ports["metrics"])
     for name in ("metrics", "as-metrics", "dash-metrics"):
         assert world.allows(world.prometheus, world.head, world.head.ports[name])
-    assert world.allows(world.prometheus, world.operator, 8080)
+    if world.own_operator:  # a shared operator's metrics are its owner's to admit
+        assert world.allows(world.prometheus, world.operator, 8080)
     for port in (world.serve_port, DASHBOARD, GCS):
         assert not world.allows(world.prometheus, world.head, port)
     assert not world.allows(world.stranger, world.worker, world.worker.ports["metrics"])
@@ -188,10 +204,10 @@ def test_the_gcs_redis_is_reachable_exactly_when_fault_tolerance_is_on(world: Wo
     assert world.config is not None
     ft = world.config.rayservice.gcs_fault_tolerance
     for pod in (world.head, world.redis_cleanup):
-        assert world.allows(pod, REDIS, 6379) is ft.enabled
-        assert not world.allows(pod, REDIS, 5432)
+        assert world.allows(pod, world.redis, 6379) is ft.enabled
+        assert not world.allows(pod, world.redis, 5432)
         assert not world.allows(pod, OTHER_REDIS, 6379)
-    assert not world.allows(world.worker, REDIS, 6379)
+    assert not world.allows(world.worker, world.redis, 6379)
 
 
 def test_a_dns_named_redis_needs_its_addresses(tmp_path: Path) -> None:
@@ -241,7 +257,8 @@ def test_policies_are_valid_kubernetes_objects(stack: str, checked_stack_run: Ru
     policies = run.of_type(NETWORK_POLICY)
     config = load_stack_config(stack)
     ft = config.rayservice.gcs_fault_tolerance.enabled
-    assert len(policies) == 8 + ft + config.gateway.enabled
+    operator_metrics = config.kuberay.install  # a shared operator's are its owner's
+    assert len(policies) == 7 + operator_metrics + ft + config.gateway.enabled
     component = run.one(NETWORK_POLICIES_COMPONENT)
     for policy in policies:
         assert policy.parent == component.urn

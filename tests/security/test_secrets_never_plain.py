@@ -54,9 +54,9 @@ def test_the_program_really_received_the_sentinels(run: ProgramRun) -> None:
     """Otherwise the searches below would pass vacuously."""
     found = {s for r in run.resources for s in leaks(r.inputs)}
     expected = {RANDOM_PLACEHOLDER}  # Ray's auth token, in every stack
-    if run.stack == "prod":
+    if run.stack in ("prod", "shared"):
         expected.add(REDIS_PASSWORD)  # GCS fault tolerance
-    if run.stack == "onprem-mig":
+    if run.stack in ("onprem-mig", "shared"):
         expected.add(KUBE_TOKEN)  # backend: existing, kubeconfig from the secret
     if run.stack == "models-gke":
         expected.add(MLFLOW_TOKEN)  # model_sources.mlflow_token_secret_key

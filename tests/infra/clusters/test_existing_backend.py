@@ -6,8 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
+import pytest
 import yaml
 
+from infra.config import StackConfigError
+from infra.kuberay import operator_pod_labels
+from infra.names import KUBERAY_CHART
+from infra.stack_file import load_stack_config, source_from_stack_file, stack_file
+from infra.validation import validate_stack
 from servestack.offline import ProgramRun, run_stack_file
 from tests.infra.kuberay_crd import validate_rayservice
 
@@ -86,3 +92,75 @@ def test_owned_clusters_still_install_the_crds(
     run = checked_stack_run("local")
     assert len(run.of_type("kubernetes:yaml/v2:ConfigFile")) == 3
     assert run.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition") == []
+
+
+# --- kuberay.install: false, the shipped `shared` stack ----------------------------------
+
+OPERATOR_TYPES = ("servestack:index:KubeRayOperator", "kubernetes:helm.sh/v3:Release",
+                  "kubernetes:yaml/v2:ConfigFile",
+                  "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
+
+
+def test_a_stack_using_the_clusters_operator_registers_nothing_of_it(
+    checked_stack_run: Callable[[str], ProgramRun],
+) -> None:
+    """No operator release, no CRDs, not even a read of them: the RayService depends on
+    nothing the stack would have to own, and `destroy` cannot touch the operator."""
+    run = checked_stack_run("shared")
+    assert load_stack_config("shared").kuberay.install is False
+    assert [r.type for r in run.resources if r.type in OPERATOR_TYPES] == []
+    service = run.one("kubernetes:ray.io/v1:RayService")
+    validate_rayservice(dict(service.inputs))
+    registered = {r.urn: r.type for r in run.resources}
+    for urn in service.options.depends_on:
+        assert registered.get(urn) not in OPERATOR_TYPES, urn
+
+
+def test_the_clusters_operator_is_admitted_from_its_own_namespace(
+    checked_stack_run: Callable[[str], ProgramRun],
+) -> None:
+    run = checked_stack_run("shared")
+    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"]
+                for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    (peer,) = policies["ray-head-from-operator"]["ingress"][0]["from"]
+    assert peer == {"namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": "kuberay-system"}},
+                    "podSelector": {"matchLabels": operator_pod_labels()}}
+    assert "operator-metrics-from-monitoring" not in policies  # its owner's to admit
+    monitors = [r.inputs["metadata"]["name"]
+                for r in run.of_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")]
+    assert KUBERAY_CHART not in monitors
+
+
+def _shared_with(tmp_path: Path, **changes: object) -> Path:
+    document = yaml.safe_load(stack_file("shared").read_text())
+    document["config"].update({f"servestack:{key}": value for key, value in changes.items()})
+    path = tmp_path / "Pulumi.shared.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_a_shared_operator_takes_no_room_on_the_head_pool(tmp_path: Path) -> None:
+    """Its pod runs wherever the cluster's owner put it: its size is not ours to place."""
+    path = _shared_with(tmp_path, kuberay={"install": False, "operator_namespace": "kuberay",
+                                           "resources": {"cpu": 500, "memory": "1TiB"}})
+    valid = validate_stack(source_from_stack_file(path))
+    installed = _shared_with(tmp_path, kuberay={"resources": {"cpu": 500, "memory": "1TiB"}})
+    with pytest.raises(StackConfigError) as error:
+        validate_stack(source_from_stack_file(installed))
+    assert "kuberay.resources" in dict(error.value.problems)
+    assert valid.stack.kuberay.operator_namespace == "kuberay"
+
+
+@pytest.mark.parametrize(("changes", "path", "words"), [
+    ({"kuberay": {"install": False}}, "kuberay.operator_namespace", "namespace it runs in"),
+    ({"kuberay": {"install": False, "operator_namespace": "kuberay"},
+      "cluster": {"backend": "kind", "name": "servestack"}}, "kuberay.install",
+     "keep install true"),
+])
+def test_without_its_own_operator_the_stack_must_name_the_clusters(
+    tmp_path: Path, changes: dict[str, object], path: str, words: str,
+) -> None:
+    with pytest.raises(StackConfigError) as error:
+        validate_stack(source_from_stack_file(_shared_with(tmp_path, **changes)))
+    assert words in dict(error.value.problems)[path]

@@ -61,7 +61,8 @@ def test_new_app_code_with_a_new_image_tag_is_a_new_image_and_a_new_cluster(
     assert result.returncode == 0, result.stderr
     report = (repo / "report.md").read_text()
     assert "| `prod` |" in report and "**new cluster** (new image)" in report
-    assert "**RayService `servestack`: new cluster** (upgradeStrategy `NewCluster`)" in report
+    strategy = load_stack_config("prod").rayservice.upgrade_strategy
+    assert f"**RayService `servestack`: new cluster** (upgradeStrategy `{strategy}`)" in report
     assert "New app image in the Ray containers: KubeRay starts a new RayCluster" in report
     shipped = load_stack_config("prod").image
     released = shipped.model_copy(update={"release": RELEASE})
