@@ -120,8 +120,8 @@ def _rayservice_section(change: RayServiceChange) -> list[str]:
         lines.append("")
         lines.append("Fields that force the new cluster, and why (apps, routes, user_config and "
                      "runtime_env live in the Serve config and never do):")
-        lines += [f"- {why_new_cluster(c)}: {_field(c)}"
-                  for c in change.cluster_changes[:MAX_FIELDS]]
+        for field in change.cluster_changes[:MAX_FIELDS]:
+            lines += [f"- {_field(field)}", f"  - why: {why_new_cluster(field)}"]
     if change.updates_running_cluster:
         groups = ", ".join(f"`{g}`" for g in change.appended_groups)
         lines += ["", f"New worker group(s) {groups} after the existing ones: KubeRay updates the "

@@ -21,6 +21,7 @@ from infra.stack_file import read_stack_file
 from servestack.cli import app
 from servestack.diffing.capacity_delta import capacity_delta
 from servestack.diffing.fields import FieldChange, field_changes
+from servestack.diffing.report import _rayservice_section
 from servestack.diffing.rollout import (
     GROUP_ORDER,
     WORKER_GROUPS,
@@ -169,6 +170,17 @@ def test_each_new_cluster_field_says_which_stack_edit_it_comes_from(
                for c in change.cluster_changes}
     assert "serve.ingress" in reasons["env[SERVESTACK_INGRESS]"]
     assert "servestack:image" in reasons["image"]
+    section = _rayservice_section(change)
+    assert f"  - why: {reasons['image']}" in section
+
+
+def test_the_report_warns_when_kuberay_keeps_the_old_values(
+    prod_rayservice: dict[str, Any],
+) -> None:
+    new = copy.deepcopy(prod_rayservice)
+    _gpu_group(new)["maxReplicas"] += 1
+    text = "\n".join(_rayservice_section(rayservice_change("servestack", prod_rayservice, new)))
+    assert "does not copy these into the running RayCluster" in text
 
 
 def test_serve_changes_are_keyed_by_application_and_deployment() -> None:
