@@ -10,7 +10,8 @@ The request-size limit is read from the running replica (`max_request_bytes`, a 
 user_config setting), and the body is refused before it is parsed: by its Content-Length
 when declared, else while it streams in. The bare route prefix (`POST /embed`) is served
 as the app's root instead of being redirected to `/embed/` (a 307 most clients would not
-follow with the body).
+follow with the body). An answer to a POST to one of the app's idempotent paths carries the
+`servestack-idempotent` mark the ingress retries by (apps/ingress.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.error_body import error_body, error_code
+from apps.ingress_settings import IDEMPOTENT_HEADER, idempotent_paths_from_env, normalized_path
 from apps.json_io import JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -207,6 +209,35 @@ class BarePrefixAsRoot:
         await self.app(scope, receive, send)
 
 
+class IdempotentMark:
+    """ASGI middleware: marks the answer to a POST to one of the app's idempotent paths (its
+    runtime_env's $SERVESTACK_IDEMPOTENT_PATHS, read in the replica) for the ingress, whose
+    process holds no app's env. Outermost, so the app's own 4xx answers are marked too."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str] | None = None) -> None:
+        self.app = app
+        self.paths = idempotent_paths_from_env() if paths is None else paths
+
+    def _idempotent(self, scope: Scope) -> bool:
+        path, root = scope["path"], scope.get("root_path", "")
+        # Serve's proxy and its direct ingress keep the route prefix in both path and root_path.
+        below = path[len(root):] if root and path.startswith(root) else path
+        return normalized_path(below) in self.paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not self._idempotent(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message,
+                           "headers": [*message.get("headers", []), (IDEMPOTENT_HEADER, b"1")]}
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
 class RequestBodyLimit:
     """ASGI middleware refusing bodies above a live limit with a 413 JSON error."""
 
@@ -306,10 +337,11 @@ def install_error_contract(
     app: FastAPI, max_request_bytes: Callable[[], int] = replica_request_limit
 ) -> FastAPI:
     """Wire the contract into a FastAPI app: body limit, bare prefix, JSON error handlers,
-    and the error responses in its OpenAPI schema."""
+    the idempotent mark, and the error responses in its OpenAPI schema."""
     _openapi_with_contract(app)
     app.add_middleware(RequestBodyLimit, max_request_bytes=max_request_bytes)
     app.add_middleware(BarePrefixAsRoot)
+    app.add_middleware(IdempotentMark)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -12,11 +12,16 @@ process, named by RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH) and:
   would answer text/plain: timeouts, unknown routes, a dead replica, and a request the
   HTTP parser refuses (e.g. `Content-Length: abc`, by replacing uvicorn's 400 writer);
 - retries a request once when the proxy reports a replica failure (a non-JSON 500) and the
-  request is idempotent: GET/HEAD, or a POST to one of the apps' `idempotent_paths`.
+  request is idempotent: GET/HEAD/OPTIONS, or a POST to a path an app declared idempotent.
 
 Its settings (apps/ingress_settings.py) arrive as JSON in $SERVESTACK_INGRESS, written from
 the stack's `serve.ingress` (infra/ingress_environment.py), so the local head
-and every RayService pod run the same values.
+and every RayService pod run the same values. The apps' idempotent paths are not there: each
+app's own runtime_env carries them to its replicas, which the proxy process is not, and the
+replica marks its answer to such a POST with the `servestack-idempotent` header
+(apps/http_contract.py). The guard learns the path from that answer (a bounded set per
+proxy process), forgets it when an answer comes unmarked, and strips the header. So the
+first POST to a path after a proxy starts is not retried.
 """
 
 from __future__ import annotations
@@ -24,13 +29,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.error_body import REPLICA_FAILED, error_body, error_code
-from apps.ingress_settings import IngressRuntime, runtime_from_env
+from apps.ingress_settings import (
+    IDEMPOTENT_HEADER,
+    SAFE_METHODS,
+    IngressSettings,
+    normalized_path,
+    settings_from_env,
+)
 
 logger = logging.getLogger("ray.serve")
 
@@ -85,13 +98,49 @@ async def _send_json(send: Send, status: int, code: str, message: str, close: bo
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
+class LearnedPaths:
+    """The POST paths this proxy has seen an app mark idempotent, oldest dropped first
+    beyond `limit` so no client can grow it without bound."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._paths: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def __contains__(self, path: str) -> bool:
+        return normalized_path(path) in self._paths
+
+    def note(self, path: str, status: int, marked: bool) -> None:
+        """An answer to a POST: marked, the path may be retried; unmarked from the app (not a
+        failure), it may no longer (another app may serve the path now)."""
+        key = normalized_path(path)
+        if marked:
+            self._paths[key] = None
+            self._paths.move_to_end(key)
+            while len(self._paths) > self._limit:
+                self._paths.popitem(last=False)
+        elif status < 500:
+            self._paths.pop(key, None)
+
+
+def _unmarked(message: Message) -> tuple[Message, bool]:
+    """The response start without the idempotent mark, and whether it had it."""
+    headers = message.get("headers", [])
+    kept = [(name, value) for name, value in headers if name.lower() != IDEMPOTENT_HEADER]
+    if len(kept) == len(headers):
+        return message, False
+    return {**message, "headers": kept}, True
+
+
 class _Attempt:
     """Passes a response through, except a non-JSON error from the proxy itself: that one
-    is held, then retried (if allowed) or rewritten into the JSON contract."""
+    is held, then retried (if allowed) or rewritten into the JSON contract. Every response
+    start loses the apps' idempotent mark, which `on_start` is told of."""
 
-    def __init__(self, send: Send, may_retry: bool) -> None:
+    def __init__(self, send: Send, may_retry: bool,
+                 on_start: Callable[[int, bool], None]) -> None:
         self._send = send
         self._may_retry = may_retry
+        self._on_start = on_start
         self.status = 0
         self.held: list[bytes] | None = None
         self._start: Message | None = None
@@ -102,6 +151,8 @@ class _Attempt:
         if message["type"] == "http.response.start":
             self.started = True
             status = int(message["status"])
+            message, marked = _unmarked(message)
+            self._on_start(status, marked)
             content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
             if status >= 400 and "json" not in content_type:
                 self.status, self.held, self._start = status, [], message
@@ -131,15 +182,21 @@ class _Attempt:
 class IngressGuard:
     """ASGI middleware around Ray's proxy app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, runtime: IngressRuntime | None = None) -> None:
+    def __init__(self, app: ASGIApp, settings: IngressSettings | None = None) -> None:
         self.app = app
-        self.runtime = runtime or runtime_from_env()
+        self.settings = settings or settings_from_env()
+        self.learned = LearnedPaths()
+
+    def retryable(self, method: str, path: str) -> bool:
+        if not self.settings.retry_idempotent:
+            return False
+        return method in SAFE_METHODS or (method == "POST" and path in self.learned)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/-/"):
             await self.app(scope, receive, send)  # websockets, Ray's health and routes
             return
-        settings = self.runtime.settings
+        settings = self.settings
         limit = int(settings.max_body_bytes)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -161,10 +218,16 @@ class IngressGuard:
             return
         except _ClientGoneError:
             return
-        attempts = 2 if self.runtime.retryable(scope["method"], scope["path"]) else 1
+        method, path = scope["method"], scope["path"]
+
+        def on_start(status: int, marked: bool) -> None:
+            if method == "POST":
+                self.learned.note(path, status, marked)
+
+        attempts = 2 if self.retryable(method, path) else 1
         for attempt in range(attempts):
             may_retry = attempt + 1 < attempts
-            outcome = _Attempt(send, may_retry)
+            outcome = _Attempt(send, may_retry, on_start)
             failure = ""
             try:
                 # Ray's proxy rewrites path/root_path in the scope it is given (route prefix
@@ -212,7 +275,7 @@ def proxy_middlewares() -> list[Any]:
     from starlette.middleware import Middleware
 
     _patch_uvicorn_400()
-    runtime = runtime_from_env()
-    logger.info("servestack ingress guard: %s", runtime.model_dump_json())
-    return [Middleware(IngressGuard, runtime=runtime)]
+    settings = settings_from_env()
+    logger.info("servestack ingress guard: %s", settings.model_dump_json())
+    return [Middleware(IngressGuard, settings=settings)]
 

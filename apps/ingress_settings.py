@@ -1,19 +1,29 @@
 """The ingress layer's settings, apart from its middleware (apps/ingress.py): the stack
 config parses `serve.ingress` without importing starlette, and the program writes
-$SERVESTACK_INGRESS from the same model the proxy reads it with."""
+$SERVESTACK_INGRESS from the same model the proxy reads it with.
+
+Only stack-wide settings sit in the pods' env: what one app needs (its idempotent paths)
+travels in its own runtime_env (apps.spec.IDEMPOTENT_PATHS_ENV), inside serveConfigV2, so
+adding, removing or changing an app leaves the pod templates, and the Ray cluster, alone.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 
 from pydantic import ByteSize, Field
 
-from apps.spec import SpecModel
+from apps.spec import IDEMPOTENT_PATHS_ENV, SpecModel
 
 INGRESS_ENV = "SERVESTACK_INGRESS"
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 CALLBACK = "apps.ingress:proxy_middlewares"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENT_HEADER = b"servestack-idempotent"
+"""Set by an app's replica (apps/http_contract.py) on its answer to a POST to one of its
+idempotent paths; the ingress (apps/ingress.py) learns the path from it and strips it."""
 
 
 class IngressSettings(SpecModel):
@@ -32,25 +42,22 @@ class IngressSettings(SpecModel):
     retry_idempotent: bool = Field(
         True, description="Retry an idempotent request once on another replica when its "
         "replica died under it (under serve.haproxy: HAProxy's retry-on empty-response, for "
-        "every route).",
+        "every route; behind Ray's Python proxy: GET/HEAD/OPTIONS, and POSTs to a path an app "
+        "declared idempotent once the proxy has seen one answer from it).",
     )
 
 
-class IngressRuntime(SpecModel):
-    """What $SERVESTACK_INGRESS carries: the settings plus the paths that may be retried."""
-
-    settings: IngressSettings = IngressSettings()
-    idempotent_paths: tuple[str, ...] = ()
-
-    def retryable(self, method: str, path: str) -> bool:
-        if not self.settings.retry_idempotent:
-            return False
-        if method in SAFE_METHODS:
-            return True
-        return method == "POST" and path.rstrip("/") in {p.rstrip("/") for p in
-                                                          self.idempotent_paths}
-
-
-def runtime_from_env(env: dict[str, str] | None = None) -> IngressRuntime:
+def settings_from_env(env: Mapping[str, str] | None = None) -> IngressSettings:
     raw = (env if env is not None else os.environ).get(INGRESS_ENV)
-    return IngressRuntime.model_validate_json(raw) if raw else IngressRuntime()
+    return IngressSettings.model_validate_json(raw) if raw else IngressSettings()
+
+
+def normalized_path(path: str) -> str:
+    """`/embed/` and `/embed` are one route to the ingress."""
+    return path.rstrip("/") or "/"
+
+
+def idempotent_paths_from_env(env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The paths below its route prefix this replica's app declared idempotent."""
+    raw = (env if env is not None else os.environ).get(IDEMPOTENT_PATHS_ENV)
+    return frozenset(normalized_path(str(p)) for p in json.loads(raw)) if raw else frozenset()

@@ -7,6 +7,7 @@ immutable and rejects unknown fields, so a typo fails loudly instead of being ig
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Self, TypeVar
@@ -390,6 +391,11 @@ class ReplicaUserConfig(SpecModel):
         return envelope.batching, settings
 
 
+IDEMPOTENT_PATHS_ENV = "SERVESTACK_IDEMPOTENT_PATHS"
+"""An app's `idempotent_paths` as a JSON list, in its own runtime_env (serveConfigV2), so
+its replicas know them and a change to them stays a Serve config change."""
+
+
 class RuntimeEnv(SpecModel):
     """Only env vars: code reaches the cluster in the image, never via working_dir uploads."""
 
@@ -403,6 +409,9 @@ class RuntimeEnv(SpecModel):
         for key in value:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
+            if key == IDEMPOTENT_PATHS_ENV:
+                raise ValueError(f"{key} is set by servestack from the app's idempotent_paths; "
+                                 "drop it from runtime_env.env_vars")
         return dict(sorted(value.items()))
 
 
@@ -453,10 +462,13 @@ class ApplicationSpec(SpecModel):
                 raise ValueError(f"{path!r} must start with '/'")
         return paths
 
-    def idempotent_urls(self) -> tuple[str, ...]:
-        """The idempotent paths as the proxy sees them: below the route prefix."""
-        prefix = self.route_prefix.rstrip("/")
-        return tuple(sorted((prefix + path).rstrip("/") or "/" for path in self.idempotent_paths))
+    def env_vars(self) -> dict[str, str]:
+        """The env of the app's replicas: its runtime_env, plus its idempotent paths for the
+        ingress (apps/http_contract.py marks their answers, apps/ingress.py retries them)."""
+        env = dict(self.runtime_env.env_vars)
+        if self.idempotent_paths:
+            env[IDEMPOTENT_PATHS_ENV] = json.dumps(sorted(self.idempotent_paths))
+        return env
 
     @model_validator(mode="after")
     def _unique_deployments(self) -> Self:

@@ -36,7 +36,7 @@ from infra.ingress_environment import ingress_environment
 def stack_environment(serve: ServeOptions) -> dict[str, str]:
     """What `servestack serve` gives Ray for these Serve options: the ingress layer and,
     with serve.haproxy, the HAProxy switch and its knobs."""
-    return ingress_environment(CATALOG.values(), serve)
+    return ingress_environment(serve)
 
 
 SHIPPED = stack_environment(ServeOptions())

@@ -1,30 +1,28 @@
 """The env of every Ray process that may serve HTTP: the ingress layer's settings and, under
 `serve.haproxy`, Ray's HAProxy switch and knobs. The local head, the rehearsal and every
-RayService pod get it from here, so they run the same ingress."""
+RayService pod get it from here, so they run the same ingress.
+
+It is derived from the stack-wide `serve` options only, never from the apps: it sits in every
+pod template, where anything app-specific would make adding an app a new Ray cluster. An
+app's own ingress settings travel in its runtime_env (ApplicationSpec.env_vars)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 from apps.haproxy_config import BINARY_ENV, WRAPPER_SCRIPT
-from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
-from apps.spec import ApplicationSpec
+from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV
 from infra.config import ServeOptions
 
 IMAGE_HAPROXY_WRAPPER = f"/home/ray/servestack/bin/{WRAPPER_SCRIPT}"
 """Where the Dockerfile links the HAProxy config wrapper Ray starts in place of HAProxy."""
 
 
-def ingress_environment(apps: Iterable[ApplicationSpec], serve: ServeOptions) -> dict[str, str]:
+def ingress_environment(serve: ServeOptions) -> dict[str, str]:
     """Env of every Ray process that may serve HTTP: Ray calls apps.ingress in its Python
     proxies and, under HAProxy, in each ingress replica's own HTTP server, with the stack's
-    `serve.ingress` and the apps' idempotent paths."""
-    runtime = IngressRuntime(
-        settings=serve.ingress,
-        idempotent_paths=tuple(sorted(url for app in apps for url in app.idempotent_urls())),
-    )
-    return {CALLBACK_ENV: CALLBACK, INGRESS_ENV: runtime.model_dump_json(),
+    `serve.ingress`."""
+    return {CALLBACK_ENV: CALLBACK, INGRESS_ENV: serve.ingress.model_dump_json(),
             **haproxy_environment(serve)}
 
 

@@ -65,8 +65,9 @@ def application_entry(app: ApplicationSpec, selectors: Selectors | None = None
         "deployments": [deployment_entry(dep, (selectors or {}).get((app.name, dep.name)))
                         for dep in app.deployments],
     }
-    if app.runtime_env.env_vars:
-        entry["runtime_env"] = {"env_vars": dict(app.runtime_env.env_vars)}
+    env = app.env_vars()
+    if env:
+        entry["runtime_env"] = {"env_vars": env}
     return entry
 
 

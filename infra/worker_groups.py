@@ -91,7 +91,7 @@ def _env(stack: StackConfig, head: bool) -> list[dict[str, Any]]:
     """Every Ray container: Serve's proxy may run on any node (proxy_location EveryNode), so
     each one carries the ingress layer's settings; workers, which run the replicas, also
     where their models come from (infra/model_access.py)."""
-    env = {**RAY_ENV, **ingress_environment(stack.applications, stack.serve)}
+    env = {**RAY_ENV, **ingress_environment(stack.serve)}
     plain: list[dict[str, Any]] = [{"name": key, "value": value}
                                    for key, value in sorted(env.items())]
     return plain if head else sorted([*plain, *model_environment(stack)],

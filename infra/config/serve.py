@@ -34,7 +34,8 @@ class ServeOptions(SpecModel):
     ingress: IngressSettings = Field(
         IngressSettings(),
         description="servestack's ingress layer (apps/ingress.py): body timeout and size, "
-        "retries; carried to every proxy and ingress replica as $SERVESTACK_INGRESS.",
+        "retries; stack-wide, carried in every Ray pod's env as $SERVESTACK_INGRESS (an app's "
+        "idempotent paths travel in its own runtime_env, so app changes stay in place).",
     )
     haproxy: bool = Field(
         True,

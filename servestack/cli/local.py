@@ -161,7 +161,7 @@ def _head_environment(config: StackConfig, ports: LocalPorts) -> dict[str, str]:
     """What a head started for this stack runs with: the stack's ingress settings, and under
     HAProxy its files private to this head."""
     env = head_environment({**os.environ,
-                            **ingress_environment(config.applications, config.serve)})
+                            **ingress_environment(config.serve)})
     try:
         env.update(private_haproxy_environment(env, local_haproxy_dir(ports.gcs)))
     except HeadError as error:

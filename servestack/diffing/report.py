@@ -13,16 +13,16 @@ from typing import Any
 from servestack.diffing import DiffResult, StackDiff
 from servestack.diffing.capacity_delta import CapacityDelta
 from servestack.diffing.fields import ABSENT, FieldChange
-from servestack.diffing.rollout import SERVE_CONFIG, RayServiceChange, ServeChange
+from servestack.diffing.rollout import SERVE_CONFIG, RayServiceChange, ServeChange, why_new_cluster
 
 MARKER = "<!-- servestack-diff -->"
 MAX_FIELDS = 25
 MAX_VALUE = 80
 ROLLOUT_TEXT = {
-    "in place": "only `serveConfigV2` and/or worker replica bounds changed: KubeRay applies the "
-                "Serve config to the running cluster; no new Ray cluster.",
-    "new cluster": "`rayClusterConfig` changed outside the worker replica counts: KubeRay "
-                   "creates a new RayCluster and switches traffic once it is ready.",
+    "in place": "KubeRay keeps the running Ray cluster and applies the Serve config to it; "
+                "no new Ray cluster.",
+    "new cluster": "`rayClusterConfig` changed in a field KubeRay 1.7.0 compares: it creates a "
+                   "new RayCluster and switches traffic once it is ready.",
     "created": "new RayService: KubeRay creates its first Ray cluster.",
     "deleted": "the RayService and its Ray cluster are deleted.",
     "no change": "no change.",
@@ -139,12 +139,28 @@ def _rayservice_section(change: RayServiceChange) -> list[str]:
         if change.upgrade_strategy == "None" and not change.image_changes:
             lines.append("With upgradeStrategy `None` KubeRay does not roll the change out.")
         lines.append("")
-        lines.append("Fields that force the new cluster:")
-        lines += [f"- {_field(c)}" for c in change.cluster_changes[:MAX_FIELDS]]
+        lines.append("Fields that force the new cluster, and why (apps, routes, user_config and "
+                     "runtime_env live in the Serve config and never do):")
+        for field in change.cluster_changes[:MAX_FIELDS]:
+            lines += [f"- {_field(field)}", f"  - why: {why_new_cluster(field)}"]
+    if change.updates_running_cluster:
+        groups = ", ".join(f"`{g}`" for g in change.appended_groups)
+        lines += ["", f"New worker group(s) {groups} after the existing ones: KubeRay updates the "
+                  "running RayCluster in place; the new groups start, the others keep their pods."]
     if change.replica_changes:
         lines.append("")
-        lines.append("Worker replica bounds (the autoscaler adopts them in place):")
+        lines.append("Worker replica bounds (KubeRay 1.7.0 leaves them out of its comparison):")
         lines += [f"- {_field(c)}" for c in change.replica_changes]
+    if change.muted_changes:
+        lines.append("")
+        lines.append("Fields KubeRay 1.7.0 leaves out of its comparison (tolerations, "
+                     "schedulingGates, suspend, upgradeStrategy):")
+        lines += [f"- {_field(c)}" for c in change.muted_changes]
+    if change.unapplied_changes:
+        lines += ["", "⚠️ Nothing else changed in `rayClusterConfig`, so KubeRay does not copy "
+                  "these into the running RayCluster: it keeps the old values (the autoscaler "
+                  "its old bounds) until the next change that updates or replaces the cluster. "
+                  "Patch the active RayCluster to apply them now."]
     if change.serve_changes:
         lines += ["", f"Serve config (`{SERVE_CONFIG}`), field by field:", ""]
         lines += _table(["application", "deployment", "option", "old", "new"],

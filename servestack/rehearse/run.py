@@ -302,7 +302,7 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
               for d in g.deployments}
     demands = demands_of_config(target.serve_config, lambda a, d: max_of.get((a, d), 0))
     with fake_cluster(lambda address: fake_cluster_config(target, address, idle),
-                      head.resources, ingress_environment(applications, serve),
+                      head.resources, ingress_environment(serve),
                       keep_logs=options.keep_logs) as cluster:
         result = RehearsalResult(target=target, plan=plan, differences=differences,
                                  ingress=ingress_name(cluster.env))

@@ -46,14 +46,12 @@ class LocalServe:
             paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
             os.environ["PYTHONPATH"] = ":".join(dict.fromkeys(paths))
             # The proxy runs servestack's ingress layer, as on a cluster (apps/ingress.py).
-            from apps.catalog import CATALOG
             from infra.ingress_environment import ingress_environment
             from infra.stack_file import load_stack
             from servestack.local.haproxy import private_haproxy_environment
 
             # The local stack's Serve options: its short ingress drain keeps teardown quick.
-            os.environ.update(ingress_environment(CATALOG.values(),
-                                                  load_stack("local").stack.serve))
+            os.environ.update(ingress_environment(load_stack("local").stack.serve))
             self.haproxy_dir = tempfile.mkdtemp(prefix="ssa-", dir="/tmp")  # short socket paths
             os.environ.update(private_haproxy_environment(os.environ, Path(self.haproxy_dir)))
             # address="local": never attach to a `ray start` head someone else is running.

@@ -1,7 +1,8 @@
 """The proxy's servestack layer, driven as ASGI: stalled bodies, JSON errors, one retry.
 
 The app below stands in for Ray's proxy app; what it does on each call is what the real
-proxy does (answer, send nothing when the replica died, answer text/plain on a timeout).
+proxy does (answer, send nothing when the replica died, answer text/plain on a timeout),
+and what an app's replica does (mark its answer to a POST to an idempotent path).
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from apps.http_contract import IdempotentMark
 from apps.ingress import IngressGuard
-from apps.ingress_settings import IngressRuntime, IngressSettings
+from apps.ingress_settings import IDEMPOTENT_HEADER, IngressSettings
+from apps.spec import IDEMPOTENT_PATHS_ENV
 
-RUNTIME = IngressRuntime(settings=IngressSettings(body_timeout_s=0.2),
-                         idempotent_paths=("/embed",))
+SETTINGS = IngressSettings(body_timeout_s=0.2)
+MARK = (IDEMPOTENT_HEADER, b"1")
+OK = {"type": "http.response.start", "status": 200,
+      "headers": [(b"content-type", b"application/json"), MARK]}
 
 
 def _scope(method: str = "POST", path: str = "/embed/", length: str | None = None) -> Scope:
@@ -27,7 +33,8 @@ def _scope(method: str = "POST", path: str = "/embed/", length: str | None = Non
     return {"type": "http", "method": method, "path": path, "headers": headers}
 
 
-async def _run(app: Any, scope: Scope, messages: list[Message]) -> list[Message]:
+async def _run(app: Any, scope: Scope, messages: list[Message],
+               guard: IngressGuard | None = None) -> list[Message]:
     sent: list[Message] = []
     queue = list(messages)
 
@@ -40,8 +47,16 @@ async def _run(app: Any, scope: Scope, messages: list[Message]) -> list[Message]
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await asyncio.wait_for(IngressGuard(app, RUNTIME)(scope, receive, send), 5)
+    await asyncio.wait_for((guard or IngressGuard(app, SETTINGS))(scope, receive, send), 5)
     return sent
+
+
+def _learned(app: Any, *paths: str) -> IngressGuard:
+    """A guard that has seen one marked answer to a POST on each of `paths`."""
+    guard = IngressGuard(app, SETTINGS)
+    for path in paths:
+        guard.learned.note(path, 200, marked=True)
+    return guard
 
 
 def _status_and_body(sent: list[Message]) -> tuple[int, dict[str, Any]]:
@@ -77,7 +92,8 @@ def test_an_idempotent_request_whose_replica_died_is_retried_once_with_the_whole
         await send({"type": "http.response.body", "body": b'{"ok": true}'})
 
     request = [{"type": "http.request", "body": b'{"texts": ["a"]}', "more_body": False}]
-    status, body = _status_and_body(asyncio.run(_run(proxy, _scope(), request)))
+    status, body = _status_and_body(
+        asyncio.run(_run(proxy, _scope(), request, _learned(proxy, "/embed"))))
     assert (status, body) == (200, {"ok": True})
     assert seen == [b'{"texts": ["a"]}'] * 2
 
@@ -96,7 +112,8 @@ def test_a_retry_sees_the_clients_path_although_the_proxy_rewrote_the_first_scop
         await send({"type": "http.response.body", "body": b'{"ok": true}'})
 
     request = [{"type": "http.request", "body": b'{"texts": ["a"]}', "more_body": False}]
-    status, _ = _status_and_body(asyncio.run(_run(proxy, _scope(path="/embed"), request)))
+    status, _ = _status_and_body(
+        asyncio.run(_run(proxy, _scope(path="/embed"), request, _learned(proxy, "/embed/"))))
     assert status == 200
     assert paths == [("/embed", ""), ("/embed", "")]
 
@@ -113,6 +130,83 @@ def test_a_non_idempotent_post_is_not_retried_and_the_failure_is_json() -> None:
         asyncio.run(_run(proxy, _scope(path="/search/documents"), request)))
     assert calls == 1
     assert status == 500 and body["error"]["code"] == "replica_failed"
+
+
+def test_the_proxy_learns_idempotent_paths_from_the_apps_mark_and_never_shows_it() -> None:
+    """The proxy holds no app's env: the first POST to a path is not retried; once an answer
+    from the app's replica carried the mark, the next POST there is, and an unmarked
+    answer (another app now serves the path) makes the proxy forget it."""
+    dying = False
+    calls = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal calls
+        calls += 1
+        await receive()
+        if dying and calls % 2 == 1:
+            return  # the replica died under this attempt
+        await send(OK)
+        await send({"type": "http.response.body", "body": b'{"ok": true}'})
+
+    guard = IngressGuard(app, SETTINGS)
+    request = [{"type": "http.request", "body": b"{}", "more_body": False}]
+    dying, calls = True, 0
+    status, body = _status_and_body(asyncio.run(_run(app, _scope(), request, guard)))
+    assert (status, body["error"]["code"], calls) == (500, "replica_failed", 1)
+
+    dying = False
+    sent = asyncio.run(_run(app, _scope(), request, guard))
+    assert _status_and_body(sent) == (200, {"ok": True})
+    assert MARK not in sent[0]["headers"], "the client sees the app's mark"
+    assert "/embed" in guard.learned
+
+    dying, calls = True, 0
+    assert _status_and_body(asyncio.run(_run(app, _scope(), request, guard)))[0] == 200
+    assert calls == 2
+
+    async def unmarked(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard.app = unmarked
+    asyncio.run(_run(unmarked, _scope(), request, guard))
+    assert "/embed" not in guard.learned
+
+
+def test_the_learned_paths_stay_bounded() -> None:
+    guard = IngressGuard(_never_called, SETTINGS)
+    for index in range(5000):
+        guard.learned.note(f"/p{index}", 200, marked=True)
+    assert "/p4999" in guard.learned and "/p0" not in guard.learned
+
+
+def test_a_replica_marks_its_answers_to_its_own_idempotent_posts_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below the route prefix Serve puts in root_path, from the app's own runtime_env."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    monkeypatch.setenv(IDEMPOTENT_PATHS_ENV, '["/query"]')
+    mark = IdempotentMark(app)
+
+    async def raw(method: str, path: str) -> list[Message]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await mark({**_scope(method, path), "root_path": "/search"}, receive, send)
+        return sent
+
+    assert MARK in asyncio.run(raw("POST", "/search/query"))[0]["headers"]
+    assert MARK in asyncio.run(raw("POST", "/search/query/"))[0]["headers"]
+    assert MARK not in asyncio.run(raw("POST", "/search/documents"))[0]["headers"]
+    assert MARK not in asyncio.run(raw("GET", "/search/query"))[0]["headers"]
 
 
 def test_the_proxys_plain_text_timeout_becomes_the_json_contract() -> None:

@@ -84,7 +84,7 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
 
     apps = tuple(apps)
     env = head_environment(os.environ)
-    env.update(ingress_environment(apps, LOCAL_SERVE))  # HAProxy + servestack's layer
+    env.update(ingress_environment(LOCAL_SERVE))  # HAProxy + servestack's layer
     env.update(extra_env or {})
     haproxy_dir = Path(tempfile.mkdtemp(prefix="ssf-", dir="/tmp"))  # short: socket paths
     env.update(private_haproxy_environment(env, haproxy_dir))

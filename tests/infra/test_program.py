@@ -13,7 +13,8 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from apps.haproxy_config import ADMIN_HOST_ENV
-from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
+from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressSettings
+from apps.spec import IDEMPOTENT_PATHS_ENV
 from infra.capacity import plan_capacity
 from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig
 from infra.ingress_environment import IMAGE_HAPROXY_WRAPPER
@@ -122,8 +123,24 @@ def test_request_body_and_idle_timeouts_reach_every_proxy_of_the_rayservice(
         for container in group["template"]["spec"]["containers"]:
             env = {item["name"]: item.get("value") for item in container["env"]}
             assert env[CALLBACK_ENV] == CALLBACK
-            carried = IngressRuntime.model_validate_json(env[INGRESS_ENV])
-            assert carried.settings == config.serve.ingress
+            assert IngressSettings.model_validate_json(env[INGRESS_ENV]) == config.serve.ingress
+
+
+def test_each_apps_idempotent_paths_travel_in_its_runtime_env_not_in_the_pods(
+    run: ProgramRun, config: StackConfig,
+) -> None:
+    """What one app needs stays in serveConfigV2: no pod env names an app's path, so adding
+    or removing an app leaves the pod templates (and the Ray cluster) as they are."""
+    applications = yaml.safe_load(rayservice_of(run)["spec"]["serveConfigV2"])["applications"]
+    carried = {app["name"]: json.loads(app.get("runtime_env", {}).get("env_vars", {})
+                                       .get(IDEMPOTENT_PATHS_ENV, "[]"))
+               for app in applications}
+    assert carried == {app.name: sorted(app.idempotent_paths) for app in config.applications}
+    assert any(carried.values())
+    cluster = cluster_of(run)
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        for container in group["template"]["spec"]["containers"]:
+            assert IDEMPOTENT_PATHS_ENV not in {item["name"] for item in container["env"]}
 
 
 def test_worker_groups_are_derived_from_the_plan_and_their_pools(
@@ -330,7 +347,7 @@ def test_turning_haproxy_off_leaves_rays_python_proxy_and_no_haproxy_setting() -
     from infra.config import ServeOptions
     from infra.ingress_environment import ingress_environment
 
-    off = ingress_environment([], ServeOptions(haproxy=False))
+    off = ingress_environment(ServeOptions(haproxy=False))
     assert not [key for key in off if "HA_PROXY" in key or "HAPROXY" in key]
     assert "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH" in off
 

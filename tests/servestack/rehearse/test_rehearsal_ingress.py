@@ -52,14 +52,14 @@ def short_dir() -> Iterator[Path]:
 def test_the_head_runs_the_stacks_ingress_env_with_haproxy_files_in_the_temp_dir(
         short_dir: Path) -> None:
     env = head_environment({"PATH": "/bin"}, short_dir, "tok",
-                           ingress_environment([], ServeOptions()))
+                           ingress_environment(ServeOptions()))
     assert env[HAPROXY_ENABLE_ENV] == "1" and ingress_name(env) == "HAProxy"
     assert env[BINARY_ENV] == str(local_wrapper())  # servestack's wrapper, not the image's path
     assert Path(env["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent == short_dir / HAPROXY_DIR
     assert (short_dir / HAPROXY_DIR).stat().st_mode & 0o777 == 0o700
     assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] != str(HAPROXY_METRICS_PORT)  # a free port
     python = head_environment({"PATH": "/bin"}, short_dir, "tok",
-                              ingress_environment([], ServeOptions(haproxy=False)))
+                              ingress_environment(ServeOptions(haproxy=False)))
     assert ingress_name(python) == "Serve's Python proxy"
     assert not [key for key in python if "HAPROXY" in key or key == HAPROXY_ENABLE_ENV]
 

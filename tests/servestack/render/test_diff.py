@@ -21,7 +21,15 @@ from infra.stack_file import read_stack_file
 from servestack.cli import app
 from servestack.diffing.capacity_delta import capacity_delta
 from servestack.diffing.fields import FieldChange, field_changes
-from servestack.diffing.rollout import rayservice_change, serve_config_changes
+from servestack.diffing.report import _rayservice_section
+from servestack.diffing.rollout import (
+    GROUP_ORDER,
+    WORKER_GROUPS,
+    rayservice_change,
+    serve_config_changes,
+    why_new_cluster,
+)
+from servestack.render import render_stack_file
 
 GPU_GROUP = "gpu-nvidia-com-gpu-l4"
 
@@ -94,6 +102,85 @@ def test_metadata_only_changes_keep_the_cluster(prod_rayservice: dict[str, Any])
     new["metadata"]["labels"]["team"] = "ml"
     assert rayservice_change("servestack", prod_rayservice, new).rollout == "in place"
     assert rayservice_change("servestack", prod_rayservice, prod_rayservice).rollout == "no change"
+
+
+def _groups(rayservice: dict[str, Any]) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    return groups
+
+
+def test_kuberay_ignores_tolerations_so_the_running_cluster_keeps_them(
+    prod_rayservice: dict[str, Any],
+) -> None:
+    """KubeRay 1.7.0 hashes the cluster spec without tolerations (nor replica bounds): no new
+    cluster, and no update of the running one either, which the report must say."""
+    new = copy.deepcopy(prod_rayservice)
+    _gpu_group(new)["template"]["spec"]["tolerations"] = []
+    change = rayservice_change("servestack", prod_rayservice, new)
+    assert change.rollout == "in place" and not change.cluster_changes
+    assert [c.path for c in change.unapplied_changes] == [
+        f"{WORKER_GROUPS}[{GPU_GROUP}].template.spec.tolerations"]
+
+
+def test_a_worker_group_appended_after_the_others_updates_the_running_cluster(
+    prod_rayservice: dict[str, Any],
+) -> None:
+    new = copy.deepcopy(prod_rayservice)
+    added = {**copy.deepcopy(_gpu_group(new)), "groupName": "zz-gpu"}
+    _groups(new).append(added)
+    _gpu_group(new)["maxReplicas"] += 1
+    change = rayservice_change("servestack", prod_rayservice, new)
+    assert (change.rollout, change.appended_groups) == ("in place", ("zz-gpu",))
+    assert change.updates_running_cluster and not change.unapplied_changes  # bounds go along
+
+
+def test_a_removed_inserted_or_reordered_group_is_a_new_cluster_and_says_why(
+    prod_rayservice: dict[str, Any],
+) -> None:
+    removed = copy.deepcopy(prod_rayservice)
+    _groups(removed).remove(_gpu_group(removed))
+    change = rayservice_change("servestack", prod_rayservice, removed)
+    assert change.rollout == "new cluster"
+    (field,) = change.cluster_changes
+    assert "removed" in why_new_cluster(field)
+
+    inserted = copy.deepcopy(prod_rayservice)
+    _groups(inserted).insert(0, {**copy.deepcopy(_gpu_group(inserted)), "groupName": "a-gpu"})
+    change = rayservice_change("servestack", prod_rayservice, inserted)
+    assert change.rollout == "new cluster"
+    assert [c.path for c in change.cluster_changes] == [f"{WORKER_GROUPS}[a-gpu]"]
+
+    swapped = copy.deepcopy(prod_rayservice)
+    _groups(swapped).reverse()
+    change = rayservice_change("servestack", prod_rayservice, swapped)
+    assert change.rollout == "new cluster"
+    assert [c.path for c in change.cluster_changes] == [GROUP_ORDER]
+
+
+def test_each_new_cluster_field_says_which_stack_edit_it_comes_from(
+    prod_rayservice: dict[str, Any],
+) -> None:
+    new = copy.deepcopy(prod_rayservice)
+    container = _gpu_group(new)["template"]["spec"]["containers"][0]
+    ingress = next(e for e in container["env"] if e["name"] == "SERVESTACK_INGRESS")
+    ingress["value"] = ingress["value"].replace("10.0", "20.0")
+    container["image"] = "app:other"
+    change = rayservice_change("servestack", prod_rayservice, new)
+    reasons = {c.path.rsplit(".", 2)[-2 if c.path.endswith(".value") else -1]: why_new_cluster(c)
+               for c in change.cluster_changes}
+    assert "serve.ingress" in reasons["env[SERVESTACK_INGRESS]"]
+    assert "servestack:image" in reasons["image"]
+    section = _rayservice_section(change)
+    assert f"  - why: {reasons['image']}" in section
+
+
+def test_the_report_warns_when_kuberay_keeps_the_old_values(
+    prod_rayservice: dict[str, Any],
+) -> None:
+    new = copy.deepcopy(prod_rayservice)
+    _gpu_group(new)["maxReplicas"] += 1
+    text = "\n".join(_rayservice_section(rayservice_change("servestack", prod_rayservice, new)))
+    assert "does not copy these into the running RayCluster" in text
 
 
 def test_serve_changes_are_keyed_by_application_and_deployment() -> None:
@@ -257,3 +344,81 @@ def test_a_base_rendered_before_pools_named_their_devices_is_labelled_by_its_gro
                               "pod": {"accelerator_resource": "nvidia.com/gpu"}}]}
     delta = capacity_delta(old, {"pools": [], "worker_groups": []})
     assert delta.gpus_by_accelerator() == {"nvidia.com/gpu": -2}
+
+
+# --- acceptance: app edits stay in serveConfigV2 ----------------------------------------------
+
+
+def _render_prod(tmp_path: Path, edit: Any) -> dict[str, Any]:
+    """The prod RayService rendered from the shipped stack after `edit(config)`."""
+    document = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    edit(document["config"])
+    stack = tmp_path / "Pulumi.prod.yaml"
+    stack.write_text(yaml.safe_dump(document, sort_keys=False))
+    render_stack_file(stack, tmp_path / "out", "prod")
+    rendered = yaml.safe_load((tmp_path / "out" / "prod" / "kubernetes" /
+                               "rayservice.servestack.yaml").read_text())
+    assert isinstance(rendered, dict)
+    return rendered
+
+
+def _remove_search(config: dict[str, Any]) -> None:
+    del config["servestack:apps"]["search"]
+
+
+def _move_search(config: dict[str, Any]) -> None:
+    config["servestack:apps"]["search"]["route_prefix"] = "/find"
+
+
+def _retune_embeddings(config: dict[str, Any]) -> None:
+    config["servestack:apps"]["embeddings"]["deployments"]["Embedder"]["user_config"] = {
+        "max_texts_per_request": 32}
+
+
+@pytest.mark.parametrize(("edit", "app", "option"), [
+    (_remove_search, "search", "(application)"),
+    (_move_search, "search", "route_prefix"),
+    (_retune_embeddings, "embeddings", "user_config.settings.max_texts_per_request"),
+], ids=["remove-app", "route-prefix", "user-config"])
+def test_removing_an_app_or_changing_its_route_or_user_config_is_in_place(
+    prod_rayservice: dict[str, Any], tmp_path: Path, edit: Any, app: str, option: str,
+) -> None:
+    """Nothing about an app sits in the pod templates: only serveConfigV2 changes, and the
+    worker groups' replica bounds where the capacity plan sized them for the app (removing
+    search halves prod's CPU group), which KubeRay 1.7.0 does not compare."""
+    change = rayservice_change("servestack", prod_rayservice, _render_prod(tmp_path, edit))
+    assert change.rollout == "in place"
+    assert (change.cluster_changes, change.muted_changes, change.other_changes) == ((), (), ())
+    assert [(c.app, c.option) for c in change.serve_changes] == [(app, option)]
+    assert change.unapplied_changes == change.replica_changes
+    if option != "(application)":
+        assert change.replica_changes == ()
+
+
+def test_diff_reports_a_fourth_app_in_place_with_only_serve_config_changed(
+    tmp_path: Path,
+) -> None:
+    """`servestack diff --base HEAD~1` in a repo whose last commit adds a fourth app to prod:
+    the team's own `greeter` (examples/team-app, registered by its entry point, as
+    `make install` installs it): in place, serveConfigV2 only."""
+    repo = committed_copy(tmp_path / "repo")
+    stack_path = repo / "stacks" / "Pulumi.prod.yaml"
+    document = yaml.safe_load(stack_path.read_text())
+    document["config"]["servestack:apps"]["greeter"] = {}
+    stack_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    git(repo, "commit", "-qam", "prod: a fourth app")
+
+    result = subprocess.run(
+        [sys.executable, "-c", "from servestack.cli import main; main()", "diff",
+         "--base", "HEAD~1", "--stack", "prod", "--out", "report.md"],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = (repo / "report.md").read_text()
+    assert "**RayService `servestack`: in place**" in report
+    assert "new cluster" not in report
+    assert "| `greeter` | — | `(application)` | — | `present` |" in report
+    (rayservice_row,) = [line for line in report.splitlines()
+                         if line.startswith("| changed | `kubernetes:ray.io/v1:RayService`")]
+    assert rayservice_row.endswith("| `spec.serveConfigV2` (Serve config above) |")
