@@ -298,8 +298,14 @@ class PoolPlan:
     nodes_needed_during_upgrade: int  # NewCluster: old and new cluster side by side
     gpus_needed: int
     nodes_needed_at_min: int  # every deployment at min replicas: the idle footprint
+    nodes_needed_at_initial: int  # what a freshly started cluster deploys
     worker_groups: tuple[str, ...]
     hosts_head: bool
+
+    def nodes(self, load: Load) -> int:
+        """Nodes the pool's pods need at `load` (the autoscaler keeps min_nodes anyway)."""
+        return {Load.MIN: self.nodes_needed_at_min, Load.INITIAL: self.nodes_needed_at_initial,
+                Load.MAX: self.nodes_needed}[load]
 
     @property
     def upgrade_shortfall(self) -> int:
@@ -743,6 +749,12 @@ def _plan_pool(
     def pods(load: Load) -> list[ResourceVector]:
         return [g.pod for g in here for _ in range(g.pods(load))]
 
+    at_max = _nodes_needed([*system, *shared, *pods(Load.MAX)], node)
+    at_min = _nodes_needed([*system, *shared, *pods(Load.MIN)], node)
+    # First-fit decreasing is not monotone (see _plan_group); the initial pods are a subset
+    # of the max ones, so they fit wherever those do.
+    at_initial = min(at_max, max(at_min, _nodes_needed([*system, *shared, *pods(Load.INITIAL)],
+                                                       node)))
     surge = {
         "None": [],
         "NewCluster": [*system, *pods(Load.INITIAL)],
@@ -750,11 +762,12 @@ def _plan_pool(
     }[stack.rayservice.upgrade_strategy]
     return PoolPlan(
         pool=pool.name, min_nodes=pool.min_nodes, max_nodes=pool.max_nodes,
-        nodes_needed=_nodes_needed([*system, *shared, *pods(Load.MAX)], node),
+        nodes_needed=at_max,
         nodes_needed_during_upgrade=_nodes_needed(
             [*system, *shared, *pods(Load.MAX), *surge], node),
         gpus_needed=sum(g.pod.devices * g.max_pods for g in here),
-        nodes_needed_at_min=_nodes_needed([*system, *shared, *pods(Load.MIN)], node),
+        nodes_needed_at_min=at_min,
+        nodes_needed_at_initial=at_initial,
         worker_groups=tuple(g.name for g in here),
         hosts_head=hosts_head,
     )

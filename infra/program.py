@@ -17,6 +17,7 @@ from infra.clusters.base import (
     provision_cluster,
 )
 from infra.config import PROJECT, StackConfigError
+from infra.cost import estimate_cost
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from infra.model_access import uses_model_sources
 from infra.model_access_resources import ModelAccess, ModelAccessArgs
@@ -101,6 +102,7 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
     if observability.grafana is not None:
         pulumi.export("grafana", observability.grafana)
     pulumi.export("capacityPlan", plan.to_output())
+    pulumi.export("costEstimate", estimate_cost(stack, plan).to_output())
     pulumi.export("serveConfig", serve_config)
 
 

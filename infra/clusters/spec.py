@@ -51,6 +51,15 @@ class ClusterSpec(SpecModel):
     """Whether servestack can find the API server's addresses (the head's autoscaler egress)
     without the stack naming them in `security.api_server_cidrs`."""
 
+    billed: ClassVar[bool] = True
+    """Whether the nodes cost money by the hour; kind's run on the developer's own machine."""
+
+    @property
+    def price_region(self) -> str | None:
+        """The region whose list prices apply to the nodes; None: not knowable from the stack
+        (an existing cluster's pools carry their own `price`)."""
+        return None
+
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys this backend reads → what they hold."""
         return {}

@@ -8,6 +8,7 @@ One module per section of the stack file; this package re-exports the names call
 
 from infra.clusters.spec import ClusterSpec
 from infra.config.cluster import ClusterConfig
+from infra.config.cost import Budget, CostConfig, PoolPrice
 from infra.config.errors import StackConfigError
 from infra.config.image import ImageConfig
 from infra.config.kuberay import KubeRayConfig
@@ -30,10 +31,10 @@ from infra.field_types import DNS_LABEL, Cidr, HttpUrl, LabelMap
 
 __all__ = [
     "DNS_LABEL", "KUBERAY_VERSION", "KUBE_PROMETHEUS_STACK_VERSION", "PROJECT", "RAY_VERSION",
-    "REPO_ROOT", "STACKS_DIR", "Accelerator", "AppOverrides", "AutoscalerConfig", "Cidr",
-    "ClusterConfig", "ClusterSpec", "GcsFaultTolerance", "HttpOptions", "HttpUrl",
+    "REPO_ROOT", "STACKS_DIR", "Accelerator", "AppOverrides", "AutoscalerConfig", "Budget", "Cidr",
+    "ClusterConfig", "ClusterSpec", "CostConfig", "GcsFaultTolerance", "HttpOptions", "HttpUrl",
     "ImageConfig", "KubeRayConfig", "LabelMap", "ModelCacheVolume", "ModelSourcesConfig",
-    "NetworkPeer", "NodePool", "ObservabilityConfig", "PodResources", "RayServiceConfig",
+    "NetworkPeer", "NodePool", "ObservabilityConfig", "PodResources", "PoolPrice", "RayServiceConfig",
     "SecurityConfig", "ServeOptions", "StackConfig", "StackConfigError", "Taint",
     "backend_problems", "parse_stack_config", "resolve_applications",
 ]

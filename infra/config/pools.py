@@ -7,7 +7,8 @@ from typing import Self
 from pydantic import ByteSize, Field, field_validator, model_validator
 
 from apps.kubernetes_rules import is_qualified_name
-from apps.spec import SpecModel
+from apps.spec import SpecError, SpecModel
+from infra.config.cost import PoolPrice
 from infra.field_types import DNS_LABEL, LabelMap
 from infra.names import NO_SCHEDULE, TaintEffect
 
@@ -66,6 +67,10 @@ class NodePool(SpecModel):
     )
     spot: bool = Field(False, description="Spot/preemptible capacity (GKE spot, EKS SPOT).")
     disk_gb: int = Field(100, ge=20, description="Boot disk size per node (GB).")
+    price: PoolPrice | None = Field(
+        None, description="This pool's own price per node-hour (e.g. a committed-use rate); "
+        "default: the list price of machine_type in infra/prices.yaml. See docs/cost.md.",
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
@@ -74,6 +79,15 @@ class NodePool(SpecModel):
                 f"min_nodes ({self.min_nodes}) > max_nodes ({self.max_nodes}); "
                 "raise max_nodes or lower min_nodes"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _price_for_capacity(self) -> Self:
+        if self.price is not None and self.price.for_capacity(self.spot) is None:
+            field = "spot_per_hour" if self.spot else "on_demand_per_hour"
+            kind = "spot" if self.spot else "on-demand"
+            raise SpecError([(f"price.{field}", f"the pool is {kind}: give its {kind} price "
+                                                "per node-hour")])
         return self
 
     @property

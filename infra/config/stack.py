@@ -17,6 +17,7 @@ from apps.catalog import CATALOG
 from apps.model_source.uri import is_remote
 from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
 from infra.config.cluster import ClusterConfig
+from infra.config.cost import Budget, CostConfig
 from infra.config.errors import StackConfigError
 from infra.config.image import ImageConfig
 from infra.config.kuberay import KubeRayConfig
@@ -65,6 +66,11 @@ class StackConfig(SpecModel):
     model_sources: ModelSourcesConfig = Field(
         ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
     )
+    budget: Budget | None = Field(
+        None, description="A monthly ceiling on the node pools' cost, checked by the policy "
+        "pack (docs/cost.md); null: none.",
+    )
+    cost: CostConfig = Field(CostConfig(), description="What the cost estimate cannot derive.")
     apps: dict[str, AppOverrides | None] = Field(
         min_length=1, description="Apps this stack deploys (catalog names) with partial overrides."
     )
