@@ -1,4 +1,4 @@
-"""What a stack costs: the capacity plan's node counts × each pool's price per node-hour.
+"""What a stack costs: the capacity plan's node counts x each pool's price per node-hour.
 
 Pure, like the plan it reads. A pool's price is its own `price:` from the stack, else the
 list price of its machine type in its cluster's region from infra/prices.csv; kind's nodes
@@ -25,7 +25,7 @@ from infra.capacity import CapacityPlan, Load, PoolPlan
 from infra.config import NodePool, StackConfig
 
 HOURS_PER_MONTH = 730
-"""The month cloud price pages quote: 365 × 24 / 12 hours."""
+"""The month cloud price pages quote: 365 x 24 / 12 hours."""
 PRICE_TABLE = Path(__file__).with_name("prices.csv")
 PRICE_UNKNOWN = "price unknown"
 NOT_BILLED = "not billed"

@@ -34,7 +34,8 @@ __all__ = [
     "REPO_ROOT", "STACKS_DIR", "Accelerator", "AppOverrides", "AutoscalerConfig", "Budget", "Cidr",
     "ClusterConfig", "ClusterSpec", "CostConfig", "GcsFaultTolerance", "HttpOptions", "HttpUrl",
     "ImageConfig", "KubeRayConfig", "LabelMap", "ModelCacheVolume", "ModelSourcesConfig",
-    "NetworkPeer", "NodePool", "ObservabilityConfig", "PodResources", "PoolPrice", "RayServiceConfig",
+    "NetworkPeer", "NodePool", "ObservabilityConfig", "PodResources", "PoolPrice",
+    "RayServiceConfig",
     "SecurityConfig", "ServeOptions", "StackConfig", "StackConfigError", "Taint",
     "backend_problems", "parse_stack_config", "resolve_applications",
 ]

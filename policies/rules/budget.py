@@ -46,7 +46,7 @@ def _over(cost: CostEstimate, load: Load, budget: str, ceiling: float) -> Iterat
     top = cost.costliest(load)
     costliest = ""
     if top is not None:
-        costliest = (f"; pool {top.pool} costs most: {top.nodes(load)} × "
+        costliest = (f"; pool {top.pool} costs most: {top.nodes(load)} x "
                      f"{top.machine_type or 'node'} = "
                      f"{money((top.per_hour(load) or 0.0) * HOURS_PER_MONTH)}/month")
     yield (f"the stack costs {money(monthly)}/month with {at}, over {budget} "

@@ -182,7 +182,7 @@ def upgrade_note(cost: CostEstimate) -> str:
 
 
 def cost_table(cost: CostEstimate) -> Table:
-    """Nodes × price per pool at each load, then the stack's totals."""
+    """Nodes x price per pool at each load, then the stack's totals."""
     table = _table(f"Cost of stack {cost.stack!r} (USD; {HOURS_PER_MONTH} h a month; "
                    "nodes and GPUs at min/initial/max)", "pool", "nodes", "GPUs",
                    *(f"at {load.value}" for load in Load), names=1)
