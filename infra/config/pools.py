@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import ByteSize, Field, field_validator, model_validator
 
 from apps.kubernetes_rules import is_qualified_name
-from apps.spec import SpecError, SpecModel
+from apps.spec import SpecModel
 from infra.config.cost import PoolPrice
 from infra.field_types import DNS_LABEL, LabelMap
 from infra.names import NO_SCHEDULE, TaintEffect
@@ -81,14 +81,14 @@ class NodePool(SpecModel):
             )
         return self
 
-    @model_validator(mode="after")
-    def _price_for_capacity(self) -> Self:
-        if self.price is not None and self.price.for_capacity(self.spot) is None:
-            field = "spot_per_hour" if self.spot else "on_demand_per_hour"
-            kind = "spot" if self.spot else "on-demand"
-            raise SpecError([(f"price.{field}", f"the pool is {kind}: give its {kind} price "
-                                                "per node-hour")])
-        return self
+    def price_problems(self) -> list[tuple[str, str]]:
+        """A pool's own price must cover the capacity it buys (spot or on-demand)."""
+        if self.price is None or self.price.for_capacity(self.spot) is not None:
+            return []
+        field, kind = ("spot_per_hour", "spot") if self.spot else ("on_demand_per_hour",
+                                                                   "on-demand")
+        return [(self.path(f"price.{field}"),
+                 f"the pool is {kind}: give its {kind} price per node-hour")]
 
     @property
     def gpus(self) -> int:

@@ -94,6 +94,13 @@ class StackConfig(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _pool_prices(self) -> Self:
+        problems = [problem for pool in self.pools for problem in pool.price_problems()]
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    @model_validator(mode="after")
     def _egress_destinations_known(self) -> Self:
         """NetworkPolicies match addresses: every egress they allow must have one."""
         if not self.security.network_policies:

@@ -27,6 +27,10 @@ def check_stack_within_budget(resources: Sequence[Any], stack: StackConfig) -> I
     ceilings = [(Load.MAX, "monthly_max", budget.monthly_max)]
     if budget.monthly_min is not None:
         ceilings.append((Load.MIN, "monthly_min", budget.monthly_min))
+    if cost.unpriced:
+        yield (f"{PROJECT}:budget cannot be checked: price unknown for pools "
+               f"{', '.join(cost.unpriced)}; give each a `price` (docs/cost.md)", None)
+        return
     for load, field, ceiling in ceilings:
         yield from _over(cost, load, f"{PROJECT}:budget.{field}", ceiling)
 
@@ -36,11 +40,7 @@ def _over(cost: CostEstimate, load: Load, budget: str, ceiling: float) -> Iterat
                 "deployments on that pool") if load is Load.MAX
                else ("every deployment at min_replicas", "lower that pool's min_nodes or the "
                      "min_replicas of the deployments on it"))
-    monthly = cost.per_month(load)
-    if monthly is None:
-        yield (f"{budget} ({money(ceiling)}/month) cannot be checked: price unknown for pools "
-               f"{', '.join(cost.unpriced)}; give each a `price` (docs/cost.md)", None)
-        return
+    monthly = cost.per_month(load) or 0.0  # every pool is priced here
     if round(monthly, 2) <= ceiling:
         return
     top = cost.costliest(load)
