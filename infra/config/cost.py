@@ -1,6 +1,6 @@
 """The stack's cost settings: a pool's own price, the `budget`, and how long an upgrade lasts.
 
-A pool's `price` replaces the shipped list price (infra/prices.yaml) with the one the stack
+A pool's `price` replaces the shipped list price (infra/prices.csv) with the one the stack
 actually pays, e.g. a committed-use or negotiated rate; infra/cost.py does the arithmetic.
 """
 

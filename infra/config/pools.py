@@ -69,7 +69,7 @@ class NodePool(SpecModel):
     disk_gb: int = Field(100, ge=20, description="Boot disk size per node (GB).")
     price: PoolPrice | None = Field(
         None, description="This pool's own price per node-hour (e.g. a committed-use rate); "
-        "default: the list price of machine_type in infra/prices.yaml. See docs/cost.md.",
+        "default: the list price of machine_type in infra/prices.csv. See docs/cost.md.",
     )
 
     @model_validator(mode="after")

@@ -180,7 +180,8 @@ def _capacity_section(capacity: CapacityDelta) -> list[str]:
 def _monthly(cost: CostDelta, side: Side, load: Load) -> str:
     if cost.side(side) is None:
         return "—"
-    return f"{money(cost.per_month(side, load))}/month"
+    value = cost.per_month(side, load)
+    return money(value) if value is None else f"{money(value)}/month"
 
 
 def _cost_rows(cost: CostDelta) -> list[list[str]]:
