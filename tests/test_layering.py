@@ -22,6 +22,8 @@ POLICY_HELPERS = {
     "infra.clusters.spec": "what every cluster backend declares without its SDK (pydantic); "
                            "each backend's `<backend>_spec` module is pure the same way",
     "infra.capacity": "the capacity plan, pure functions, recomputed by capacity-plan-fits",
+    "infra.cost": "prices x the plan's node counts, pure (a typed price table read from a "
+                  "file); stack-within-budget compares it with the budget",
     "infra.pod_preview": "reads the pods out of registered RayService props, pure",
     "infra.names": "labels, port names and taint effects, spelled once",
     "infra.field_types": "the stack's shared field types and their rules (pydantic), pure",
