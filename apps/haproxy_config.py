@@ -3,7 +3,7 @@
 Ray 2.60 renders HAProxy's config from a fixed template (ray/serve/_private/haproxy_templates.py)
 and starts `$RAY_SERVE_HAPROXY_BINARY_PATH -db -f <config> [-sf <pids>] [-x <socket>]` at every
 (re)load. servestack points that variable at this wrapper (`servestack-haproxy`; the image and
-the local head set it, infra/serve_config.py). It rewrites the config next to Ray's and execs
+the local head set it, infra/ingress_environment.py). It rewrites the config next to Ray's and execs
 the real HAProxy in its own process, so the pid Ray signals on the next reload is HAProxy's.
 
 What the rewrite adds:
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from apps.error_body import REPLICA_FAILED, error_body
+from apps.error_body import REPLICA_FAILED, error_body, error_code
 
 WRAPPER_SCRIPT = "servestack-haproxy"
 """This module's console script (pyproject.toml)."""
@@ -45,24 +45,27 @@ HARDENED_NAME = "servestack-haproxy.cfg"
 ERRORS_DIR = "servestack-errors"
 CHECK_TIMEOUT_S = 10.0
 
-# HAProxy's status -> (status sent, contract code, message). 502 stays a 500, as Ray's
-# template (and Ray's Python proxy) answers a lost replica; the others keep HAProxy's status.
-ERRORS: dict[int, tuple[int, str, str]] = {
-    400: (400, "bad_request", "malformed HTTP request (refused by the ingress)"),
-    403: (403, "forbidden", "request refused by the ingress"),
-    405: (405, "method_not_allowed", "method not allowed by the ingress"),
-    408: (408, "request_timeout", "the request did not arrive in full within the ingress's "
-          "client timeout (serve.ingress.body_timeout_s)"),
-    413: (413, "payload_too_large", "request headers too large for the ingress"),
-    425: (425, "too_early", "request refused as too early by the ingress"),
-    429: (429, "too_many_requests", "too many requests; try again later"),
-    500: (500, "internal", "the ingress failed to handle this request"),
-    501: (501, "not_implemented", "the request uses an HTTP feature the ingress does not serve"),
-    502: (500, "replica_failed", REPLICA_FAILED),
-    503: (503, "not_ready", "no replica of this app can take the request now; try again"),
-    504: (504, "request_timeout", "the replica did not answer within the ingress's server "
-          "timeout"),
+_MESSAGES = {
+    400: "malformed HTTP request (refused by the ingress)",
+    403: "request refused by the ingress",
+    405: "method not allowed by the ingress",
+    408: "the request did not arrive in full within the ingress's client timeout "
+         "(serve.ingress.body_timeout_s)",
+    413: "request headers too large for the ingress",
+    425: "request refused as too early by the ingress",
+    429: "too many requests; try again later",
+    500: "the ingress failed to handle this request",
+    501: "the request uses an HTTP feature the ingress does not serve",
+    502: REPLICA_FAILED,
+    503: "no replica of this app can take the request now; try again",
+    504: "the replica did not answer within the ingress's server timeout",
 }
+ERRORS: dict[int, tuple[int, str, str]] = {
+    status: (500 if status == 502 else status, error_code(status), message)
+    for status, message in _MESSAGES.items()
+}
+"""HAProxy's status -> (status sent, contract code, message). 502 is sent as a 500, as Ray's
+template (and Ray's Python proxy) answers a lost replica; the others keep HAProxy's status."""
 _REASONS = {400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
             408: "Request Timeout", 413: "Payload Too Large", 425: "Too Early",
             429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",

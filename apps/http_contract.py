@@ -26,7 +26,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.error_body import error_body
+from apps.error_body import error_body, error_code
 from apps.json_io import JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -93,18 +93,6 @@ def field_path(loc: Sequence[int | str]) -> str:
     if parts and parts[0] == "body":
         parts = parts[1:]
     return ".".join(str(part) for part in parts) or "<body>"
-
-
-_STATUS_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    503: "not_ready",
-}
 
 
 async def _api_error(_: Request, error: Exception) -> JsonResponse:
@@ -174,7 +162,7 @@ def _allowed_methods(request: Request) -> list[str]:
 async def _http_error(request: Request, error: Exception) -> JsonResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
-    code = _STATUS_CODES.get(status, "bad_request" if status < 500 else "internal")
+    code = error_code(status)
     headers = dict(error.headers or {})
     reason = _unparsable_body(error) if status == 400 else None
     if reason:

@@ -14,9 +14,9 @@ process, named by RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH) and:
 - retries a request once when the proxy reports a replica failure (a non-JSON 500) and the
   request is idempotent: GET/HEAD, or a POST to one of the apps' `idempotent_paths`.
 
-Its settings arrive as JSON in $SERVESTACK_INGRESS, written from the stack's `serve.ingress`
-(infra/serve_config.py `ingress_environment`), so the local head and every RayService pod
-run the same values.
+Its settings (apps/ingress_settings.py) arrive as JSON in $SERVESTACK_INGRESS, written from
+the stack's `serve.ingress` (infra/ingress_environment.py), so the local head
+and every RayService pod run the same values.
 """
 
 from __future__ import annotations
@@ -24,67 +24,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from typing import Any
 
-from pydantic import ByteSize, Field
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.error_body import REPLICA_FAILED, error_body
-from apps.spec import SpecModel
+from apps.error_body import REPLICA_FAILED, error_body, error_code
+from apps.ingress_settings import IngressRuntime, runtime_from_env
 
 logger = logging.getLogger("ray.serve")
-
-INGRESS_ENV = "SERVESTACK_INGRESS"
-CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
-CALLBACK = "apps.ingress:proxy_middlewares"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class IngressSettings(SpecModel):
-    """The stack's `serve.ingress`: limits the proxy enforces before a replica is involved."""
-
-    body_timeout_s: float = Field(
-        10.0, gt=0, le=600,
-        description="Seconds a client has to send its whole request body; slower ones get "
-        "408 and never reach a replica.",
-    )
-    max_body_bytes: ByteSize = Field(
-        ByteSize(16 * 1024**2), ge=1024,
-        description="Bodies above this get 413 at the proxy; each app's max_request_bytes "
-        "applies after it, so keep this at least as large.",
-    )
-    retry_idempotent: bool = Field(
-        True, description="Retry an idempotent request once on another replica when its "
-        "replica died under it (under serve.haproxy: HAProxy's retry-on empty-response, for "
-        "every route).",
-    )
-
-
-class IngressRuntime(SpecModel):
-    """What $SERVESTACK_INGRESS carries: the settings plus the paths that may be retried."""
-
-    settings: IngressSettings = IngressSettings()
-    idempotent_paths: tuple[str, ...] = ()
-
-    def retryable(self, method: str, path: str) -> bool:
-        if not self.settings.retry_idempotent:
-            return False
-        if method in SAFE_METHODS:
-            return True
-        return method == "POST" and path.rstrip("/") in {p.rstrip("/") for p in
-                                                          self.idempotent_paths}
-
-
-def runtime_from_env(env: dict[str, str] | None = None) -> IngressRuntime:
-    raw = (env if env is not None else os.environ).get(INGRESS_ENV)
-    return IngressRuntime.model_validate_json(raw) if raw else IngressRuntime()
-
-
-_PROXY_CODES = {404: "not_found", 408: "request_timeout", 413: "payload_too_large",
-                500: "replica_failed", 502: "replica_failed", 503: "not_ready",
-                504: "request_timeout"}
 
 
 class _BodyTooLargeError(Exception):
@@ -172,7 +120,8 @@ class _Attempt:
         if self.held is None or self.wants_retry or self._start is None:
             return
         text = b"".join(self.held).decode("utf-8", "replace").strip()
-        code = _PROXY_CODES.get(self.status, "bad_request" if self.status < 500 else "internal")
+        # Ray's proxy answers a lost replica with a text 500, where a gateway says 502.
+        code = error_code(502 if self.status == 500 else self.status)
         keep = [(name, value) for name, value in self._start.get("headers", [])
                 if name.lower() in (b"retry-after", b"allow")]
         await _send_json(self._send, self.status, code, text or f"HTTP {self.status}",

@@ -30,7 +30,7 @@ from benchmarks.workloads import (
     search_query_workload,
 )
 from infra.config import ServeOptions
-from infra.serve_config import ingress_environment
+from infra.ingress_environment import ingress_environment
 
 
 def stack_environment(serve: ServeOptions) -> dict[str, str]:

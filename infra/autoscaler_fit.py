@@ -1,11 +1,10 @@
 """Can Ray's autoscaler place every deployment on the worker groups the RayService declares?
 
 The KubeRay autoscaler does not read pod templates the way Kubernetes does: it knows a group
-only by Ray's own translation of the group spec
-(`ray.autoscaler._private.kuberay.autoscaling_config`), and a replica only by what Serve
-demands for it (`ray._common.utils.resources_from_ray_options`) and the label selector Serve
-gives the replica actor (matched by Ray's `node_labels_match_selector`). All of it is Ray's
-code, called here, never re-implemented, so a resource or label the translation does not see
+only by Ray's own translation of the group spec, and a replica only by what Serve demands for
+it (`resources_from_ray_options`) and the label selector Serve gives the replica actor
+(matched by Ray's `node_labels_match_selector`). All of it is Ray's code, reached through
+infra.ray_internals and never re-implemented, so a resource or label the translation does not see
 (an `accelerator_type:L4` missing from `rayStartParams`, a group without the worker-group
 label its deployments select) fails here, before anything is registered, instead of leaving
 a deployment infeasible on the cluster.
@@ -21,12 +20,19 @@ from typing import Any
 from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
+from infra.field_paths import deployment_path
 from infra.quantities import gib
+from infra.ray_internals import (
+    HEAD_GROUP_NAME,
+    autoscaling_config_of,
+    node_labels_match_selector,
+    resources_from_ray_options,
+)
 from infra.serve_config import deployment_entry, worker_group_selectors
 from infra.worker_groups import ray_cluster_config
 
-HEAD_NODE_TYPE = "headgroup"
-"""What Ray's translation calls the head group (autoscaling_config._HEAD_GROUP_NAME)."""
+HEAD_NODE_TYPE = HEAD_GROUP_NAME
+"""What Ray's translation calls the head group."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class ReplicaDemand:
 
     @property
     def path(self) -> str:
-        return f"apps.{self.app}.deployments.{self.deployment}"
+        return deployment_path(self.app, self.deployment)
 
 
 def raycluster_document(name: str, namespace: str, ray_cluster_config: Mapping[str, Any]
@@ -70,12 +76,7 @@ def raycluster_document(name: str, namespace: str, ray_cluster_config: Mapping[s
 
 def autoscaling_config(raycluster: Mapping[str, Any]) -> dict[str, Any]:
     """Ray's translation of a RayCluster into its autoscaling config (the sidecar's code)."""
-    from ray.autoscaler._private.kuberay.autoscaling_config import (
-        _derive_autoscaling_config_from_ray_cr,
-    )
-
-    config: dict[str, Any] = _derive_autoscaling_config_from_ray_cr(dict(raycluster))
-    return config
+    return autoscaling_config_of(raycluster)
 
 
 def node_types(config: Mapping[str, Any]) -> tuple[NodeType, ...]:
@@ -92,9 +93,7 @@ def node_types(config: Mapping[str, Any]) -> tuple[NodeType, ...]:
 def replica_demand(ray_actor_options: Mapping[str, Any]) -> dict[str, float]:
     """Serve's resource request for one replica (ReplicaConfig uses the same Ray function);
     zero amounts are no demand at all."""
-    from ray._common.utils import resources_from_ray_options
-
-    resources: dict[str, float] = resources_from_ray_options(dict(ray_actor_options))
+    resources = resources_from_ray_options(ray_actor_options)
     return {key: float(value) for key, value in sorted(resources.items()) if value}
 
 
@@ -124,10 +123,7 @@ def selects(selector: Mapping[str, str], node: NodeType) -> bool:
     """Does the node type carry the labels the selector asks for (Ray's own matcher)?"""
     if not selector:
         return True
-    # The C++ matcher Serve's scheduler uses too; Ray's _raylet.pyi does not declare it.
-    from ray._raylet import node_labels_match_selector  # type: ignore[attr-defined]
-
-    return bool(node_labels_match_selector(dict(node.labels), dict(selector)))
+    return node_labels_match_selector(node.labels, selector)
 
 
 def holds(demand: ReplicaDemand, node: NodeType) -> bool:

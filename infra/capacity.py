@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from apps.spec import ApplicationSpec, DeploymentSpec, Resources
 from infra.config import PROJECT, NodePool, PodResources, StackConfig, Taint
+from infra.field_paths import deployment_path, pool_path
 from infra.quantities import gib
 
 if TYPE_CHECKING:
@@ -61,9 +62,12 @@ class Load(Enum):
     INITIAL = "initial"  # what a freshly started cluster deploys before it takes traffic
     MAX = "max"  # the worst case, which every pool must hold
 
+    def pick(self, at_min: int, at_initial: int, at_max: int) -> int:
+        """This load's count, of the three every deployment, placement and group carries."""
+        return {Load.MIN: at_min, Load.INITIAL: at_initial, Load.MAX: at_max}[self]
+
     def replicas(self, dep: DeploymentSpec) -> int:
-        return {Load.MIN: dep.min_replicas, Load.INITIAL: dep.initial_replicas,
-                Load.MAX: dep.max_replicas}[self]
+        return self.pick(dep.min_replicas, dep.initial_replicas, dep.max_replicas)
 
 
 # --- the resource vector ----------------------------------------------------------------
@@ -231,11 +235,10 @@ class DeploymentPlacement:
 
     @property
     def path(self) -> str:
-        return f"apps.{self.app}.deployments.{self.deployment}"
+        return deployment_path(self.app, self.deployment)
 
     def replicas(self, load: Load) -> int:
-        return {Load.MIN: self.min_replicas, Load.INITIAL: self.initial_replicas,
-                Load.MAX: self.max_replicas}[load]
+        return load.pick(self.min_replicas, self.initial_replicas, self.max_replicas)
 
     def to_output(self) -> dict[str, Any]:
         return _fields_output(self)
@@ -264,8 +267,7 @@ class WorkerGroupPlan:
         return self.ray + self.overhead
 
     def pods(self, load: Load) -> int:
-        return {Load.MIN: self.min_pods, Load.INITIAL: self.initial_pods,
-                Load.MAX: self.max_pods}[load]
+        return load.pick(self.min_pods, self.initial_pods, self.max_pods)
 
     def to_output(self) -> dict[str, Any]:
         return _fields_output(
@@ -304,8 +306,8 @@ class PoolPlan:
 
     def nodes(self, load: Load) -> int:
         """Nodes the pool's pods need at `load` (the autoscaler keeps min_nodes anyway)."""
-        return {Load.MIN: self.nodes_needed_at_min, Load.INITIAL: self.nodes_needed_at_initial,
-                Load.MAX: self.nodes_needed}[load]
+        return load.pick(self.nodes_needed_at_min, self.nodes_needed_at_initial,
+                         self.nodes_needed)
 
     @property
     def upgrade_shortfall(self) -> int:
@@ -384,7 +386,7 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
         warnings += _upgrade_warnings(stack, plan)
     idle = list(_idle_tainted_pools(stack, pools))
     problems += [_idle_taint_problem(pool, taints) for pool, taints in idle if pool.min_nodes]
-    warnings += [f"pools[{pool.name}] is tainted ({taints}) and no worker group lands on it; "
+    warnings += [f"{pool_path(pool.name)} is tainted ({taints}) and no worker group lands on it; "
                  "it stays at 0 nodes" for pool, taints in idle if not pool.min_nodes]
     warnings += _selector_warnings(stack, pools)
     if problems:
@@ -478,7 +480,7 @@ def _plain_pool_problems(stack: StackConfig, cpu_members: Sequence[_Member]) -> 
     needs = ["the Ray head pod"]
     if cpu_members and stack.rayservice.cpu_pool is None:
         needs.append("the CPU deployments (" + ", ".join(
-            f"apps.{app.name}.deployments.{dep.name}" for app, dep in cpu_members) + ")")
+            deployment_path(app.name, dep.name) for app, dep in cpu_members) + ")")
     return [Problem(
         "pools",
         f"{' and '.join(needs)} need a pool without accelerator and without taints, and there "
@@ -537,8 +539,8 @@ def _gpu_pool_for(
     kind = f" with accelerator_type {accelerator_type}" if accelerator_type else ""
     return None, [
         Problem(
-            f"apps.{app.name}.deployments.{dep.name}.resources",
-            f"deployment apps.{app.name}.deployments.{dep.name} requests "
+            deployment_path(app.name, dep.name, "resources"),
+            f"deployment {deployment_path(app.name, dep.name)} requests "
             f"{dep.resources.num_gpus:g} {resource}{kind} but no pool provides it "
             f"(accelerator pools: {', '.join(offered) or 'none'}); "
             f"add a pool with accelerator: {{{wanted}}}",
@@ -567,7 +569,7 @@ def _fitting_members(
         if _replica_pod(replica, overhead).fits(node):
             fitting.append((app, dep))
         else:
-            problems.append(Problem(f"apps.{app.name}.deployments.{dep.name}.resources",
+            problems.append(Problem(deployment_path(app.name, dep.name, "resources"),
                                     _too_large(replica, overhead, pool, key)))
     return fitting, problems
 
@@ -785,7 +787,7 @@ def _system_pod_problems(stack: StackConfig, pool: NodePool,
     )
     return [
         Problem(path, f"{what} needs {need.describe()} but a node of pool {pool.name!r} has "
-                      f"allocatable {node.describe()}; lower it or give pools[{pool.name}] "
+                      f"allocatable {node.describe()}; lower it or give {pool_path(pool.name)} "
                       f"larger nodes ({_node_fields(need.lacking(node))})")
         for path, what, need in system if not need.fits(node)
     ]
@@ -796,7 +798,7 @@ def _worst_case_problems(plan: PoolPlan, groups: Sequence[WorkerGroupPlan]) -> l
         return []
     here = [g for g in groups if g.pool == plan.pool]
     return [Problem(
-        f"pools[{plan.pool}].max_nodes",
+        pool_path(plan.pool, "max_nodes"),
         f"the worst case (every deployment at max_replicas) needs {plan.nodes_needed} nodes for "
         f"{_contents(here, plan.hosts_head)}; max_nodes is {plan.max_nodes}; raise "
         f"max_nodes to {plan.nodes_needed} or lower the deployments' max_replicas",
@@ -832,7 +834,7 @@ def _model_cache_problems(stack: StackConfig, pool: NodePool,
         "model_sources.cache.size",
         f"up to {pods_per_node} worker pods share a node of pool {pool.name!r}, each with a "
         f"{per_pod} byte model cache: {need} bytes, more than half its {pool.disk_gb} GB disk; "
-        f"lower the cache size, use a hostPath cache or raise pools[{pool.name}].disk_gb",
+        f"lower the cache size, use a hostPath cache or raise {pool.path('disk_gb')}",
     )]
 
 
@@ -842,7 +844,7 @@ def _upgrade_warnings(stack: StackConfig, plan: PoolPlan) -> list[str]:
         return []
     during = plan.nodes_needed_during_upgrade
     return [
-        f"pools[{plan.pool}]: a {stack.rayservice.upgrade_strategy} upgrade runs the new "
+        f"{pool_path(plan.pool)}: a {stack.rayservice.upgrade_strategy} upgrade runs the new "
         f"Ray cluster beside the old one and needs {during} nodes; max_nodes is "
         f"{plan.max_nodes}, {plan.upgrade_shortfall} short, so the new cluster waits for "
         f"capacity. Raise max_nodes to {during} to upgrade at peak load"
@@ -862,7 +864,7 @@ def _idle_tainted_pools(stack: StackConfig,
 
 def _idle_taint_problem(pool: NodePool, taints: str) -> Problem:
     return Problem(
-        f"pools[{pool.name}].taints",
+        pool.path("taints"),
         f"no worker group lands on this pool, so nothing tolerates its taints ({taints}) "
         f"and its min_nodes ({pool.min_nodes}) would sit idle; set min_nodes: 0, "
         "remove the pool, or point deployments at it (matching accelerator, or "
@@ -874,7 +876,7 @@ def _selector_warnings(stack: StackConfig, pools: Sequence[PoolPlan]) -> list[st
     if len(stack.pools) < 2:
         return []
     return [
-        f"pools[{plan.pool}] has no labels, so pods placed on it get no nodeSelector "
+        f"{pool_path(plan.pool)} has no labels, so pods placed on it get no nodeSelector "
         "and may land on any other pool whose taints they tolerate; add labels "
         f"(e.g. servestack.io/pool: {plan.pool})"
         for plan in pools
@@ -905,7 +907,7 @@ def _too_large(replica: ResourceVector, overhead: ResourceVector, pool: NodePool
         f"rayservice.worker_overhead ({overhead.describe()}) its pod needs "
         f"{pod.describe(resource)}, but a node of pool "
         f"{pool.name!r} has allocatable {node.describe(resource)}; lower this deployment's "
-        f"resources or give pools[{pool.name}] larger nodes ({_node_fields(pod.lacking(node))})"
+        f"resources or give {pool_path(pool.name)} larger nodes ({_node_fields(pod.lacking(node))})"
     )
 
 

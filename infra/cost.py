@@ -161,8 +161,7 @@ class PoolCost:
     upgrade_extra_nodes: int  # what an upgrade at max load adds, within max_nodes
 
     def nodes(self, load: Load) -> int:
-        return {Load.MIN: self.nodes_at_min, Load.INITIAL: self.nodes_at_initial,
-                Load.MAX: self.nodes_at_max}[load]
+        return load.pick(self.nodes_at_min, self.nodes_at_initial, self.nodes_at_max)
 
     def gpus(self, load: Load) -> int:
         return self.nodes(load) * self.price.gpus

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Literal, get_args
 
-from apps.haproxy_config import WRAPPER_SCRIPT
-
 KUBECONFIG_KEY: Final = "kubeconfig"
 """Secret config key holding the kubeconfig: `pulumi config set --secret servestack:kubeconfig`."""
 
@@ -38,7 +36,8 @@ def stack_labels(stack: str) -> dict[str, str]:
 
 
 def ray_pod_labels(stack: str, rayservice: str) -> dict[str, str]:
-    """Our labels on the Ray pod templates; NetworkPolicies and PodMonitors select by them."""
+    """Our labels on a RayService and all made for it; NetworkPolicies and PodMonitors select
+    its pods by them."""
     return {APP_INSTANCE_LABEL: rayservice, APP_NAME_LABEL: PRODUCT, STACK_LABEL: stack}
 
 
@@ -126,8 +125,6 @@ DASHBOARD_METRICS_PORT_NAME: Final = "dash-metrics"
 HEAD_METRICS_PORT_NAMES: Final = (AUTOSCALER_METRICS_PORT_NAME, DASHBOARD_METRICS_PORT_NAME)
 """The head's extra metrics ports; they simply match no worker container."""
 HAPROXY_METRICS_PORT_NAME: Final = "haproxy-metrics"
-IMAGE_HAPROXY_WRAPPER: Final = f"/home/ray/servestack/bin/{WRAPPER_SCRIPT}"
-"""Where the Dockerfile links the HAProxy config wrapper Ray starts in place of HAProxy."""
 """Serve's HAProxy ingress exports its own Prometheus metrics here (serve.haproxy)."""
 DASHBOARD_PORT_NAME: Final = "dashboard"
 GCS_PORT_NAME: Final = "gcs-server"

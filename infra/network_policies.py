@@ -49,7 +49,7 @@ from infra.names import (
     stack_labels,
 )
 from infra.rayservice import head_excluded_from_serve
-from infra.worker_groups import pod_labels
+from infra.worker_groups import rayservice_labels
 
 NETWORK_POLICIES_COMPONENT = "servestack:index:NetworkPolicies"
 DNS_NAMESPACE = "kube-system"
@@ -60,22 +60,22 @@ relabels it `ray.io/node-type: redis-cleanup` (raycluster_controller.go, buildRe
 
 def ray_pods(stack: StackConfig) -> dict[str, Any]:
     """Every head and worker pod of the stack's RayService (our own pod template labels)."""
-    return {"matchLabels": dict(pod_labels(stack))}
+    return {"matchLabels": dict(rayservice_labels(stack))}
 
 
 def ray_head(stack: StackConfig) -> dict[str, Any]:
-    return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
+    return {"matchLabels": {**rayservice_labels(stack), RAY_NODE_TYPE_LABEL: RAY_HEAD_NODE_TYPE}}
 
 
 def ray_workers(stack: StackConfig) -> dict[str, Any]:
-    return {"matchLabels": {**pod_labels(stack), RAY_NODE_TYPE_LABEL: RAY_WORKER_NODE_TYPE}}
+    return {"matchLabels": {**rayservice_labels(stack), RAY_NODE_TYPE_LABEL: RAY_WORKER_NODE_TYPE}}
 
 
 def gcs_clients(stack: StackConfig) -> dict[str, Any]:
     """The pods that talk to the GCS Redis: the head's GCS and KubeRay's cleanup Job."""
     return {"matchExpressions": [{"key": RAY_NODE_TYPE_LABEL, "operator": "In",
                                   "values": [RAY_HEAD_NODE_TYPE, REDIS_CLEANUP_NODE_TYPE]}],
-            "matchLabels": dict(pod_labels(stack))}
+            "matchLabels": dict(rayservice_labels(stack))}
 
 
 def _namespace(name: str) -> dict[str, Any]:
@@ -120,13 +120,18 @@ def network_policy_manifests(stack: StackConfig,
     if not api_server_cidrs or (ft.enabled and not ft.redis_egress_cidrs):
         # An egress rule with an empty `to` admits every destination: never write one.
         raise ValueError("NetworkPolicies need the API server's and Redis' addresses")
+    return [*_ingress_policies(stack), *_egress_policies(stack, api_server_cidrs)]
+
+
+def _ingress_policies(stack: StackConfig) -> list[dict[str, Any]]:
+    """Deny by default, then admit the cluster itself, the operator, Serve's clients and
+    the monitoring namespace, each to the ports it needs."""
     ray = ray_pods(stack)
-    head = ray_head(stack)
     monitoring = _namespace(stack.observability.monitoring_namespace)
     operator_ports = [DASHBOARD_PORT_NAME]
     if not head_excluded_from_serve(stack):
         operator_ports.append(SERVE_PORT_NAME)  # KubeRay probes a serving head's proxy
-    policies = [
+    return [
         _policy(stack, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
         _policy(stack, "ray-cluster-internal", {
             "ingress": [{"from": [{"podSelector": ray}]}],
@@ -136,7 +141,7 @@ def network_policy_manifests(stack: StackConfig,
         _policy(stack, "ray-head-from-operator", {
             "ingress": [{"from": [{"podSelector": {"matchLabels": operator_pod_labels()}}],
                          "ports": _tcp(*operator_ports)}],
-            "podSelector": head,
+            "podSelector": ray_head(stack),
             "policyTypes": ["Ingress"],
         }),
         _policy(stack, "serve-from-clients", {
@@ -156,12 +161,21 @@ def network_policy_manifests(stack: StackConfig,
             "podSelector": {"matchLabels": operator_pod_labels()},
             "policyTypes": ["Ingress"],
         }),
-        _policy(stack, "ray-egress", {"egress": _ray_egress(stack), "podSelector": ray,
+    ]
+
+
+def _egress_policies(stack: StackConfig,
+                     api_server_cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    """What Ray pods may reach: in-cluster, the API server (head), model stores (workers)
+    and Redis (GCS clients, under GCS fault tolerance)."""
+    ft = stack.rayservice.gcs_fault_tolerance
+    policies = [
+        _policy(stack, "ray-egress", {"egress": _ray_egress(stack), "podSelector": ray_pods(stack),
                                       "policyTypes": ["Egress"]}),
         _policy(stack, "ray-head-egress-api-server", {
             "egress": [{"ports": _tcp(*stack.security.api_server_ports),
                         "to": [{"ipBlock": {"cidr": cidr}} for cidr in api_server_cidrs]}],
-            "podSelector": head,
+            "podSelector": ray_head(stack),
             "policyTypes": ["Egress"],
         }),
     ]

@@ -11,11 +11,7 @@ from each app's `slo` and each deployment's `max_replicas`, never from literals 
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +19,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from apps.spec import ApplicationSpec
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
+from infra.field_paths import deployment_path
 from infra.kuberay import CHART as KUBERAY_CHART
 from infra.kuberay import OPERATOR_METRICS_PORT, operator_pod_labels
 from infra.names import (
@@ -41,7 +39,8 @@ from infra.names import (
     prometheus_scrape_annotations,
     stack_labels,
 )
-from infra.worker_groups import pod_labels
+from infra.ray_internals import grafana_dashboard
+from infra.worker_groups import rayservice_labels
 
 OBSERVABILITY_COMPONENT = "servestack:index:Observability"
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -103,7 +102,7 @@ def ray_pod_monitor(stack: StackConfig) -> dict[str, Any]:
     return _custom_resource(stack, "PodMonitor", f"{stack.rayservice.name}-ray", stack.namespace, {
         "namespaceSelector": {"matchNames": [stack.namespace]},
         "podMetricsEndpoints": endpoints,
-        "selector": {"matchLabels": pod_labels(stack)},
+        "selector": {"matchLabels": rayservice_labels(stack)},
     })
 
 
@@ -151,13 +150,21 @@ def _alert(name: str, expr: str, duration: str, severity: str, summary: str,
 
 def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
     """Serve's error ratio and p99 per app, deployments pinned at max, GPU workers pending."""
-    ns = stack.namespace
     rules: list[dict[str, Any]] = []
     for app in stack.applications:
-        served = _selector(namespace=ns, application=app.name, route=f"!~{HEALTH_ROUTES}")
-        errors = _selector(namespace=ns, application=app.name, route=f"!~{HEALTH_ROUTES}",
-                           error_code="=~5..")
-        rules.append(_alert(
+        rules += _slo_alerts(stack, app)
+        rules += _at_max_replicas_alerts(stack, app)
+    return rules + _gpu_pending_alerts(stack, plan)
+
+
+def _slo_alerts(stack: StackConfig, app: ApplicationSpec) -> list[dict[str, Any]]:
+    """The app's `slo`: its 5xx ratio and p99 latency at Serve's proxy, health routes aside."""
+    ns = stack.namespace
+    served = _selector(namespace=ns, application=app.name, route=f"!~{HEALTH_ROUTES}")
+    errors = _selector(namespace=ns, application=app.name, route=f"!~{HEALTH_ROUTES}",
+                       error_code="=~5..")
+    return [
+        _alert(
             "ServeHighErrorRatio",
             f"sum by (application) (rate(ray_serve_num_http_error_requests_total{errors}"
             f"[{RATE_WINDOW}]))\n/ sum by (application) (rate(ray_serve_num_http_requests_total"
@@ -167,8 +174,8 @@ def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
             "{{ $value | humanizePercentage }} of " + app.name + "'s requests failed with 5xx "
             f"over {RATE_WINDOW} (slo.max_error_ratio {app.slo.max_error_ratio}).",
             stack, application=app.name,
-        ))
-        rules.append(_alert(
+        ),
+        _alert(
             "ServeHighP99Latency",
             f"histogram_quantile(0.99, sum by (application, le) "
             f"(rate(ray_serve_http_request_latency_ms_bucket{served}[{RATE_WINDOW}])))\n"
@@ -178,40 +185,52 @@ def alert_rules(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
             "p99 of " + app.name + " is {{ $value | humanize }} ms at Serve's proxy "
             f"(slo.p99_latency_ms {_number(app.slo.p99_latency_ms)}).",
             stack, application=app.name,
-        ))
-        for dep in app.deployments:
-            if dep.autoscaling is None or dep.min_replicas == dep.max_replicas:
-                continue  # a fixed size is always "at max": nothing to warn about
-            healthy = _selector(namespace=ns, application=app.name, deployment=dep.name)
-            rules.append(_alert(
-                "ServeDeploymentAtMaxReplicas",
-                # Per RayCluster first: during a NewCluster upgrade two clusters report.
-                f"max by (application, deployment) (sum by ({RAY_CLUSTER}, application, "
-                f"deployment) (ray_serve_deployment_replica_healthy{healthy}))\n"
-                f">= {dep.max_replicas}",
-                "15m", "warning",
-                f"{app.name}/{dep.name} has run at max_replicas ({dep.max_replicas}) for 15m",
-                "The autoscaler cannot add replicas: requests queue and latency grows. Raise "
-                f"apps.{app.name}.deployments.{dep.name}.autoscaling.max_replicas (and the pool "
-                "if the capacity plan needs it).",
-                stack, application=app.name, deployment=dep.name,
-            ))
-    gpu_resources = sorted({prometheus_label(group.accelerator_resource)
-                            for group in plan.worker_groups if group.accelerator_resource})
-    if gpu_resources:
-        pending = _selector(namespace=ns, phase="Pending")
-        requests = _selector(namespace=ns, resource="=~" + "|".join(gpu_resources))
+        ),
+    ]
+
+
+def _at_max_replicas_alerts(stack: StackConfig, app: ApplicationSpec) -> list[dict[str, Any]]:
+    """Each autoscaled deployment of the app that stays at max_replicas."""
+    rules = []
+    for dep in app.deployments:
+        if dep.autoscaling is None or dep.min_replicas == dep.max_replicas:
+            continue  # a fixed size is always "at max": nothing to warn about
+        healthy = _selector(namespace=stack.namespace, application=app.name,
+                            deployment=dep.name)
         rules.append(_alert(
-            "RayGpuWorkerPending",
-            f"(sum by (namespace, pod) (kube_pod_status_phase{pending}) > 0)\nand on (namespace, "
-            f"pod) (sum by (namespace, pod) (kube_pod_container_resource_requests{requests}) > 0)",
-            "10m", "warning",
-            "A Ray GPU worker pod has been Pending for 10m",
-            "{{ $labels.pod }} requests a GPU and no node can take it: check the GPU pool's "
-            "max_nodes, the cluster autoscaler and the cloud GPU quota.",
-            stack,
+            "ServeDeploymentAtMaxReplicas",
+            # Per RayCluster first: during a NewCluster upgrade two clusters report.
+            f"max by (application, deployment) (sum by ({RAY_CLUSTER}, application, "
+            f"deployment) (ray_serve_deployment_replica_healthy{healthy}))\n"
+            f">= {dep.max_replicas}",
+            "15m", "warning",
+            f"{app.name}/{dep.name} has run at max_replicas ({dep.max_replicas}) for 15m",
+            "The autoscaler cannot add replicas: requests queue and latency grows. Raise "
+            f"{deployment_path(app.name, dep.name, 'autoscaling.max_replicas')} (and the pool "
+            "if the capacity plan needs it).",
+            stack, application=app.name, deployment=dep.name,
         ))
     return rules
+
+
+def _gpu_pending_alerts(stack: StackConfig, plan: CapacityPlan) -> list[dict[str, Any]]:
+    """A GPU worker pod no node takes; none when the plan has no GPU group."""
+    gpu_resources = sorted({prometheus_label(group.accelerator_resource)
+                            for group in plan.worker_groups if group.accelerator_resource})
+    if not gpu_resources:
+        return []
+    pending = _selector(namespace=stack.namespace, phase="Pending")
+    requests = _selector(namespace=stack.namespace, resource="=~" + "|".join(gpu_resources))
+    return [_alert(
+        "RayGpuWorkerPending",
+        f"(sum by (namespace, pod) (kube_pod_status_phase{pending}) > 0)\nand on (namespace, "
+        f"pod) (sum by (namespace, pod) (kube_pod_container_resource_requests{requests}) > 0)",
+        "10m", "warning",
+        "A Ray GPU worker pod has been Pending for 10m",
+        "{{ $labels.pod }} requests a GPU and no node can take it: check the GPU pool's "
+        "max_nodes, the cluster autoscaler and the cloud GPU quota.",
+        stack,
+    )]
 
 
 def prometheus_rule(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
@@ -223,34 +242,9 @@ def prometheus_rule(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
 
 # --- dashboards --------------------------------------------------------------------------
 
-_FACTORY_LOCK = threading.Lock()
-
-
-@contextmanager
-def _environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Ray's factory reads its uid and filter overrides from the environment only."""
-    with _FACTORY_LOCK:
-        saved = {key: os.environ.get(key) for key in overrides}
-        os.environ.update(overrides)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-def _generators() -> dict[str, tuple[str, Callable[[], tuple[str, str]]]]:
-    from ray.dashboard.modules.metrics import grafana_dashboard_factory as factory
-
-    return {
-        "ray-default": ("DEFAULT", factory.generate_default_grafana_dashboard),
-        "ray-serve": ("SERVE", factory.generate_serve_grafana_dashboard),
-        "ray-serve-deployment": ("SERVE_DEPLOYMENT",
-                                 factory.generate_serve_deployment_grafana_dashboard),
-    }
+RAY_DASHBOARDS = {"ray-default": "DEFAULT", "ray-serve": "SERVE",
+                  "ray-serve-deployment": "SERVE_DEPLOYMENT"}
+"""Our name of each of Ray's dashboards we ship (a ConfigMap each) → Ray's name of it."""
 
 
 def grafana_dashboards(stack: StackConfig) -> dict[str, dict[str, Any]]:
@@ -259,10 +253,9 @@ def grafana_dashboards(stack: StackConfig) -> dict[str, dict[str, Any]]:
     uid and title carry the namespace, so two stacks can share one Grafana.
     """
     dashboards: dict[str, dict[str, Any]] = {}
-    for key, (name, generate) in sorted(_generators().items()):
-        scope = f'namespace="{stack.namespace}"'
-        with _environment({f"RAY_GRAFANA_{name}_DASHBOARD_GLOBAL_FILTERS": scope}):
-            content, uid = generate()
+    scope = f'namespace="{stack.namespace}"'
+    for key, name in sorted(RAY_DASHBOARDS.items()):
+        content, uid = grafana_dashboard(name, [scope])
         document = json.loads(content)
         document["uid"] = f"{stack.namespace}-{uid}"[:40]  # Grafana's uid limit
         document["title"] = f"{document['title']} ({stack.namespace})"

@@ -25,7 +25,7 @@ from infra.namespace import workload_namespace
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.observability import Observability, ObservabilityArgs, operator_scrape_annotations
 from infra.rayservice import RayService, RayServiceArgs
-from infra.stack_reading import read_stack_source
+from infra.stack_reading import source_from_pulumi_config
 from infra.validation import ValidStack, validate_stack
 
 
@@ -43,7 +43,7 @@ def validate(stack_name: str) -> tuple[ValidStack, ClusterBackend]:
     `validate_stack` (the same function every offline command calls), then whether the
     backend's cloud SDK is installed."""
     try:
-        valid = validate_stack(read_stack_source(stack_name, pulumi.Config(PROJECT)))
+        valid = validate_stack(source_from_pulumi_config(stack_name, pulumi.Config(PROJECT)))
     except StackConfigError as error:
         raise StackRefused(str(error), tuple(error.problems)) from None
     try:

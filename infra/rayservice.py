@@ -20,7 +20,7 @@ import pulumi_random as random
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
 from infra.serve_config import to_yaml
-from infra.worker_groups import pod_labels, ray_cluster_config
+from infra.worker_groups import ray_cluster_config, rayservice_labels
 
 RAYSERVICE_COMPONENT = "servestack:index:RayService"
 API_VERSION = "ray.io/v1"
@@ -117,7 +117,7 @@ def rayservice_manifest(
         "metadata": {
             "annotations": {**DELETION_ANNOTATIONS,
                             "pulumi.com/waitFor": json.dumps(WAIT_FOR)},
-            "labels": pod_labels(stack),
+            "labels": rayservice_labels(stack),
             "name": stack.rayservice.name,
             "namespace": stack.namespace,
         },
@@ -160,7 +160,7 @@ class RayService(pulumi.ComponentResource):
                 raise ValueError("GCS fault tolerance is enabled but no Redis password was given")
             depends_on.append(k8s.core.v1.Secret(
                 f"{name}-redis",
-                metadata={"labels": pod_labels(stack), "name": redis_secret_name(stack),
+                metadata={"labels": rayservice_labels(stack), "name": redis_secret_name(stack),
                           "namespace": stack.namespace},
                 type="Opaque",
                 string_data={REDIS_PASSWORD_KEY: args.redis_password},
@@ -199,7 +199,7 @@ class RayService(pulumi.ComponentResource):
         )
         return k8s.core.v1.Secret(
             f"{name}-ray-auth",
-            metadata={"labels": pod_labels(stack), "name": auth_secret_name(stack),
+            metadata={"labels": rayservice_labels(stack), "name": auth_secret_name(stack),
                       "namespace": stack.namespace},
             type="Opaque",
             string_data={AUTH_TOKEN_KEY: token.result},

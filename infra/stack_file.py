@@ -150,7 +150,7 @@ def read_stack_file(path: Path) -> dict[str, Any]:
             if key.startswith(_PREFIX)}
 
 
-def read_stack_source(path: Path, stack: str | None = None,
+def source_from_stack_file(path: Path, stack: str | None = None,
                       fill_secrets: bool = True) -> StackSource:
     """A stack file as the program sees it through the Pulumi CLI, without the CLI.
 
@@ -190,7 +190,7 @@ def load_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> ValidStack:
     if not path.is_file():
         known = ", ".join(available_stacks(stacks_dir)) or "none"
         raise FileNotFoundError(f"no stack {stack!r}: {path} does not exist (stacks: {known})")
-    return validate_stack(read_stack_source(path, stack))
+    return validate_stack(source_from_stack_file(path, stack))
 
 
 def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:

@@ -29,7 +29,7 @@ def configured_keys() -> dict[str, bool]:
     }
 
 
-def read_stack_source(stack_name: str, config: pulumi.Config) -> StackSource:
+def source_from_pulumi_config(stack_name: str, config: pulumi.Config) -> StackSource:
     """Every plain key with its value (objects decoded from the CLI's JSON), secrets by name.
 
     A value that is not the JSON of an object stays a string, so the field's own validator

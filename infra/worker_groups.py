@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan, cache_ephemeral_storage
 from infra.config import RAY_VERSION, PodResources, StackConfig, Taint
+from infra.ingress_environment import HAPROXY_METRICS_PORT, ingress_environment
 from infra.model_access import (
     EPHEMERAL_STORAGE,
     model_environment,
@@ -32,7 +33,7 @@ from infra.names import (
     worker_group_node_labels,
 )
 from infra.quantities import guaranteed_resources, memory_quantity
-from infra.serve_config import HAPROXY_METRICS_PORT, ingress_environment
+from infra.ray_internals import AUTOSCALER_METRICS_PORT, accelerator_type_resource
 
 RAY_UID = 1000  # user `ray` in rayproject/ray images; numeric so runAsNonRoot can be verified
 RAY_GID = 100
@@ -40,7 +41,6 @@ SHM_VOLUME = "dshm"
 TMP_VOLUME = "tmp"
 TMP_MOUNT = "/tmp"
 """Ray's only writable path: session dir, logs, sockets and spilled objects under /tmp/ray."""
-AUTOSCALER_METRICS_PORT = 44217  # ray.autoscaler._private.constants.AUTOSCALER_METRIC_PORT
 DASHBOARD_METRICS_PORT = 44227  # ray.dashboard.consts.DASHBOARD_METRIC_PORT
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
@@ -89,7 +89,9 @@ def toleration(taint: Taint) -> dict[str, Any]:
     return {"effect": taint.effect, "key": taint.key, "operator": "Equal", "value": taint.value}
 
 
-def pod_labels(stack: StackConfig) -> dict[str, str]:
+def rayservice_labels(stack: StackConfig) -> dict[str, str]:
+    """The labels of the RayService and of all made for it (its pods, its Secrets): the
+    NetworkPolicies and the PodMonitor select its pods by them."""
     return ray_pod_labels(stack.stack, stack.rayservice.name)
 
 
@@ -144,7 +146,7 @@ def _pod_template(
         spec["nodeSelector"] = dict(sorted(node_selector.items()))
     if tolerations:
         spec["tolerations"] = [toleration(taint) for taint in tolerations]
-    metadata: dict[str, Any] = {"labels": pod_labels(stack)}
+    metadata: dict[str, Any] = {"labels": rayservice_labels(stack)}
     annotations = scrape_annotations(stack)
     if annotations:
         metadata["annotations"] = annotations
@@ -183,11 +185,6 @@ def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
     }
 
 
-ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
-"""Ray's resource for a node's accelerator type (ray._common.utils.RESOURCE_CONSTRAINT_PREFIX);
-a deployment's `accelerator_type: L4` demands `accelerator_type:L4` (0.001 of it)."""
-
-
 def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, int]:
     """`{"accelerator_type:<ray_type>": 1}` for a GPU group on a pool that names its Ray type.
 
@@ -199,7 +196,7 @@ def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> di
     accelerator = stack.pool(group.pool).accelerator
     if group.ray.devices == 0 or accelerator is None or accelerator.ray_type is None:
         return {}
-    return {f"{ACCELERATOR_TYPE_PREFIX}{accelerator.ray_type}": 1}
+    return {accelerator_type_resource(accelerator.ray_type): 1}
 
 
 def ray_resources_param(resources: dict[str, int]) -> str:

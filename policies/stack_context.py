@@ -12,7 +12,8 @@ from infra.config import PROJECT, StackConfig
 
 
 def stack_config_from_pulumi() -> StackConfig:
-    from infra.stack_reading import read_stack_source  # the program's own reader
+    from infra.stack_reading import source_from_pulumi_config  # the program's own reader
     from infra.validation import validate_stack  # and its one validation
 
-    return validate_stack(read_stack_source(pulumi.get_stack(), pulumi.Config(PROJECT))).stack
+    source = source_from_pulumi_config(pulumi.get_stack(), pulumi.Config(PROJECT))
+    return validate_stack(source).stack

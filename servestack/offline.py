@@ -25,7 +25,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from infra.clusters.spec import cluster_specs
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR
-from infra.stack_file import read_stack_source, stack_file, stack_name
+from infra.stack_file import source_from_stack_file, stack_file, stack_name
 from servestack.pulumi_internals import (
     RESOURCE_SIG,
     SECRET_SIG,
@@ -122,10 +122,10 @@ def stack_config(
 
     `secrets` maps short or fully qualified keys to values. `secure:` entries, which need the
     Pulumi CLI to decrypt, and secrets the stack requires get a placeholder when
-    `fill_secrets` is on (infra.stack_file.read_stack_source decides which), so offline
+    `fill_secrets` is on (infra.stack_file.source_from_stack_file decides which), so offline
     renders work without credentials. Raises StackFileError for a file that is not YAML.
     """
-    source = read_stack_source(path, fill_secrets=fill_secrets)
+    source = source_from_stack_file(path, fill_secrets=fill_secrets)
     given = {key.removeprefix(f"{PROJECT}:"): value for key, value in (secrets or {}).items()}
     secret_values = {key: given.get(key, SECRET_PLACEHOLDER)
                      for key in source.secret_keys | set(given)}

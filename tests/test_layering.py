@@ -27,6 +27,7 @@ POLICY_HELPERS = {
     "infra.pod_preview": "reads the pods out of registered RayService props, pure",
     "infra.names": "labels, port names and taint effects, spelled once",
     "infra.field_types": "the stack's shared field types and their rules (pydantic), pure",
+    "infra.field_paths": "pool and deployment field paths, spelled once; imports nothing",
     "infra.quantities": "Kubernetes quantities parsed and written one way, pure",
     "infra.stack_reading": "reads the stack from Pulumi config as the program does, without "
                            "importing the program (the pack gets the same config)",
@@ -34,8 +35,12 @@ POLICY_HELPERS = {
                         "config, secrets, plans, no resources",
     "infra.environment": "which environment a stack is (local/dev/staging/prod), pure",
     "infra.serve_config": "specs → serveConfigV2, checked by Ray's schema; pure (validation)",
+    "infra.ingress_environment": "the ingress env of Ray's HTTP processes as a dict, pure "
+                                 "(worker_groups)",
     "infra.autoscaler_fit": "Ray's autoscaler translation of the groups, pure (validation)",
     "infra.worker_groups": "the RayCluster groups as dicts, pure (autoscaler_fit)",
+    "infra.ray_internals": "the private Ray APIs behind one door, each imported only when "
+                           "called; nothing registered (autoscaler_fit, worker_groups)",
     "infra.model_access": "model URIs → cache volume, env, egress rules as dicts, pure "
                           "(worker_groups)",
 }

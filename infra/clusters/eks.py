@@ -286,17 +286,20 @@ def cluster_autoscaler(config: EksCluster, cluster: eks.Cluster, provider: k8s.P
         namespace=AUTOSCALER_NAMESPACE, service_account=AUTOSCALER_SERVICE_ACCOUNT,
         role_arn=role.arn, opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             depends_on=[cluster, agent])))
-    return k8s.helm.v3.Release(
-        AUTOSCALER_CHART,
-        name=AUTOSCALER_CHART,
-        chart=AUTOSCALER_CHART,
-        version=AUTOSCALER_CHART_VERSION,
-        repository_opts={"repo": AUTOSCALER_REPO},
-        namespace=AUTOSCALER_NAMESPACE,
-        values=autoscaler_values(config),
-        opts=pulumi.ResourceOptions(parent=opts.parent, provider=provider,
-                                    depends_on=[association, *groups]),
+    return _chart_release(
+        AUTOSCALER_CHART, AUTOSCALER_CHART_VERSION, AUTOSCALER_REPO, AUTOSCALER_NAMESPACE,
+        autoscaler_values(config),
+        pulumi.ResourceOptions(parent=opts.parent, provider=provider,
+                               depends_on=[association, *groups]),
     )
+
+
+def _chart_release(chart: str, version: str, repo: str, namespace: str,
+                   values: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """A pinned chart installed as a release of its own name."""
+    return k8s.helm.v3.Release(chart, name=chart, chart=chart, version=version,
+                               repository_opts={"repo": repo}, namespace=namespace,
+                               values=values, opts=opts)
 
 
 def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
@@ -307,7 +310,25 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
     network = create_vpc(config, in_region) if config.vpc.creates else existing_vpc(config,
                                                                                        region)
     role = _node_role(config.name, in_region)
-    cluster = eks.Cluster(
+    cluster = _control_plane(stack, network, role, in_region)
+    groups = _node_groups(stack, cluster, network, role, parent, region)
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig_json)
+    provider = kubernetes_provider("kubernetes", kubeconfig, parent, depends_on=[cluster])
+    ready: list[pulumi.Resource] = [*groups, *_pod_identity_users(stack, cluster, provider,
+                                                                  groups, in_region)]
+    plugin = _device_plugin(stack, provider, groups, parent)
+    if plugin is not None:
+        ready.append(plugin)
+    # The API server's ENIs sit in the cluster's subnets: the VPC's range, never the internet.
+    return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools, ready=tuple(ready),
+                   api_server_cidrs=pulumi.Output.from_input(network.cidr).apply(lambda c: [c]))
+
+
+def _control_plane(stack: StackConfig, network: Network, role: aws.iam.Role,
+                   in_region: pulumi.ResourceOptions) -> eks.Cluster:
+    """The EKS cluster, API authentication, OIDC, no default node group (the pools are)."""
+    config = _eks(stack)
+    return eks.Cluster(
         config.name,
         name=config.name,
         version=config.kubernetes_version,
@@ -324,7 +345,14 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
             enable_network_policy=stack.security.network_policies),
         opts=in_region,
     )
-    groups = [
+
+
+def _node_groups(stack: StackConfig, cluster: eks.Cluster, network: Network,
+                 role: aws.iam.Role, parent: pulumi.Resource,
+                 region: aws.Provider) -> list[eks.ManagedNodeGroup]:
+    """One managed node group per pool, in the private subnets."""
+    config = _eks(stack)
+    return [
         eks.ManagedNodeGroup(
             node_group_name(config, pool),
             cluster=cluster,
@@ -335,31 +363,38 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
         )
         for pool in stack.pools
     ]
-    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig_json)
-    provider = kubernetes_provider("kubernetes", kubeconfig, parent, depends_on=[cluster])
-    ready: list[pulumi.Resource] = list(groups)
+
+
+def _pod_identity_users(stack: StackConfig, cluster: eks.Cluster, provider: k8s.Provider,
+                        groups: list[eks.ManagedNodeGroup],
+                        in_region: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """The pod identity agent, when the cluster autoscaler or the model reader needs AWS
+    credentials, and those two; returns what the cluster must wait for (the autoscaler)."""
+    config = _eks(stack)
     needs_agent = config.node_autoscaler == "cluster-autoscaler" or model_read_policy(stack)
     agent = pod_identity_agent(config, cluster, in_region) if needs_agent else None
+    ready: list[pulumi.Resource] = []
     if config.node_autoscaler == "cluster-autoscaler":
         assert agent is not None
         ready.append(cluster_autoscaler(config, cluster, provider, groups, agent, in_region))
     if agent is not None:
         model_reader(stack, agent, cluster, in_region)
+    return ready
+
+
+def _device_plugin(stack: StackConfig, provider: k8s.Provider,
+                   groups: list[eks.ManagedNodeGroup],
+                   parent: pulumi.Resource) -> k8s.helm.v3.Release | None:
+    """NVIDIA's device plugin on the GPU pools, unless the stack installs its own."""
+    config = _eks(stack)
     gpu_pools = [pool for pool in stack.pools if pool.accelerator is not None]
-    if gpu_pools and config.install_nvidia_device_plugin:
-        ready.append(k8s.helm.v3.Release(
-            DEVICE_PLUGIN_CHART,
-            name=DEVICE_PLUGIN_CHART,
-            chart=DEVICE_PLUGIN_CHART,
-            version=DEVICE_PLUGIN_VERSION,
-            repository_opts={"repo": DEVICE_PLUGIN_REPO},
-            namespace="kube-system",
-            values=device_plugin_values(config, gpu_pools),
-            opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=groups),
-        ))
-    # The API server's ENIs sit in the cluster's subnets: the VPC's range, never the internet.
-    return Cluster(provider=provider, kubeconfig=kubeconfig, pools=stack.pools, ready=tuple(ready),
-                   api_server_cidrs=pulumi.Output.from_input(network.cidr).apply(lambda c: [c]))
+    if not gpu_pools or not config.install_nvidia_device_plugin:
+        return None
+    return _chart_release(
+        DEVICE_PLUGIN_CHART, DEVICE_PLUGIN_VERSION, DEVICE_PLUGIN_REPO, "kube-system",
+        device_plugin_values(config, gpu_pools),
+        pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=groups),
+    )
 
 
 class EksBackend(ClusterBackend):

@@ -14,6 +14,7 @@ from infra.clusters.spec import (
     FAKE_KUBECONFIG,
     ClusterSpec,
 )
+from infra.field_paths import pool_path
 from infra.field_types import DNS_LABEL
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class KindCluster(ClusterSpec):
     def pool_warnings(self, pools: Sequence[NodePool]) -> list[str]:
         """kind nodes see a GPU only with GPU-enabled node containers (e.g. NVIDIA's nvkind)."""
         return [
-            f"{pool.path('accelerator')} declares {pool.accelerator.resource}, but kind worker "
+            f"{pool_path(pool.name)} declares {pool.accelerator.resource}, but kind worker "
             "containers have no GPUs unless the host runs GPU-enabled kind (e.g. nvkind); its "
             "pods stay Pending otherwise"
             for pool in pools if pool.accelerator is not None

@@ -9,6 +9,7 @@ from pydantic import ByteSize, Field, field_validator, model_validator
 from apps.kubernetes_rules import is_qualified_name
 from apps.spec import SpecModel
 from infra.config.cost import PoolPrice
+from infra.field_paths import pool_path
 from infra.field_types import DNS_LABEL, LabelMap
 from infra.names import NO_SCHEDULE, TaintEffect
 
@@ -96,4 +97,4 @@ class NodePool(SpecModel):
 
     def path(self, field: str) -> str:
         """A field of this pool as errors name it: by pool name, which survives reordering."""
-        return f"pools[{self.name}].{field}"
+        return pool_path(self.name, field)

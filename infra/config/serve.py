@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from apps.ingress import IngressSettings
+from apps.ingress_settings import IngressSettings
 from apps.spec import ProxyLocation, SpecModel
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from infra.field_paths import deployment_path
 from infra.pod_preview import RAYSERVICE_TYPE, as_list, as_mapping
 
 
@@ -71,6 +72,6 @@ def check_gpu_deployments_stay_warm(resource_type: str, props: Mapping[str, Any]
                 yield (
                     f"spec.serveConfigV2 applications[{app_name}].deployments[{dep_name}] uses "
                     f"{gpus} GPU per replica but may scale to {minimum} replicas; the first "
-                    "request then waits for a GPU node and a model load. Set servestack:apps."
-                    f"{app_name}.deployments.{dep_name}.autoscaling.min_replicas >= 1"
+                    "request then waits for a GPU node and a model load. Set servestack:"
+                    f"{deployment_path(app_name, dep_name, 'autoscaling.min_replicas')} >= 1"
                 )

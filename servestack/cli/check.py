@@ -6,9 +6,12 @@ Exit codes: 0 when no mandatory policy is violated (advisories are printed), 1 w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import typer
+from pulumi_policy import EnforcementLevel
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -88,45 +91,69 @@ def check(
     mandatory violation, 2 when a stack or the policy config is invalid.
     """
     errors = Console(stderr=True, soft_wrap=True)
+    env = _chosen_environment(environment, errors)
+    overrides = _policy_overrides(policy_config, errors)
+    out = Console(soft_wrap=True)
+    outcomes = [_check_one(path, name, env, overrides, stacks_dir, out, errors)
+                for path, name in _targets(stacks, stack_files, stacks_dir)]
+    if "invalid" in outcomes:
+        raise typer.Exit(EXIT_INVALID)
+    if "violations" in outcomes:
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+Outcome = Literal["passed", "violations", "invalid"]
+Overrides = Mapping[str, EnforcementLevel]
+"""The enforcement levels a `--policy-config` sets, by policy name."""
+
+
+def _chosen_environment(environment: str | None, errors: Console) -> Environment | None:
+    """`--environment` as an Environment; exit 2 for one that is not."""
     if environment is not None and environment not in ENVIRONMENTS:
         errors.print(Text(f"--environment {environment!r}: choose one of {', '.join(ENVIRONMENTS)}",
                           style="red"))
         raise typer.Exit(EXIT_INVALID)
-    env: Environment | None = next((e for e in ENVIRONMENTS if e == environment), None)
+    return next((e for e in ENVIRONMENTS if e == environment), None)
+
+
+def _policy_overrides(policy_config: Path | None, errors: Console) -> Overrides | None:
+    """The `--policy-config` file read; exit 2 when it is invalid."""
     try:
-        overrides = read_policy_config(policy_config) if policy_config else None
+        return read_policy_config(policy_config) if policy_config else None
     except PolicyConfigError as error:
         errors.print(Text(str(error), style="red"))
         raise typer.Exit(EXIT_INVALID) from None
+
+
+def _targets(stacks: list[str], stack_files: list[Path], stacks_dir: Path
+             ) -> list[tuple[Path, str | None]]:
+    """(file, stack name) to check: the named stacks and files, else every stack in stacks/."""
     targets: list[tuple[Path, str | None]] = [(stack_file(n, stacks_dir), n) for n in stacks]
     targets += [(path, None) for path in stack_files]
     if not targets:
         targets = [(stack_file(name, stacks_dir), name) for name in available_stacks(stacks_dir)]
-    out = Console(soft_wrap=True)
-    failed = invalid = False
-    for path, name in targets:
-        label = name or str(path)
-        if not path.is_file():
-            errors.print(Text(f"no stack file at {path} (stacks: "
-                              f"{', '.join(available_stacks(stacks_dir)) or 'none'})", style="red"))
-            invalid = True
-            continue
-        try:
-            with errors.status(f"running stack {label} under mocks and checking policies…"):
-                report = check_stack_file(path, name, env, overrides)
-        except StackFileError as error:
-            errors.print(Text(str(error), style="red"))
-            invalid = True
-            continue
-        except (StackConfigError, InvalidStackError) as error:
-            errors.print(Text(f"{path}: {error}", style="red"))
-            invalid = True
-            continue
-        for warning in report.warnings:
-            errors.print(Text(f"warning: {warning}", style="yellow"))
-        print_report(report, out)
-        failed = failed or not report.passed
-    if invalid:
-        raise typer.Exit(EXIT_INVALID)
-    if failed:
-        raise typer.Exit(EXIT_VIOLATIONS)
+    return targets
+
+
+def _check_one(path: Path, name: str | None, env: Environment | None,
+               overrides: Overrides | None, stacks_dir: Path, out: Console,
+               errors: Console) -> Outcome:
+    """One stack through the pack, its report printed, or why it could not run."""
+    label = name or str(path)
+    if not path.is_file():
+        errors.print(Text(f"no stack file at {path} (stacks: "
+                          f"{', '.join(available_stacks(stacks_dir)) or 'none'})", style="red"))
+        return "invalid"
+    try:
+        with errors.status(f"running stack {label} under mocks and checking policies…"):
+            report = check_stack_file(path, name, env, overrides)
+    except StackFileError as error:
+        errors.print(Text(str(error), style="red"))
+        return "invalid"
+    except (StackConfigError, InvalidStackError) as error:
+        errors.print(Text(f"{path}: {error}", style="red"))
+        return "invalid"
+    for warning in report.warnings:
+        errors.print(Text(f"warning: {warning}", style="yellow"))
+    print_report(report, out)
+    return "passed" if report.passed else "violations"

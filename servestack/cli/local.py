@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from infra.config import STACKS_DIR, StackConfig, StackConfigError
-from infra.serve_config import ingress_environment
+from infra.config import STACKS_DIR, HttpOptions, StackConfig, StackConfigError
+from infra.ingress_environment import ingress_environment
+from infra.ray_internals import serve_direct_ingress_shutdown_buffer_s
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
@@ -72,9 +75,7 @@ def serve_shutdown_timeout_s(ray_port: int) -> float:
     drain_s = recorded_drain_s(local_haproxy_dir(ray_port))
     if drain_s is None:
         return SERVE_SHUTDOWN_TIMEOUT_S
-    from ray.serve._private.constants import RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
-
-    return SERVE_SHUTDOWN_TIMEOUT_S + drain_s + RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
+    return SERVE_SHUTDOWN_TIMEOUT_S + drain_s + serve_direct_ingress_shutdown_buffer_s()
 
 
 STACK_OPTION = typer.Option(
@@ -145,26 +146,57 @@ def serve(
     config, serve_config = _load(stack, stacks_dir)
     ports = LocalPorts(http=http_port or config.serve.http.port, gcs=ray_port,
                        dashboard=dashboard_port, metrics=metrics_port)
+    env = _head_environment(config, ports)
+    client = DashboardClient(ports.dashboard_url, ensure_token(env))
+    with _exit_on_failure(ports):
+        snapshot = _deploy(client, config, serve_config, ports, env, timeout)
+        refused = _refused_updates(config, snapshot, ports)
+    if refused:
+        _report_refused(refused)
+        raise typer.Exit(EXIT_FAILED)
+    _print_endpoints(config, snapshot, ports)
+
+
+def _head_environment(config: StackConfig, ports: LocalPorts) -> dict[str, str]:
+    """What a head started for this stack runs with: the stack's ingress settings, and under
+    HAProxy its files private to this head."""
     env = head_environment({**os.environ,
                             **ingress_environment(config.applications, config.serve)})
     try:
         env.update(private_haproxy_environment(env, local_haproxy_dir(ports.gcs)))
     except HeadError as error:
         raise _fail(str(error)) from None
-    client = DashboardClient(ports.dashboard_url, ensure_token(env))
+    return env
+
+
+def _deploy(client: DashboardClient, config: StackConfig, serve_config: dict[str, Any],
+            ports: LocalPorts, env: dict[str, str], timeout: float) -> ServeSnapshot:
+    """A head (reused or started), Serve on loopback, the Serve config through the dashboard,
+    then the rollout watched until every app is RUNNING."""
     expected = [entry["name"] for entry in serve_config["applications"]]
+    with err.status("Starting Ray…") as status:
+        _ensure_head(client, config, ports, env, embedded_node_labels(serve_config))
+        status.update(f"Starting Serve on {LOOPBACK}…")
+        _ensure_serve(client, config, ports, env)
+        status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
+        client.deploy(serve_config)
+    return _watch_rollout(client, expected, timeout)
+
+
+def _refused_updates(config: StackConfig, snapshot: ServeSnapshot, ports: LocalPorts
+                     ) -> list[AppProbe]:
+    """Apps Ray calls RUNNING whose replicas refused the update (and kept their old model)."""
+    return [probe for probe in probe_apps(
+        ((app.name, app.route_prefix) for app in config.applications),
+        _serving_url(snapshot, ports.http))
+        if probe.rollout is not None and probe.rollout.failed]
+
+
+@contextmanager
+def _exit_on_failure(ports: LocalPorts) -> Iterator[None]:
+    """Each way a start or deploy fails, as its message and exit code."""
     try:
-        with err.status("Starting Ray…") as status:
-            _ensure_head(client, config, ports, env, embedded_node_labels(serve_config))
-            status.update("Starting Serve on 127.0.0.1…")
-            _ensure_serve(client, config, ports, env)
-            status.update(f"Deploying {len(expected)} app(s) via {ports.dashboard_url}…")
-            client.deploy(serve_config)
-        snapshot = _watch_rollout(client, expected, timeout)
-        base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or ports.http}"
-        refused = [probe for probe in probe_apps(
-            ((app.name, app.route_prefix) for app in config.applications), base_url)
-            if probe.rollout is not None and probe.rollout.failed]
+        yield
     except DashboardError as error:
         remains = head_remains(ports.gcs)  # a head that crashed under the deploy
         advice = f" {remains.describe()}: {RESTART_ADVICE}." if remains.crashed else ""
@@ -178,10 +210,11 @@ def serve(
         raise _fail("Interrupted. Whatever Ray had started keeps running (a deploy finishes "
                     "on its own): `servestack status` to look, `servestack stop` to end it.",
                     EXIT_INTERRUPTED) from None
-    if refused:
-        _report_refused(refused)
-        raise typer.Exit(EXIT_FAILED)
-    _print_endpoints(config, snapshot, ports)
+
+
+def _serving_url(snapshot: ServeSnapshot, default_port: int) -> str:
+    """Where Serve's HTTP answers: the port the running Serve is bound to, else ours."""
+    return f"http://{LOOPBACK}:{snapshot.http_options.port or default_port}"
 
 
 def _report_refused(refused: list[AppProbe]) -> None:
@@ -241,14 +274,14 @@ def _watch_rollout(client: DashboardClient, expected: list[str], timeout: float)
     with Live(Text("Waiting for Serve…"), console=err, transient=True) as live:
         def show(snapshot: ServeSnapshot, rollout: Rollout) -> None:
             elapsed = Text(f"{time.monotonic() - started:.0f} s / {timeout:.0f} s", style="dim")
-            live.update(Group(applications_table(snapshot, expected), elapsed))
+            live.update(Group(serve_status_table(snapshot, expected), elapsed))
 
         snapshot = wait_for_rollout(client, expected, timeout, on_poll=show)
-    err.print(applications_table(snapshot, expected))
+    err.print(serve_status_table(snapshot, expected))
     return snapshot
 
 
-def applications_table(snapshot: ServeSnapshot, names: list[str] | None = None) -> Table:
+def serve_status_table(snapshot: ServeSnapshot, names: list[str] | None = None) -> Table:
     """One row per deployment: app and deployment status, replicas running / target."""
     # No rules between columns and short headers: six columns fit 80 characters unfolded.
     table = Table(title="Serve applications", box=box.SIMPLE_HEAD, show_edge=False,
@@ -303,7 +336,7 @@ def _report_failure(rollout: Rollout) -> None:
 
 def _print_endpoints(config: StackConfig, snapshot: ServeSnapshot, ports: LocalPorts) -> None:
     out = Console()
-    base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or ports.http}"
+    base_url = _serving_url(snapshot, ports.http)
     table = Table(title=f"Stack {config.stack!r} is serving")
     table.add_column("application")
     table.add_column("endpoint")
@@ -342,13 +375,13 @@ def status(ray_port: int = RAY_PORT_OPTION, dashboard_port: int = DASHBOARD_PORT
         out.print(f"Ray is running at {client.url}, but Serve is not. "
                   "`servestack serve` deploys the stack.")
         return
-    out.print(applications_table(snapshot))
+    out.print(serve_status_table(snapshot))
     failed = False
     for application in snapshot.applications.values():
         for line in application.failure_summary() if application.failed else []:
             out.print(Text(f"{application.name}: {line}", style="red"), soft_wrap=True)
             failed = True
-    base_url = f"http://{LOOPBACK}:{snapshot.http_options.port or 8000}"
+    base_url = _serving_url(snapshot, HttpOptions().port)  # Serve's default, as the stack's
     problem = proxy_problem(base_url)
     if problem:
         out.print(Text(f"{problem}. Ray restarts a dead proxy within about 30 s; if it stays "

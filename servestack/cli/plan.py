@@ -25,6 +25,7 @@ from infra.cost import (
     estimate_cost,
     money,
 )
+from infra.field_paths import pool_path
 from infra.quantities import gib
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
@@ -161,7 +162,7 @@ def prices_table(cost: CostEstimate) -> Table:
 
 def unpriced_notes(cost: CostEstimate) -> list[str]:
     """Why each unpriced pool has no price, and what the totals then mean."""
-    notes = [f"{PRICE_UNKNOWN} for pools[{p.pool}]: {p.price.source}"
+    notes = [f"{PRICE_UNKNOWN} for {pool_path(p.pool)}: {p.price.source}"
              for p in cost.pools if not p.price.known]
     if notes:
         notes.append("totals that include them are unknown; the priced pools alone cost "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -19,12 +20,23 @@ from rich.text import Text
 
 from infra.config import STACKS_DIR, StackConfigError
 from infra.stack_file import StackFileError, load_stack, stack_file
+from infra.validation import ValidStack
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
 from servestack.rehearse.cluster import ClusterError
 from servestack.rehearse.report import print_report
-from servestack.rehearse.run import RehearsalFailedError, RehearsalOptions, rehearse
-from servestack.rehearse.translation import RayServiceError, file_target, rendered_target
+from servestack.rehearse.run import (
+    RehearsalFailedError,
+    RehearsalOptions,
+    RehearsalResult,
+    rehearse,
+)
+from servestack.rehearse.translation import (
+    RayServiceError,
+    RehearsalTarget,
+    file_target,
+    rendered_target,
+)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -71,15 +83,7 @@ def rehearse_command(
     2 invalid stack or RayService file, nothing started; 130 interrupted."""
     out, err = Console(), Console(stderr=True)
     started = time.monotonic()
-    try:
-        valid = load_stack(stack, stacks_dir)
-        config, plan = valid.stack, valid.plan
-        with err.status("Rendering the RayService (the program under Pulumi mocks)…"):
-            target = (file_target(rayservice) if rayservice is not None
-                      else rendered_target(stack_file(stack, stacks_dir), stack))
-    except (FileNotFoundError, StackFileError, StackConfigError, RayServiceError) as error:
-        err.print(Text(str(error), style="red"), soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    valid, target = _stack_and_target(stack, stacks_dir, rayservice, err)
 
     def progress(message: str) -> None:
         err.print(Text(f"[{time.monotonic() - started:5.0f} s] {message}", style="dim"),
@@ -87,10 +91,36 @@ def rehearse_command(
 
     options = RehearsalOptions(timeout_s=timeout, load_step=load_step, load_s=load_seconds,
                                settle_s=settle_seconds, keep_logs=keep_logs)
+    result = _run(target, valid, options, progress, err)
+    print_report(result, out)
+    if result.problems:
+        err.print(Text("rehearsal failed:\n  " + "\n  ".join(result.problems), style="red"),
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _stack_and_target(stack: str, stacks_dir: Path, rayservice: Path | None, err: Console
+                      ) -> tuple[ValidStack, RehearsalTarget]:
+    """The validated stack and the RayService to rehearse; exit 2 when either is invalid."""
+    try:
+        valid = load_stack(stack, stacks_dir)
+        with err.status("Rendering the RayService (the program under Pulumi mocks)…"):
+            target = (file_target(rayservice) if rayservice is not None
+                      else rendered_target(stack_file(stack, stacks_dir), stack))
+    except (FileNotFoundError, StackFileError, StackConfigError, RayServiceError) as error:
+        err.print(Text(str(error), style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    return valid, target
+
+
+def _run(target: RehearsalTarget, valid: ValidStack, options: RehearsalOptions,
+         progress: Callable[[str], None], err: Console) -> RehearsalResult:
+    """The rehearsal, SIGTERM handled as Ctrl-C; exit 1 when it fails, 130 when interrupted."""
+    config = valid.stack
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = rehearse(target, plan, config.applications, config.serve, options,
-                          progress)
+        return rehearse(target, valid.plan, config.applications, config.serve, options,
+                        progress)
     except RehearsalFailedError as failure:
         err.print(Text(f"rehearsal of {target.source} failed:\n{failure}", style="red"),
                   soft_wrap=True)
@@ -103,8 +133,3 @@ def rehearse_command(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print_report(result, out)
-    if result.problems:
-        err.print(Text("rehearsal failed:\n  " + "\n  ".join(result.problems), style="red"),
-                  soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from apps.haproxy_config import ADMIN_HOST_ENV, BINARY_ENV, WRAPPER_SCRIPT
-from infra.serve_config import DRAIN_ENV, HAPROXY_ENABLE_ENV
+from infra.ingress_environment import DRAIN_ENV, HAPROXY_ENABLE_ENV
 from servestack.local.free_ports import free_port
 from servestack.local.head import LOOPBACK, HeadError
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 
+from infra.ray_internals import ray_address_file
 from servestack.local.haproxy import local_haproxy_dir
 from servestack.local.head import cluster_temp_dir
 
@@ -184,9 +184,7 @@ def _terminate(processes: Iterable[psutil.Process], grace_period_s: float) -> No
 def forget_cluster_address(gcs_port: int) -> None:
     """Drop Ray's "latest cluster" file if it names ours, as `ray stop` does, so a later
     `ray.init()` starts a fresh Ray instead of dialling a dead one."""
-    from ray._common.utils import get_ray_address_file  # Ray's own idea of where it lives
-
-    path = Path(str(get_ray_address_file(None)))
+    path = ray_address_file()  # Ray's own idea of where it lives
     try:
         if path.read_text().strip().endswith(f":{gcs_port}"):
             path.unlink()

@@ -33,21 +33,24 @@ from typing import Any
 import psutil
 
 from infra.config import REPO_ROOT
-from infra.serve_config import HAPROXY_ENABLE_ENV
+from infra.ingress_environment import HAPROXY_ENABLE_ENV
+from infra.ray_internals import (
+    CLOUD_INSTANCE_ID_ENV,
+    FAKE_CLUSTER_ENV,
+    FAKE_HEAD_NODE_ID,
+    FAKE_HEAD_NODE_TYPE,
+    NODE_TYPE_NAME_ENV,
+)
 from servestack.local.dashboard import DashboardClient
 from servestack.local.free_ports import free_ports
 from servestack.local.haproxy import private_haproxy_environment
 from servestack.local.head import HeadError, LocalPorts, output_tail, ray_executable
 from servestack.rehearse.provider import OBJECT_STORE_ENV
-from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
 START_TIMEOUT_S = 300.0
 OBJECT_STORE_BYTES = 128 * 1024**2
 """Per node, head included: logical nodes share this machine's /dev/shm (the cluster's pods
 each get Ray's default, 30% of their memory)."""
-FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
-"""ray.autoscaler._private.fake_multi_node.node_provider.FAKE_HEAD_NODE_ID (kept here so the
-CLI does not import the autoscaler before it needs to)."""
 GRACE_PERIOD_S = 8.0
 HAPROXY_DIR = "hap"
 """HAProxy's private files, inside the temp dir: its command line then names the temp dir, so
@@ -125,7 +128,7 @@ def head_environment(base: Mapping[str, str], temp_dir: Path, token: str,
                      ingress_env: Mapping[str, str]) -> dict[str, str]:
     """What the head (and, through its monitor, every fake node) runs with: `ingress_env`,
     the stack's ingress settings every Ray container of the cluster carries
-    (infra.serve_config.ingress_environment), and under HAProxy its files and ports private
+    (infra.ingress_environment), and under HAProxy its files and ports private
     to this rehearsal, as a local head has them."""
     # CUDA_VISIBLE_DEVICES goes: Ray refuses to start a node with logical GPUs when it is set
     # to nothing ("Attempting to start raylet with 1 GPU, but CUDA_VISIBLE_DEVICES contains
@@ -140,11 +143,11 @@ def head_environment(base: Mapping[str, str], temp_dir: Path, token: str,
         "RAY_AUTH_TOKEN": token,
         "HF_HUB_OFFLINE": "1",
         "RAY_TMPDIR": str(temp_dir),
-        "RAY_FAKE_CLUSTER": "1",
+        FAKE_CLUSTER_ENV: "1",
         "AUTOSCALER_UPDATE_INTERVAL_S": "1",
         "RAY_enable_autoscaler_v2": "1",
-        "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID,
-        "RAY_NODE_TYPE_NAME": FAKE_HEAD_NODE_TYPE,
+        CLOUD_INSTANCE_ID_ENV: FAKE_HEAD_NODE_ID,
+        NODE_TYPE_NAME_ENV: FAKE_HEAD_NODE_TYPE,
         OBJECT_STORE_ENV: str(OBJECT_STORE_BYTES),
         # Ray's memory monitor judges the whole host, which every fake node (and every other
         # user of the machine) shares; on the cluster each pod is judged by its own limit.

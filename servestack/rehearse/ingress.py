@@ -1,6 +1,6 @@
 """The ingress a rehearsal runs, and HAProxy's own account of what it served.
 
-The head runs the stack's ingress env (infra.serve_config.ingress_environment), as every Ray
+The head runs the stack's ingress env (infra.ingress_environment), as every Ray
 container of the cluster does. With `serve.haproxy` that is HAProxy; the rehearsal's Serve
 config runs the proxy on the head only (serve_copy.py), so one HAProxy routes straight to the
 ingress replicas on the fake worker nodes. Its statistics, read from its admin socket
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.serve_config import HAPROXY_ENABLE_ENV
+from infra.ingress_environment import HAPROXY_ENABLE_ENV
 from servestack.local.serve_status import ServeSnapshot
 from servestack.rehearse.probe import AutoscalerView
 

@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.autoscaler_fit import format_labels, format_resources, lacks, selects
+from infra.ray_internals import FAKE_HEAD_NODE_TYPE
 from servestack.rehearse.run import RehearsalResult
-from servestack.rehearse.translation import FAKE_HEAD_NODE_TYPE
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -24,7 +24,7 @@ def _mark(ok: bool) -> Text:
     return Text("ok", style="green") if ok else Text("FAIL", style="red")
 
 
-def applications_table(result: RehearsalResult) -> Table:
+def rehearsed_applications_table(result: RehearsalResult) -> Table:
     table = _table("Serve applications", "application", "status", "deployments (running/target)")
     snapshot = result.snapshot
     for name, app in sorted((snapshot.applications if snapshot else {}).items()):
@@ -131,7 +131,7 @@ def timeline_table(result: RehearsalResult) -> Table:
 
 def print_report(result: RehearsalResult, console: Console) -> None:
     console.print(Text(f"Rehearsal of {result.target.source}", style="bold"))
-    console.print(applications_table(result))
+    console.print(rehearsed_applications_table(result))
     console.print(placements_table(result))
     console.print(nodes_table(result))
     console.print(labels_table(result))

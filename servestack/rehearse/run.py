@@ -31,7 +31,8 @@ from infra.autoscaler_fit import (
 )
 from infra.capacity import CapacityPlan
 from infra.config import ServeOptions
-from infra.serve_config import ingress_environment
+from infra.ingress_environment import ingress_environment
+from infra.ray_internals import FAKE_HEAD_NODE_TYPE
 from servestack.local.dashboard import DashboardError
 from servestack.local.examples import example_requests
 from servestack.local.serve_status import ServeSnapshot
@@ -39,11 +40,7 @@ from servestack.rehearse.cluster import FakeCluster, fake_cluster
 from servestack.rehearse.ingress import ServedBy, haproxy_servers, ingress_name, served_by
 from servestack.rehearse.probe import AutoscalerProbe, AutoscalerView
 from servestack.rehearse.serve_copy import rehearsal_serve_config
-from servestack.rehearse.translation import (
-    FAKE_HEAD_NODE_TYPE,
-    RehearsalTarget,
-    fake_cluster_config,
-)
+from servestack.rehearse.translation import RehearsalTarget, fake_cluster_config
 
 POLL_S = 2.0
 LAUNCH_FAILURES_TO_FAIL = 3
@@ -325,8 +322,10 @@ def rehearse(target: RehearsalTarget, plan: CapacityPlan,
         try:
             cluster.client.deploy(copy.document)
             progress("serveConfigV2 deployed through PUT /api/serve/applications/")
-            _wait_running(cluster, probe, result, demands, nodes, applications, options.timeout_s,
-                          progress)
+            goal = _Goal(_expected_names(target), demands, nodes, plan, applications)
+            running = _wait_running(cluster, probe, goal, options.timeout_s, progress)
+            result.snapshot, result.view = running.snapshot, running.view
+            result.placements = running.placements
             result.durations["to RUNNING"] = time.monotonic() - started
             _check_haproxy(cluster, probe, result, applications, progress)
             if options.load_step:
@@ -402,64 +401,108 @@ def _check_haproxy(cluster: FakeCluster, probe: AutoscalerProbe, result: Rehears
         for s in result.served if s.requests) or "no replica"))
 
 
-def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, result: RehearsalResult,
-                  demands: Sequence[ReplicaDemand], nodes: Sequence[NodeType],
-                  applications: Sequence[ApplicationSpec], timeout_s: float,
-                  progress: Callable[[str], None]) -> None:
+@dataclass(frozen=True)
+class _Goal:
+    """What the rehearsal waits for: these apps RUNNING, every replica on a node type."""
+
+    expected: list[str]  # the Serve config's application names
+    demands: Sequence[ReplicaDemand]
+    nodes: Sequence[NodeType]
+    plan: CapacityPlan
+    applications: Sequence[ApplicationSpec]  # whose example requests start scale-from-zero
+
+
+@dataclass(frozen=True)
+class _Running:
+    """Serve and the autoscaler at the moment every app ran with every replica placed."""
+
+    snapshot: ServeSnapshot
+    view: AutoscalerView
+    placements: list[Placement]
+
+
+def _wait_running(cluster: FakeCluster, probe: AutoscalerProbe, goal: _Goal, timeout_s: float,
+                  progress: Callable[[str], None]) -> _Running:
+    """Poll until the goal is met; raises RehearsalFailedError as soon as the autoscaler or
+    Serve reports a failure, or at the timeout naming what is still missing."""
     deadline = time.monotonic() + timeout_s
-    expected = _expected_names(result.target)
     last = ""
     smoke: list[threading.Thread] = []
+    placed: list[Placement] = []
     while True:
-        bundles = infeasible_bundles(cluster.autoscaler_events())
-        if bundles:
-            result.infeasible = [format_resources(b) for b in bundles]
-            raise RehearsalFailedError(infeasible_message(bundles, demands, nodes))
-        failed = repeated_launch_failures(cluster.launch_failures())
-        if failed:
-            raise RehearsalFailedError("the autoscaler could not launch nodes:\n" + "\n".join(
-                f"  {node_type}: {reason}" for node_type, reason in failed.items()))
-        try:
-            snapshot = cluster.client.snapshot()
-        except DashboardError:
-            snapshot = None
+        _raise_on_autoscaler_failure(cluster, goal)
+        snapshot = _snapshot_or_none(cluster)
         view = probe.latest
         if snapshot is not None:
-            rollout = snapshot.rollout(expected)
+            rollout = snapshot.rollout(goal.expected)
             if rollout.failed:
-                lines = [f"application {app.name!r} is {app.status}: " + "; ".join(
-                    app.failure_summary()) for app in rollout.failed]
-                raise RehearsalFailedError("\n".join(lines))
-            status = ", ".join(f"{name} {snapshot.applications[name].status}"
-                               if name in snapshot.applications else f"{name} -"
-                               for name in expected)
-            nodes_now = ", ".join(f"{t}x{c}" for t, c in sorted(
-                (view.nodes_per_type() if view else {}).items()))
-            line = f"{status} | nodes {nodes_now or '-'}"
+                raise RehearsalFailedError("\n".join(
+                    f"application {app.name!r} is {app.status}: " + "; ".join(
+                        app.failure_summary()) for app in rollout.failed))
+            line = _status_line(snapshot, goal.expected, view)
             if line != last:
                 progress(line)
                 last = line
-            if rollout.done and view is not None and not smoke:
-                smoke = _send_smoke_requests(cluster, applications, progress)
             if rollout.done and view is not None:
-                result.snapshot, result.view = snapshot, view
-                result.placements = placements(snapshot, view, demands, nodes, result.plan)
-                if all(p.node_types for p in result.placements):
-                    return
+                if not smoke:
+                    smoke = _send_smoke_requests(cluster, goal.applications, progress)
+                placed = placements(snapshot, view, goal.demands, goal.nodes, goal.plan)
+                if all(p.node_types for p in placed):
+                    return _Running(snapshot, view, placed)
         if time.monotonic() > deadline:
-            pending = [n for n in expected if snapshot is None or
-                       snapshot.applications.get(n) is None or
-                       snapshot.applications[n].status != "RUNNING"]
-            pending += [f"{p.app}.{p.deployment} (no running replica)"
-                        for p in result.placements if not p.node_types]
-            demand = (", ".join(f"{format_resources(b)}x{c}" for b, c in view.demand)
-                      if view else "unknown")
-            raise RehearsalFailedError(
-                f"not ready after {timeout_s:.0f} s: {', '.join(pending) or 'unknown'}; "
-                f"the autoscaler's pending demand: {demand or 'none'}; nodes: "
-                + (", ".join(f"{t}x{c}" for t, c in sorted(view.nodes_per_type().items()))
-                   if view else "unknown"))
+            raise _not_ready_error(timeout_s, goal.expected, snapshot, placed, view)
         time.sleep(POLL_S)
+
+
+def _raise_on_autoscaler_failure(cluster: FakeCluster, goal: _Goal) -> None:
+    """A demand no node type fits, or a node type that keeps failing to launch."""
+    bundles = infeasible_bundles(cluster.autoscaler_events())
+    if bundles:
+        raise RehearsalFailedError(infeasible_message(bundles, goal.demands, goal.nodes))
+    failed = repeated_launch_failures(cluster.launch_failures())
+    if failed:
+        raise RehearsalFailedError("the autoscaler could not launch nodes:\n" + "\n".join(
+            f"  {node_type}: {reason}" for node_type, reason in failed.items()))
+
+
+def _snapshot_or_none(cluster: FakeCluster) -> ServeSnapshot | None:
+    """Serve's state, or None while the dashboard does not answer (it is starting)."""
+    try:
+        return cluster.client.snapshot()
+    except DashboardError:
+        return None
+
+
+def _nodes_line(view: AutoscalerView | None) -> str:
+    return ", ".join(f"{t}x{c}" for t, c in sorted(
+        (view.nodes_per_type() if view else {}).items()))
+
+
+def _status_line(snapshot: ServeSnapshot, expected: Sequence[str],
+                 view: AutoscalerView | None) -> str:
+    """Every app's status and the nodes per type, as one progress line."""
+    status = ", ".join(f"{name} {snapshot.applications[name].status}"
+                       if name in snapshot.applications else f"{name} -"
+                       for name in expected)
+    return f"{status} | nodes {_nodes_line(view) or '-'}"
+
+
+def _not_ready_error(timeout_s: float, expected: Sequence[str], snapshot: ServeSnapshot | None,
+                     placed: Sequence[Placement], view: AutoscalerView | None
+                     ) -> RehearsalFailedError:
+    """What is still missing at the timeout: apps not RUNNING, deployments without a replica,
+    the autoscaler's pending demand and the nodes it has."""
+    pending = [n for n in expected if snapshot is None or
+               snapshot.applications.get(n) is None or
+               snapshot.applications[n].status != "RUNNING"]
+    pending += [f"{p.app}.{p.deployment} (no running replica)" for p in placed
+                if not p.node_types]
+    demand = (", ".join(f"{format_resources(b)}x{c}" for b, c in view.demand)
+              if view else "unknown")
+    return RehearsalFailedError(
+        f"not ready after {timeout_s:.0f} s: {', '.join(pending) or 'unknown'}; "
+        f"the autoscaler's pending demand: {demand or 'none'}; nodes: "
+        + (_nodes_line(view) if view else "unknown"))
 
 
 def _load_step(cluster: FakeCluster, probe: AutoscalerProbe, result: RehearsalResult,

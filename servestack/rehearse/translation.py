@@ -26,9 +26,8 @@ from infra.autoscaler_fit import (
     raycluster_document,
 )
 from infra.pod_preview import RAYSERVICE_TYPE
+from infra.ray_internals import FAKE_HEAD_NODE_TYPE
 
-FAKE_HEAD_NODE_TYPE = "ray.head.default"
-"""The head type the fake provider tags its head with (fake_multi_node.node_provider)."""
 PROVIDER_MODULE = "servestack.rehearse.provider.MemoryAwareFakeProvider"
 
 

@@ -47,7 +47,7 @@ class LocalServe:
             os.environ["PYTHONPATH"] = ":".join(dict.fromkeys(paths))
             # The proxy runs servestack's ingress layer, as on a cluster (apps/ingress.py).
             from apps.catalog import CATALOG
-            from infra.serve_config import ingress_environment
+            from infra.ingress_environment import ingress_environment
             from infra.stack_file import load_stack
             from servestack.local.haproxy import private_haproxy_environment
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from apps.ingress import IngressGuard, IngressRuntime, IngressSettings
+from apps.ingress import IngressGuard
+from apps.ingress_settings import IngressRuntime, IngressSettings
 
 RUNTIME = IngressRuntime(settings=IngressSettings(body_timeout_s=0.2),
                          idempotent_paths=("/embed",))
@@ -122,3 +126,12 @@ def test_the_proxys_plain_text_timeout_becomes_the_json_contract() -> None:
     assert status == 408
     assert body["error"] == {"status": 408, "code": "request_timeout",
                              "message": "Request abc timed out after 60s.", "details": []}
+
+
+def test_parsing_a_stack_imports_no_asgi_layer() -> None:
+    """The settings live apart from the middleware: the program's config needs no starlette."""
+    probe = ("import sys, infra.config; "
+             "print(sorted(m for m in ('starlette', 'apps.ingress') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert loaded.strip() == "[]"

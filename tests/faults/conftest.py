@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from apps.spec import ApplicationSpec
-from infra.serve_config import build_serve_config, ingress_environment
+from infra.ingress_environment import ingress_environment
+from infra.serve_config import build_serve_config
 from infra.stack_file import load_stack
 from servestack.local.auth import ensure_token
 from servestack.local.dashboard import DashboardClient

@@ -49,13 +49,13 @@ def test_the_image_carries_the_pinned_haproxy_wheel_of_the_ingress() -> None:
 
 
 def test_the_image_links_the_haproxy_wrapper_where_the_pods_env_names_it() -> None:
-    """The pods start `IMAGE_HAPROXY_WRAPPER` as HAProxy (infra/serve_config.py); the build
+    """The pods start `IMAGE_HAPROXY_WRAPPER` as HAProxy (infra/ingress_environment.py); the build
     links pyproject's console script there and runs it, from the WORKDIR it is relative to."""
     import tomllib
     from pathlib import PurePosixPath
 
     from apps.haproxy_config import WRAPPER_SCRIPT
-    from infra.names import IMAGE_HAPROXY_WRAPPER
+    from infra.ingress_environment import IMAGE_HAPROXY_WRAPPER
 
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts[WRAPPER_SCRIPT] == "apps.haproxy_config:main"

@@ -112,3 +112,10 @@ def test_the_stack_admits_exactly_the_taint_effects_names_owns() -> None:
     schema = Taint.model_json_schema()["properties"]["effect"]
     assert tuple(schema["enum"]) == names.TAINT_EFFECTS
     assert schema["default"] == names.NO_SCHEDULE
+
+
+def test_names_imports_nothing_of_ours() -> None:
+    """As its docstring says: any room may import it without pulling in another."""
+    from tests.test_layering import ROOMS, imports_of, room_of
+
+    assert [module for _, module in imports_of(HOME) if room_of(module) in ROOMS] == []

@@ -13,10 +13,10 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from apps.haproxy_config import ADMIN_HOST_ENV
-from apps.ingress import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
+from apps.ingress_settings import CALLBACK, CALLBACK_ENV, INGRESS_ENV, IngressRuntime
 from infra.capacity import plan_capacity
 from infra.config import KUBERAY_VERSION, RAY_VERSION, StackConfig
-from infra.names import IMAGE_HAPROXY_WRAPPER
+from infra.ingress_environment import IMAGE_HAPROXY_WRAPPER
 from infra.serve_config import serve_config_for
 from infra.stack_file import load_stack_config
 from infra.worker_groups import container_security_context
@@ -315,7 +315,7 @@ def test_every_ray_container_runs_the_haproxy_ingress_with_the_stacks_limits(
 
 def test_turning_haproxy_off_leaves_rays_python_proxy_and_no_haproxy_setting() -> None:
     from infra.config import ServeOptions
-    from infra.serve_config import ingress_environment
+    from infra.ingress_environment import ingress_environment
 
     off = ingress_environment([], ServeOptions(haproxy=False))
     assert not [key for key in off if "HA_PROXY" in key or "HAPROXY" in key]

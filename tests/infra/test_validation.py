@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.config import ImageConfig, StackConfigError, parse_stack_config
-from infra.stack_file import read_stack_file, read_stack_source, stack_file
+from infra.stack_file import read_stack_file, source_from_stack_file, stack_file
 from infra.validation import StackSource, validate_stack
 from servestack.cli import app, commands  # noqa: F401  (commands register themselves on app)
 
@@ -107,11 +107,11 @@ def test_backend_secret_and_capacity_problems_come_together() -> None:
 
 
 def test_offline_sources_count_required_secrets_as_set_but_not_plain_ones(tmp_path: Path) -> None:
-    assert read_stack_source(stack_file("prod")).secret_keys == {"redisPassword"}
-    assert read_stack_source(stack_file("prod"), fill_secrets=False).secret_keys == set()
+    assert source_from_stack_file(stack_file("prod")).secret_keys == {"redisPassword"}
+    assert source_from_stack_file(stack_file("prod"), fill_secrets=False).secret_keys == set()
     plain = tmp_path / "Pulumi.prod.yaml"
     plain.write_text((FIXTURES / "broken-plain-secret.yaml").read_text())
-    source = read_stack_source(plain)
+    source = source_from_stack_file(plain)
     assert source.values["redisPassword"] == "hunter2" and source.secret_keys == set()
 
 

@@ -6,20 +6,16 @@ instead of as a hang or a wrong render deep inside the offline engine.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import tomllib
 from contextvars import ContextVar
-from importlib.metadata import version
 from typing import Any
 
 import pulumi
 import pytest
 from google.protobuf import json_format
-from packaging.requirements import Requirement
 from pulumi.runtime import rpc
 
-from infra.config import REPO_ROOT
+from tests.internals import assert_pinned_as_documented, assert_takes, internal
 
 # The shim and the offline engine are imported inside the tests that use them: if an upgrade
 # breaks the shim's own imports, the attribute checks below still run and name the attribute.
@@ -41,19 +37,14 @@ CONTEXT_VARS = [
 
 
 def attribute(module: str, name: str) -> Any:
-    found = importlib.import_module(module)
-    assert hasattr(found, name), f"pulumi {version('pulumi')} has no {module}.{name}"
-    return getattr(found, name)
+    return internal("pulumi", module, name)
 
 
 def test_the_installed_pulumi_is_one_the_shim_was_tested_on() -> None:
     """pyproject's pin and the shim's docstring name the same range, and it holds what runs."""
     from servestack import pulumi_internals
 
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    (pin,) = [d for d in project["dependencies"] if Requirement(d).name == "pulumi"]
-    assert version("pulumi") in Requirement(pin).specifier, (version("pulumi"), pin)
-    assert f"`{pin}`" in (pulumi_internals.__doc__ or ""), pin
+    assert_pinned_as_documented("pulumi", pulumi_internals.__doc__)
 
 
 @pytest.mark.parametrize(("module", "name", "parameters"), CALLABLES,
@@ -61,10 +52,7 @@ def test_the_installed_pulumi_is_one_the_shim_was_tested_on() -> None:
 def test_each_internal_callable_takes_what_we_pass(
     module: str, name: str, parameters: list[str],
 ) -> None:
-    function = attribute(module, name)
-    assert callable(function), f"{module}.{name} is no longer callable"
-    names = list(inspect.signature(function).parameters)
-    assert names[: len(parameters)] == parameters, f"{module}.{name}{inspect.signature(function)}"
+    assert_takes("pulumi", module, name, parameters)
 
 
 @pytest.mark.parametrize("name", SIGNATURES)

@@ -11,7 +11,7 @@ import pytest
 
 from apps.haproxy_config import ADMIN_HOST_ENV, BINARY_ENV
 from infra.config import ServeOptions
-from infra.serve_config import haproxy_environment
+from infra.ingress_environment import haproxy_environment
 from infra.stack_file import load_stack
 from servestack.local.haproxy import (
     HaproxyPathError,

@@ -20,7 +20,7 @@ from ray.serve._private.haproxy import get_haproxy_binary  # the binary Ray's HA
 
 from apps.haproxy_config import BINARY_ENV
 from infra.config import ServeOptions
-from infra.serve_config import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
+from infra.ingress_environment import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
 from servestack.local.haproxy import local_wrapper
 from servestack.local.head import LocalPorts
 from servestack.local.serve_status import ServeSnapshot
