@@ -300,9 +300,15 @@ class PoolPlan:
     nodes_needed_during_upgrade: int  # NewCluster: old and new cluster side by side
     gpus_needed: int
     nodes_needed_at_min: int  # every deployment at min replicas: the idle footprint
+    nodes_needed_at_initial: int  # what a freshly started cluster deploys
     worker_groups: tuple[str, ...]
     hosts_head: bool
     accelerator: str | None = None  # Accelerator.label of the pool's devices; None: no GPUs
+
+    def nodes(self, load: Load) -> int:
+        """Nodes the pool's pods need at `load` (the autoscaler keeps min_nodes anyway)."""
+        return load.pick(self.nodes_needed_at_min, self.nodes_needed_at_initial,
+                         self.nodes_needed)
 
     @property
     def upgrade_shortfall(self) -> int:
@@ -387,14 +393,32 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
     if problems:
         raise CapacityError(problems, stack.stack)
     assert head_pool is not None  # a missing head pool is a problem above
-    return CapacityPlan(
+    return _with_incremental_peaks(stack, CapacityPlan(
         head=HeadPlan(pool=head_pool.name, pod=head_pod, node_selector=dict(head_pool.labels)),
         worker_groups=tuple(groups),
         pools=tuple(pools),
         stack=stack.stack,
         upgrade_strategy=rs.upgrade_strategy,
         warnings=tuple(warnings),
-    )
+    ))
+
+
+def _with_incremental_peaks(stack: StackConfig, plan: CapacityPlan) -> CapacityPlan:
+    """Under the incremental strategy a pool's nodes during an upgrade are the upgrade
+    plan's peak (old cluster at max plus one surge), not a second cluster at max. The step
+    sizing needs the finished plan, hence the late import; a stack whose steps do not fit
+    keeps the double here and is refused by `validate_stack` with the upgrade's problems."""
+    if stack.rayservice.upgrade_strategy != "NewClusterWithIncrementalUpgrade":
+        return plan
+    from infra.upgrade_plan import UpgradeFitError, upgrade_plan
+
+    try:
+        peaks = {surge.pool: surge.peak_nodes for surge in upgrade_plan(stack, plan).pools}
+    except UpgradeFitError:
+        return plan
+    pools = tuple(replace(pool, nodes_needed_during_upgrade=max(
+        pool.nodes_needed, peaks.get(pool.pool, pool.nodes_needed))) for pool in plan.pools)
+    return replace(plan, pools=pools)
 
 
 # --- grouping by resource shape ----------------------------------------------------------
@@ -745,6 +769,12 @@ def _plan_pool(
     def pods(load: Load) -> list[ResourceVector]:
         return [g.pod for g in here for _ in range(g.pods(load))]
 
+    at_max = _nodes_needed([*system, *shared, *pods(Load.MAX)], node)
+    at_min = _nodes_needed([*system, *shared, *pods(Load.MIN)], node)
+    # First-fit decreasing is not monotone (see _plan_group); the initial pods are a subset
+    # of the max ones, so they fit wherever those do.
+    at_initial = min(at_max, max(at_min, _nodes_needed([*system, *shared, *pods(Load.INITIAL)],
+                                                       node)))
     surge = {
         "None": [],
         "NewCluster": [*system, *pods(Load.INITIAL)],
@@ -752,11 +782,12 @@ def _plan_pool(
     }[stack.rayservice.upgrade_strategy]
     return PoolPlan(
         pool=pool.name, min_nodes=pool.min_nodes, max_nodes=pool.max_nodes,
-        nodes_needed=_nodes_needed([*system, *shared, *pods(Load.MAX)], node),
+        nodes_needed=at_max,
         nodes_needed_during_upgrade=_nodes_needed(
             [*system, *shared, *pods(Load.MAX), *surge], node),
         gpus_needed=sum(g.pod.devices * g.max_pods for g in here),
-        nodes_needed_at_min=_nodes_needed([*system, *shared, *pods(Load.MIN)], node),
+        nodes_needed_at_min=at_min,
+        nodes_needed_at_initial=at_initial,
         worker_groups=tuple(g.name for g in here),
         hosts_head=hosts_head,
         accelerator=pool.accelerator.label if pool.accelerator else None,

@@ -17,6 +17,7 @@ from infra.clusters.base import (
     provision_cluster,
 )
 from infra.config import PROJECT, StackConfigError
+from infra.cost import estimate_cost
 from infra.gateway import FrontDoor, GatewayArgs
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from infra.model_access import uses_model_sources
@@ -113,6 +114,7 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
         pulumi.export("grafana", observability.grafana)
     pulumi.export("capacityPlan", plan.to_output())
     pulumi.export("upgradePlan", upgrade_plan(stack, plan).to_output())
+    pulumi.export("costEstimate", estimate_cost(stack, plan).to_output())
     pulumi.export("serveConfig", serve_config)
 
 

@@ -3,8 +3,9 @@
 Correctness rules (what Ray and Kubernetes must agree on) are mandatory everywhere; the
 operational ones (fault tolerance, warm GPUs, hardening) tighten from local to prod. A stack
 maps to its environment by name (infra.environment); an unknown stack gets prod's levels, so
-a new stack is strict until someone decides otherwise. The pack config of `pulumi preview
---policy-pack-config` (and `servestack check --policy-config`) overrides single policies.
+a new stack is strict until someone decides otherwise. A stack's `budget.enforcement` sets
+the level of its budget policy. The pack config of `pulumi preview --policy-pack-config` (and
+`servestack check --policy-config`) overrides single policies, over both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel
 
+from infra.config import StackConfig
 from infra.environment import Environment
 
 M = EnforcementLevel.MANDATORY
@@ -55,6 +57,8 @@ LEVELS: Mapping[str, Mapping[Environment, EnforcementLevel]] = {
     # Availability: pointless on a laptop, a warning in dev and staging, a gate in prod.
     "gcs-fault-tolerance": _levels(D, A, A, M),
     "gpu-deployments-stay-warm": _levels(D, A, A, M),
+    # Cost: a stack's `budget.enforcement` sets it (stack_levels); these when it does not.
+    "stack-within-budget": _levels(A, A, A, M),
 }
 
 
@@ -62,11 +66,22 @@ class PolicyConfigError(ValueError):
     """A policy pack config file names an unknown policy or level."""
 
 
+def stack_levels(stack: StackConfig) -> dict[str, EnforcementLevel]:
+    """The levels a stack sets itself: its budget's enforcement."""
+    budget = stack.budget
+    if budget is None or budget.enforcement is None:
+        return {}
+    return {"stack-within-budget": EnforcementLevel(budget.enforcement)}
+
+
 def levels_for(
-    environment: Environment, overrides: Mapping[str, EnforcementLevel] | None = None
+    environment: Environment, overrides: Mapping[str, EnforcementLevel] | None = None,
+    stack: Mapping[str, EnforcementLevel] | None = None,
 ) -> dict[str, EnforcementLevel]:
-    """Each policy's level in an environment, with pack-config overrides applied on top."""
+    """Each policy's level in an environment, then the stack's own (`stack_levels`), then
+    pack-config overrides on top."""
     levels = {name: by_env[environment] for name, by_env in sorted(LEVELS.items())}
+    levels.update(stack or {})
     for name, level in (overrides or {}).items():
         if name == "all":
             levels = dict.fromkeys(levels, level)

@@ -29,7 +29,7 @@ from infra.config import STACKS_DIR
 from infra.environment import Environment, environment_for
 from infra.program import StackRefused
 from infra.stack_file import stack_file, stack_name
-from policies.enforcement import levels_for
+from policies.enforcement import levels_for, stack_levels
 from policies.rules import StackConfigSource, build_policies
 from policies.stack_context import stack_config_from_pulumi
 from servestack.offline import ProgramRun, run_stack_file
@@ -136,7 +136,7 @@ def evaluate(
 ) -> CheckReport:
     """Run every enabled policy over the resources; violations come back in a stable order."""
     env = environment or environment_for(stack)
-    levels = levels_for(env, overrides)
+    levels = levels_for(env, overrides, _own_levels(stack_config))
     policies = build_policies(levels, stack_config)
     by_urn = {s.urn: s for s in subjects}
     found: list[Violation] = []
@@ -172,6 +172,15 @@ def evaluate(
     order = {name: i for i, name in enumerate(levels)}
     found.sort(key=lambda v: (not v.mandatory, order.get(v.policy, 0), v.urn or "", v.message))
     return CheckReport(stack, env, levels, len(subjects), tuple(found))
+
+
+def _own_levels(stack_config: StackConfigSource) -> dict[str, EnforcementLevel]:
+    """The levels the stack sets itself; none when its config does not load (the stack
+    rules then report that)."""
+    try:
+        return stack_levels(stack_config())
+    except (ValueError, KeyError):
+        return {}
 
 
 def subjects_of(run: ProgramRun) -> list[Subject]:

@@ -3,8 +3,8 @@
 The program runs under Pulumi mocks (servestack.offline) and every registration becomes a file:
 Kubernetes objects as manifests built from their registered inputs, everything else (cloud
 clusters, node pools, Helm releases, commands, components) as a description of its inputs.
-Next to them: the Serve config the RayService carries, the capacity plan, and the Pods the
-KubeRay operator will create from each group template (for scanners such as checkov).
+Next to them: the Serve config the RayService carries, the capacity plan and its cost, and the
+Pods the KubeRay operator will create from each group template (for scanners such as checkov).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from servestack.policy_check import CheckReport, InvalidStackError, evaluate, su
 SECRET = "[secret]"
 INDEX = "index.yaml"
 CAPACITY_PLAN = "capacity-plan.yaml"
+COST_ESTIMATE = "cost-estimate.yaml"
 KUBERNETES_DIR = "kubernetes"
 RESOURCES_DIR = "resources"
 SERVE_CONFIG_DIR = "serve-config"
@@ -141,6 +142,9 @@ def render_documents(run: ProgramRun) -> dict[str, Any]:
     plan = run.outputs.get("capacityPlan")
     if plan is not None:
         files[CAPACITY_PLAN] = wire_numbers(plain(plan))
+    cost = run.outputs.get("costEstimate")
+    if cost is not None:
+        files[COST_ESTIMATE] = wire_numbers(plain(cost))
     files[INDEX] = {"stack": run.stack, "resources": index, "warnings": list(run.warnings)}
     return files
 

@@ -24,6 +24,8 @@ POLICY_HELPERS = {
     "infra.capacity": "the capacity plan, pure functions, recomputed by capacity-plan-fits",
     "infra.upgrade_plan": "the incremental upgrade's steps from the capacity plan, pure "
                           "(validation sizes clusterUpgradeOptions with it)",
+    "infra.cost": "prices x the plan's node counts, pure (a typed price table read from a "
+                  "file); stack-within-budget compares it with the budget",
     "infra.pod_preview": "reads the pods out of registered RayService props, pure",
     "infra.names": "labels, port names and taint effects, spelled once",
     "infra.field_types": "the stack's shared field types and their rules (pydantic), pure",

@@ -111,6 +111,10 @@ class EksCluster(ClusterSpec):
         "already runs one.",
     )
 
+    @property
+    def price_region(self) -> str:
+        return self.region
+
     @model_validator(mode="after")
     def _fits_region_and_autoscaler(self) -> Self:
         problems = []

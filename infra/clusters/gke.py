@@ -19,7 +19,6 @@ from infra.config import PROJECT, NodePool, StackConfig
 from infra.model_access import model_buckets, ray_service_account
 from infra.names import CLOUD_TAINT_EFFECTS
 
-_ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _ARTIFACT_REGISTRY = re.compile(r"^[a-z0-9-]+-docker\.pkg\.dev/([a-z][-a-z0-9]{4,28}[a-z0-9])/")
 DATAPLANE_V2 = "ADVANCED_DATAPATH"
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
@@ -34,10 +33,6 @@ WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
 def _gke(stack: StackConfig) -> GkeCluster:
     assert isinstance(stack.cluster, GkeCluster)
     return stack.cluster
-
-
-def is_zonal(location: str) -> bool:
-    return bool(_ZONE.match(location))
 
 
 def image_project(stack: StackConfig) -> str:
@@ -220,7 +215,7 @@ def provision(stack: StackConfig, parent: pulumi.Resource) -> Cluster:
             cluster=cluster.name,
             project=gke.project,
             location=gke.location,
-            initial_node_count=pool.min_nodes if is_zonal(gke.location) else None,
+            initial_node_count=pool.min_nodes if gke.is_zonal else None,
             autoscaling=autoscaling,
             management=container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
             node_config=node_config(pool, gke, nodes.email),

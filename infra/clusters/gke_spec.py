@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 MAX_SERVICE_ACCOUNT_ID: Final = 30
 FAKE_ENDPOINT: Final = "203.0.113.10"
 FAKE_CA: Final = b"offline-ca"
+_ZONE: Final = re.compile(r"^(?P<region>[a-z]+-[a-z]+\d+)-[a-z]$")
 
 
 class GkeCluster(ClusterSpec):
@@ -46,6 +48,16 @@ class GkeCluster(ClusterSpec):
     deletion_protection: bool = Field(
         True, description="GKE refuses to delete the cluster (pulumi destroy fails) while true."
     )
+
+    @property
+    def is_zonal(self) -> bool:
+        return bool(_ZONE.match(self.location))
+
+    @property
+    def price_region(self) -> str:
+        """A zonal cluster's nodes are priced by the zone's region."""
+        found = _ZONE.match(self.location)
+        return found.group("region") if found else self.location
 
     @property
     def node_service_account_id(self) -> str:

@@ -28,6 +28,7 @@ class KindCluster(ClusterSpec):
     """A local kind cluster; its worker nodes impersonate the declared pools."""
 
     listing_order: ClassVar[int] = 0
+    billed: ClassVar[bool] = False
 
     backend: Literal["kind"] = Field(description=BACKEND_DESCRIPTION)
     name: str = Field("servestack", pattern=DNS_LABEL, description=CLUSTER_NAME_DESCRIPTION)

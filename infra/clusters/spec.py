@@ -61,6 +61,15 @@ class ClusterSpec(SpecModel):
     exists)."""
     default_gateway_class: ClassVar[str | None] = None
 
+    billed: ClassVar[bool] = True
+    """Whether the nodes cost money by the hour; kind's run on the developer's own machine."""
+
+    @property
+    def price_region(self) -> str | None:
+        """The region whose list prices apply to the nodes; None: not knowable from the stack
+        (an existing cluster's pools carry their own `price`)."""
+        return None
+
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys this backend reads → what they hold."""
         return {}

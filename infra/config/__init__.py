@@ -8,6 +8,7 @@ One module per section of the stack file; this package re-exports the names call
 
 from infra.clusters.spec import ClusterSpec
 from infra.config.cluster import ClusterConfig
+from infra.config.cost import Budget, CostConfig, PoolPrice
 from infra.config.errors import StackConfigError
 from infra.config.gateway import GatewayConfig, Listener
 from infra.config.image import ImageConfig
@@ -31,11 +32,11 @@ from infra.field_types import DNS_LABEL, Cidr, HttpUrl, LabelMap
 
 __all__ = [
     "DNS_LABEL", "KUBERAY_VERSION", "KUBE_PROMETHEUS_STACK_VERSION", "PROJECT", "RAY_VERSION",
-    "REPO_ROOT", "STACKS_DIR", "Accelerator", "AppOverrides", "AutoscalerConfig", "Cidr",
-    "ClusterConfig", "ClusterSpec", "GatewayConfig", "GcsFaultTolerance", "HttpOptions", "HttpUrl",
-    "ImageConfig", "KubeRayConfig", "LabelMap", "Listener", "ModelCacheVolume",
-    "ModelSourcesConfig",
-    "NetworkPeer", "NodePool", "ObservabilityConfig", "PodResources", "RayServiceConfig",
+    "REPO_ROOT", "STACKS_DIR", "Accelerator", "AppOverrides", "AutoscalerConfig", "Budget",
+    "Cidr", "ClusterConfig", "ClusterSpec", "CostConfig", "GatewayConfig", "GcsFaultTolerance",
+    "HttpOptions", "HttpUrl", "ImageConfig", "KubeRayConfig", "LabelMap", "Listener",
+    "ModelCacheVolume", "ModelSourcesConfig", "NetworkPeer", "NodePool", "ObservabilityConfig",
+    "PodResources", "PoolPrice", "RayServiceConfig",
     "SecurityConfig", "ServeOptions", "StackConfig", "StackConfigError", "Taint",
     "backend_problems", "parse_stack_config", "resolve_applications",
 ]

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from apps import kubernetes_rules as k8s
 from apps.quantity import CpuCount, Memory
 from apps.spec import SpecModel
+from infra.config.cost import PoolPrice
 from infra.field_paths import pool_path
 from infra.field_types import DnsLabel, LabelMap, kubernetes_rule
 from infra.names import NO_SCHEDULE, TaintEffect
@@ -70,6 +71,10 @@ class NodePool(SpecModel):
     )
     spot: bool = Field(False, description="Spot/preemptible capacity (GKE spot, EKS SPOT).")
     disk_gb: int = Field(100, ge=20, description="Boot disk size per node (GB).")
+    price: PoolPrice | None = Field(
+        None, description="This pool's own price per node-hour (e.g. a committed-use rate); "
+        "default: the list price of machine_type in infra/prices.csv. See docs/cost.md.",
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
@@ -79,6 +84,15 @@ class NodePool(SpecModel):
                 "raise max_nodes or lower min_nodes"
             )
         return self
+
+    def price_problems(self) -> list[tuple[str, str]]:
+        """A pool's own price must cover the capacity it buys (spot or on-demand)."""
+        if self.price is None or self.price.for_capacity(self.spot) is not None:
+            return []
+        field, kind = ("spot_per_hour", "spot") if self.spot else ("on_demand_per_hour",
+                                                                   "on-demand")
+        return [(self.path(f"price.{field}"),
+                 f"the pool is {kind}: give its {kind} price per node-hour")]
 
     @property
     def gpus(self) -> int:

@@ -17,6 +17,7 @@ from apps.catalog import app_spec, known_apps, unknown_app_message
 from apps.model_source.uri import is_remote
 from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
 from infra.config.cluster import ClusterConfig
+from infra.config.cost import Budget, CostConfig
 from infra.config.errors import StackConfigError
 from infra.config.gateway import GatewayConfig
 from infra.config.image import ImageConfig
@@ -71,6 +72,11 @@ class StackConfig(SpecModel):
     model_sources: ModelSourcesConfig = Field(
         ModelSourcesConfig(), description="Object stores and MLflow the apps' models come from."
     )
+    budget: Budget | None = Field(
+        None, description="A monthly ceiling on the node pools' cost, checked by the policy "
+        "pack (docs/cost.md); null: none.",
+    )
+    cost: CostConfig = Field(CostConfig(), description="What the cost estimate cannot derive.")
     apps: dict[str, AppOverrides | None] = Field(
         min_length=1,
         description="Apps this stack deploys (shipped, or registered by a package: docs/apps.md) "
@@ -108,6 +114,13 @@ class StackConfig(SpecModel):
                               "cluster's KubeRay operator reach the head: give the namespace "
                               f"it runs in (`kubectl get pods -A -l "
                               f"{APP_NAME_LABEL}={KUBERAY_CHART}`)")])
+        return self
+
+    @model_validator(mode="after")
+    def _pool_prices(self) -> Self:
+        problems = [problem for pool in self.pools for problem in pool.price_problems()]
+        if problems:
+            raise SpecError(problems)
         return self
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ from policies.rules.availability import (
     check_gcs_fault_tolerance,
     check_no_deprecated_rayservice_fields,
 )
+from policies.rules.budget import check_stack_within_budget
 from policies.rules.hardening import check_namespaces_enforce_pod_security, check_pods_hardened
 from policies.rules.images import check_images_pinned, check_ray_version_matches_image
 from policies.rules.placement import check_capacity_plan_fits, check_gpu_workers_target_their_pool
@@ -161,6 +162,12 @@ STACK_RULES: tuple[StackRule, ...] = (
         "capacity-plan-fits",
         "The capacity plan fits the node pools and every RayService matches it.",
         check_capacity_plan_fits,
+    ),
+    StackRule(
+        "stack-within-budget",
+        "What the node pools cost per month (at max, and at min when set) stays within "
+        "servestack:budget.",
+        check_stack_within_budget,
     ),
 )
 

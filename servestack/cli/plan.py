@@ -16,6 +16,16 @@ from rich.text import Text
 
 from infra.capacity import CapacityPlan, Load
 from infra.config import STACKS_DIR, StackConfigError
+from infra.cost import (
+    HOURS_PER_MONTH,
+    NOT_BILLED,
+    PRICE_UNKNOWN,
+    CostEstimate,
+    PoolCost,
+    estimate_cost,
+    money,
+)
+from infra.field_paths import pool_path
 from infra.quantities import readable_cpu, readable_memory
 from infra.stack_file import StackFileError, load_stack
 from servestack.cli import app
@@ -26,14 +36,16 @@ from servestack.cli.exit_codes import EXIT_INVALID
 def plan(
     stack: str = typer.Option(..., "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."),
     as_json: bool = typer.Option(
-        False, "--json", help="Print the plan as JSON (the `capacity` stack output) instead."
+        False, "--json", help="Print the plan as JSON instead: the `capacityPlan` stack output "
+        "with the `costEstimate` output under `cost`."
     ),
     stacks_dir: Path = typer.Option(
         STACKS_DIR, "--stacks-dir", help="Directory holding the Pulumi.<stack>.yaml files.",
         file_okay=False,
     ),
 ) -> None:
-    """Plan capacity: worker groups, pods and nodes for every deployment at max replicas.
+    """Plan capacity: worker groups, pods and nodes for every deployment at max replicas,
+    and what those nodes cost per hour and month at min, initial and max.
 
     Runs the same validation as `pulumi up` (config, backend, secrets, capacity, Serve config)
     and exits 2 when it refuses the stack.
@@ -47,8 +59,10 @@ def plan(
     capacity = valid.plan
     for absent in valid.absent_secrets:
         errors.print(Text(f"warning: {absent}", style="yellow"), soft_wrap=True)
+    cost = estimate_cost(valid.stack, capacity)
     if as_json:
-        typer.echo(json.dumps(capacity.to_output(), indent=2, sort_keys=True))
+        document = {**capacity.to_output(), "cost": cost.to_output()}
+        typer.echo(json.dumps(document, indent=2, sort_keys=True))
         for warning in valid.warnings[len(capacity.warnings):]:  # the plan's are in the JSON
             errors.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         return
@@ -56,6 +70,11 @@ def plan(
     out.print(deployments_table(capacity))
     out.print(worker_groups_table(capacity))
     out.print(pools_table(capacity))
+    out.print(prices_table(cost))
+    out.print(cost_table(cost))
+    for note in unpriced_notes(cost):
+        out.print(Text(note, style="red"), soft_wrap=True)
+    out.print(Text(upgrade_note(cost)), soft_wrap=True)
     for warning in valid.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
@@ -121,3 +140,71 @@ def pools_table(capacity: CapacityPlan) -> Table:
             str(pool.gpus_needed),
         )
     return table
+
+
+
+
+def _price_from(pool: PoolCost) -> str:
+    price = pool.price
+    if price.basis == "list" and price.read_on is not None:
+        return f"list, {price.read_on.isoformat()}"
+    return {"stack": price.source, "not billed": NOT_BILLED}.get(price.basis, PRICE_UNKNOWN)
+
+
+def prices_table(cost: CostEstimate) -> Table:
+    table = _table("Prices per node-hour (USD; docs/cost.md: what they cover)", "pool",
+                   "machine type", "capacity", "per node-hour", "price from", names=3)
+    for pool in cost.pools:
+        per_hour = pool.price.per_hour
+        shown = NOT_BILLED if pool.price.basis == "not billed" else money(per_hour, digits=4)
+        table.add_row(Text(pool.pool), Text(pool.machine_type or "-"),
+                      "spot" if pool.spot else "on-demand", _flagged(shown, per_hour is None),
+                      Text(_price_from(pool)))
+    return table
+
+
+def unpriced_notes(cost: CostEstimate) -> list[str]:
+    """Why each unpriced pool has no price, and what the totals then mean."""
+    notes = [f"{PRICE_UNKNOWN} for {pool_path(p.pool)}: {p.price.source}"
+             for p in cost.pools if not p.price.known]
+    if notes:
+        notes.append("totals that include them are unknown; the priced pools alone cost "
+                     + ", ".join(f"{money(cost.known_per_hour(load))}/h at {load.value}"
+                                 for load in Load))
+    return notes
+
+
+def upgrade_note(cost: CostEstimate) -> str:
+    """What one upgrade that starts a new Ray cluster adds, for `cost.upgrade_hours`."""
+    if cost.upgrade_strategy == "None":
+        return "upgrade strategy None: KubeRay starts no second cluster, so no upgrade cost"
+    nodes = sum(p.upgrade_extra_nodes for p in cost.pools)
+    return (f"a {cost.upgrade_strategy} upgrade at max load adds {nodes} node(s) for "
+            f"{cost.upgrade_hours:g} h (cost.upgrade_hours): peak "
+            f"{money(cost.upgrade_peak_per_hour)}/h, {money(cost.upgrade_extra_cost)} more "
+            "per upgrade")
+
+
+def cost_table(cost: CostEstimate) -> Table:
+    """Nodes x price per pool at each load, then the stack's totals."""
+    table = _table(f"Cost of stack {cost.stack!r} (USD; {HOURS_PER_MONTH} h a month; "
+                   "nodes and GPUs at min/initial/max)", "pool", "nodes", "GPUs",
+                   *(f"at {load.value}" for load in Load), names=1)
+    for pool in cost.pools:
+        table.add_row(Text(pool.pool), "/".join(str(pool.nodes(load)) for load in Load),
+                      "/".join(str(pool.gpus(load)) for load in Load),
+                      *(_hour_and_month(pool.per_hour(load)) for load in Load))
+    table.add_section()
+    table.add_row("total", "", "/".join(str(cost.gpus(load)) for load in Load),
+                  *(_hour_and_month(cost.per_hour(load)) for load in Load))
+    return table
+
+
+def _hour_and_month(per_hour: float | None) -> Text:
+    if per_hour is None:
+        return _flagged(PRICE_UNKNOWN, True)
+    return Text(f"{money(per_hour)}/h\n{money(per_hour * HOURS_PER_MONTH)}/mo")
+
+
+def _flagged(text: str, unknown: bool) -> Text:
+    return Text(text, style="red" if unknown else "")

@@ -23,10 +23,11 @@ import yaml
 from infra.pod_preview import RAYSERVICE_TYPE
 from infra.stack_file import available_stacks, stack_file
 from servestack.diffing.capacity_delta import CapacityDelta, capacity_delta
+from servestack.diffing.cost_delta import CostDelta, cost_delta
 from servestack.diffing.fields import FieldChange, field_changes
 from servestack.diffing.rollout import RayServiceChange, rayservice_change
 from servestack.offline import absent_secrets, offline_source
-from servestack.render import CAPACITY_PLAN, INDEX, POLICY_REPORT
+from servestack.render import CAPACITY_PLAN, COST_ESTIMATE, INDEX, POLICY_REPORT
 
 RENDER_TIMEOUT_S = 900
 
@@ -54,10 +55,12 @@ class StackDiff:
     capacity: CapacityDelta | None = None
     policies: Mapping[str, Any] | None = None  # the working tree's policy report
     absent_secrets: tuple[str, ...] = ()  # the working tree's: what `pulumi up` will ask for
+    cost: CostDelta | None = None
 
     @property
     def changed(self) -> bool:
-        return bool(self.resources) or self.base_error is not None or self.head_error is not None
+        return (bool(self.resources) or self.base_error is not None
+                or self.head_error is not None or (self.cost is not None and self.cost.changed))
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,10 @@ def diff_stack(stack: str, base_dir: Path | None, head_dir: Path | None,
             rayservices.append(rayservice_change(entry["name"], old, new))
     capacity = capacity_delta(_load(base_dir / CAPACITY_PLAN) if base_dir else None,
                               _load(head_dir / CAPACITY_PLAN) if head_dir else None)
-    return StackDiff(stack, None, None, tuple(resources), tuple(rayservices), capacity, policies)
+    cost = cost_delta(_load(base_dir / COST_ESTIMATE) if base_dir else None,
+                      _load(head_dir / COST_ESTIMATE) if head_dir else None)
+    return StackDiff(stack, None, None, tuple(resources), tuple(rayservices), capacity, policies,
+                     cost=cost)
 
 
 def diff_against(base_ref: str, stacks: Sequence[str] = (), cwd: Path | None = None) -> DiffResult:

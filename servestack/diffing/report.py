@@ -10,8 +10,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from infra.capacity import Load
+from infra.cost import HOURS_PER_MONTH, money, signed_money
+from infra.pod_preview import as_list, as_mapping
 from servestack.diffing import DiffResult, StackDiff
 from servestack.diffing.capacity_delta import CapacityDelta
+from servestack.diffing.cost_delta import CostDelta, Side
 from servestack.diffing.fields import ABSENT, FieldChange
 from servestack.diffing.rollout import SERVE_CONFIG, RayServiceChange, ServeChange, why_new_cluster
 
@@ -210,6 +214,77 @@ def _capacity_section(capacity: CapacityDelta) -> list[str]:
     return lines
 
 
+def _monthly(cost: CostDelta, side: Side, load: Load) -> str:
+    if cost.side(side) is None:
+        return "—"
+    value = cost.per_month(side, load)
+    return money(value) if value is None else f"{money(value)}/month"
+
+
+def _cost_rows(cost: CostDelta) -> list[list[str]]:
+    rows = []
+    for load in (Load.MIN, Load.MAX):
+        change = cost.change(load)
+        rows.append([f"at {load.value}", _monthly(cost, "old", load), _monthly(cost, "new", load),
+                     "—" if change is None else signed_money(change)])
+    return rows
+
+
+def _pool_cost_lines(cost: CostDelta) -> list[str]:
+    """The pools whose cost at max changed: nodes and $/month before and after."""
+    old, new = cost.pools("old"), cost.pools("new")
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name, {}), new.get(name, {})
+        if before == after:
+            continue
+        nodes = [as_mapping(p.get("nodes")).get(Load.MAX.value, "—") if p else "—"
+                 for p in (before, after)]
+        monthly = [as_mapping(p.get("per_month")).get(Load.MAX.value) if p else None
+                   for p in (before, after)]
+        shown = [money(m) if p else "—" for m, p in zip(monthly, (before, after), strict=True)]
+        lines.append(f"- `{name}` at max: {nodes[0]} → {nodes[1]} nodes, "
+                     f"{shown[0]} → {shown[1]} a month")
+    return lines
+
+
+def _upgrade_line(cost: CostDelta, rollouts: Sequence[RayServiceChange]) -> str:
+    """The extra cost of the rollout this change triggers, from the working tree's estimate."""
+    if not any(r.rollout == "new cluster" for r in rollouts):
+        how = ", ".join(sorted({r.rollout for r in rollouts})) or "no RayService change"
+        return f"Upgrade: none extra ({how}; no second Ray cluster)."
+    upgrade = cost.upgrade()
+    if upgrade.get("strategy") == "None":
+        return "Upgrade: none extra (upgradeStrategy `None` does not roll the change out)."
+    hours = upgrade.get("hours")
+    how = ("grows a second Ray cluster step by step beside this one (the upgrade plan's peak)"
+           if upgrade.get("strategy") == "NewClusterWithIncrementalUpgrade"
+           else "runs a second Ray cluster beside this one")
+    return (f"Upgrade: `{upgrade.get('strategy')}` {how} "
+            f"for about {hours:g} h (`cost.upgrade_hours`, the stack's estimate), "
+            f"{upgrade.get('extra_nodes')} more node(s) at max load: peak "
+            f"{money(upgrade.get('peak_per_hour'))}/h "
+            f"({money(upgrade.get('extra_per_hour'))}/h more), about "
+            f"{money(upgrade.get('extra_cost'))} for the rollout.")
+
+
+def _cost_section(cost: CostDelta, rollouts: Sequence[RayServiceChange]) -> list[str]:
+    lines = [f"#### Cost (USD, {HOURS_PER_MONTH} h a month; docs/cost.md)", ""]
+    lines += [*_table(["load", "before", "after", "change"], _cost_rows(cost)), ""]
+    sides: tuple[tuple[Side, str], ...] = (("old", "base"), ("new", "working tree"))
+    for side, label in sides:
+        estimate = cost.side(side)
+        if estimate is None:
+            lines.append(f"- the {label} has no cost estimate (no stack, or older code)")
+        elif not cost.known(side):
+            unpriced = ", ".join(f"`{p}`" for p in as_list(estimate.get("unpriced_pools")))
+            lines.append(f"- ⚠️ {label}: price unknown for {unpriced}, so its totals are unknown")
+    lines += _pool_cost_lines(cost)
+    if cost.new is not None:
+        lines.append(f"- {_upgrade_line(cost, rollouts)}")
+    return [*lines, ""]
+
+
 def _plain(value: Any) -> str:
     return "—" if value is None else str(value)
 
@@ -238,6 +313,9 @@ def _stack_section(diff: StackDiff) -> list[str]:
         lines += [*_table(["change", "type", "name", "fields"], _resource_rows(diff)), ""]
     if diff.capacity is not None and not diff.capacity.empty:
         lines += _capacity_section(diff.capacity)
+    if diff.cost is not None and (diff.cost.changed or any(
+            r.rollout == "new cluster" for r in diff.rayservices)):
+        lines += _cost_section(diff.cost, diff.rayservices)
     lines += _policies_section(diff.policies)
     return lines
 

@@ -11,8 +11,10 @@ from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 import servestack.cli.commands
-from infra.capacity import plan_capacity
-from infra.stack_file import load_stack_config
+from infra.capacity import Load, plan_capacity
+from infra.config import REPO_ROOT
+from infra.cost import estimate_cost, money
+from infra.stack_file import load_stack, load_stack_config
 from servestack.cli import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -38,10 +40,55 @@ def test_plan_prints_deployments_worker_groups_and_pools() -> None:
     assert "warning: pools[cpu]: a NewCluster upgrade" in result.stdout
 
 
-def test_plan_json_is_the_capacity_output() -> None:
+def test_plan_json_is_the_capacity_output_with_its_cost() -> None:
     result = servestack("--stack", "local", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == plan_capacity(load_stack_config("local")).to_output()
+    document = json.loads(result.stdout)
+    cost = document.pop("cost")
+    config = load_stack_config("local")
+    plan = plan_capacity(config)
+    assert document == plan.to_output()
+    assert cost == estimate_cost(config, plan).to_output()
+
+
+def test_plan_shows_each_pools_cost_at_min_initial_and_max_and_the_totals() -> None:
+    result = servestack("--stack", "prod")
+    assert result.exit_code == 0, result.output
+    valid = load_stack("prod")
+    cost = estimate_cost(valid.stack, valid.plan)
+    for title in ("Prices per node-hour", "Cost of stack 'prod'"):
+        assert title in result.stdout
+    for load in Load:
+        for pool in cost.pools:
+            assert f"{money(pool.per_hour(load))}/h" in result.stdout
+            assert f"{money(_month(pool.per_hour(load)))}/mo" in result.stdout
+        assert f"{money(cost.per_month(load))}/mo" in result.stdout
+    figures = servestack("--stack", "prod", "--json")
+    document = json.loads(figures.stdout)["cost"]
+    assert document["per_month"] == {load.value: round(cost.per_month(load) or -1, 2)
+                                     for load in Load}
+    assert document["hours_per_month"] == 730
+    assert "more per upgrade" in result.stdout
+
+
+def _month(per_hour: float | None) -> float | None:
+    return None if per_hour is None else per_hour * 730
+
+
+def test_an_unknown_machine_type_is_price_unknown_never_zero(tmp_path: Path) -> None:
+    source = (REPO_ROOT / "stacks" / "Pulumi.prod.yaml").read_text()
+    (tmp_path / "Pulumi.odd.yaml").write_text(
+        source.replace("machine_type: g2-standard-16", "machine_type: g2-custom-99"))
+    result = servestack("--stack", "odd", "--stacks-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "price unknown for pools[gpu-l4]: no on-demand list price for g2-custom-99" in (
+        " ".join(result.stdout.split()))
+    document = json.loads(servestack("--stack", "odd", "--stacks-dir", str(tmp_path),
+                                     "--json").stdout)["cost"]
+    assert document["unpriced_pools"] == ["gpu-l4"]
+    assert set(document["per_month"].values()) == {None}
+    gpu = next(p for p in document["pools"] if p["pool"] == "gpu-l4")
+    assert gpu["price"]["per_hour"] is None and gpu["per_hour"]["max"] is None
 
 
 def test_plan_exits_2_with_the_field_path_and_fix_when_capacity_does_not_fit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from infra.capacity import plan_capacity
 from infra.config import REPO_ROOT, parse_stack_config
+from infra.cost import estimate_cost, money, signed_money
 from infra.stack_file import read_stack_file
 from servestack.cli import app
 from servestack.diffing.capacity_delta import capacity_delta
@@ -282,8 +284,53 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
         assert f"{gpu_pool}: {nodes[1] - nodes[0]:+d} GPU nodes at max" in report
     assert "No change in `local`." in report
     assert "new cluster" not in report
+    # The monthly cost at max, before and after, is what `plan --json` says on each side.
+    monthly = [_plan_cost(stacks)["per_month"] for stacks in (REPO_ROOT / "stacks",
+                                                                repo / "stacks")]
+    assert monthly[1]["max"] > monthly[0]["max"]
+    change = round(monthly[1]["max"] - monthly[0]["max"], 2)
+    assert (f"| at max | {money(monthly[0]['max'])}/month | {money(monthly[1]['max'])}/month | "
+            f"{signed_money(change)} |") in report
+    assert (f"| at min | {money(monthly[0]['min'])}/month | {money(monthly[1]['min'])}/month | "
+            "+$0.00 |") in report
+    assert "- Upgrade: none extra (in place; no second Ray cluster)." in report
     worktrees = git(repo, "worktree", "list")
     assert len(worktrees.strip().splitlines()) == 1  # the base worktree is gone again
+
+
+def _plan_cost(stacks: Path) -> dict[str, Any]:
+    from servestack.cli import commands  # noqa: F401  (registers the commands)
+
+    result = CliRunner().invoke(app, ["plan", "--stack", "prod", "--json",
+                                      "--stacks-dir", str(stacks)])
+    assert result.exit_code == 0, result.output
+    cost = json.loads(result.stdout)["cost"]
+    assert isinstance(cost, dict)
+    return cost
+
+
+def test_a_new_cluster_rollout_prices_its_upgrade_from_the_working_trees_estimate() -> None:
+    from servestack.diffing.cost_delta import CostDelta
+    from servestack.diffing.report import _cost_section
+    from servestack.diffing.rollout import RayServiceChange
+
+    config = parse_stack_config("prod", read_stack_file(REPO_ROOT / "stacks" / "Pulumi.prod.yaml"))
+    estimate = estimate_cost(config, plan_capacity(config)).to_output()
+    change = RayServiceChange("servestack", "new cluster", (), (), (), (), "NewCluster")
+    text = "\n".join(_cost_section(CostDelta(estimate, estimate), [change]))
+    upgrade = estimate["upgrade"]
+    assert f"`{upgrade['strategy']}` " in text
+    assert "beside this one" in text
+    assert f"for about {upgrade['hours']:g} h (`cost.upgrade_hours`" in text
+    assert (f"{upgrade['extra_nodes']} more node(s) at max load: peak "
+            f"{money(upgrade['peak_per_hour'])}/h ({money(upgrade['extra_per_hour'])}/h more), "
+            f"about {money(upgrade['extra_cost'])} for the rollout.") in text
+    assert "| at max | " in text and "| +$0.00 |" in text
+    unpriced = {**estimate, "per_month": {"min": None, "initial": None, "max": None},
+                "unpriced_pools": ["gpu-l4"]}
+    text = "\n".join(_cost_section(CostDelta(estimate, unpriced), [change]))
+    assert "price unknown for `gpu-l4`, so its totals are unknown" in text
+    assert "| price unknown | — |" in text
 
 
 def test_report_cells_stay_on_one_table_row_and_show_where_long_strings_differ() -> None:
