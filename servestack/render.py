@@ -14,15 +14,17 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from infra.pod_preview import RAYSERVICE_TYPE, as_mapping, plain, preview_pods
 from infra.stack_file import stack_name
 from policies.stack_context import stack_config_from_pulumi
-from servestack.offline import ProgramRun, RegisteredResource, run_stack_file
-from servestack.policy_check import CheckReport, InvalidStackError, evaluate, subjects_of
+from servestack.offline import InvalidStackError, ProgramRun, RegisteredResource, run_stack_file
+
+if TYPE_CHECKING:
+    from servestack.policy_check import CheckReport
 
 SECRET = "[secret]"
 INDEX = "index.yaml"
@@ -230,6 +232,8 @@ def render_stack_file(path: Path, out_dir: Path, stack: str | None = None,
         raise InvalidStackError(run.error) from run.error
     files = render_documents(run)
     if with_policies:
+        from servestack.policy_check import evaluate, subjects_of  # Pulumi's policy SDK
+
         report = evaluate(name, subjects_of(run), stack_config_from_pulumi)
         files[POLICY_REPORT] = policy_report_document(report)
     return StackRender(write_documents(files, out_dir / name), run.warnings)
