@@ -39,6 +39,10 @@ AUTOSCALER_METRICS_PORT: Final = 44217
 """The autoscaler's metrics port (ray.autoscaler._private.constants.AUTOSCALER_METRIC_PORT):
 Ray reads it from the environment, so the pods' default is written here, not the renderer's."""
 
+OBJECT_STORE_MINIMUM_BYTES: Final = 75 * 1024**2
+"""The smallest object store Ray starts a node with
+(ray._private.ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES)."""
+
 FAKE_HEAD_NODE_ID: Final = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
 """The head's node id under the fake multi-node provider
 (ray.autoscaler._private.fake_multi_node.node_provider.FAKE_HEAD_NODE_ID)."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal, Self
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
 
 from apps.spec import SpecModel
 from infra.config.resources import PodResources
 from infra.field_types import DNS_LABEL, Cidr
+from infra.quantities import gib
+from infra.ray_internals import OBJECT_STORE_MINIMUM_BYTES
 
 REDIS_PASSWORD_MEANING = "the password of the GCS fault-tolerance Redis"
 
@@ -85,6 +87,11 @@ class RayServiceConfig(SpecModel):
         PodResources(cpu=0.5, memory=ByteSize(1024**3)),
         description="Per worker pod on top of its replicas: raylet, agents and object store.",
     )
+    object_store_memory: ByteSize = Field(
+        ByteSize(512 * 1024**2), ge=OBJECT_STORE_MINIMUM_BYTES,
+        description="Ray's object store per worker pod (rayStartParams object-store-memory), "
+        "out of worker_overhead.memory; e.g. 512MiB.",
+    )
     max_replicas_per_pod: int = Field(
         4, ge=1, description="Upper bound on replicas packed into one worker pod."
     )
@@ -98,6 +105,20 @@ class RayServiceConfig(SpecModel):
     gcs_fault_tolerance: GcsFaultTolerance = Field(
         GcsFaultTolerance(), description="GCS state in an external Redis."
     )
+
+    @field_validator("object_store_memory")
+    @classmethod
+    def _object_store_inside_overhead(cls, value: ByteSize, info: ValidationInfo) -> ByteSize:
+        """Uncapped, Ray's store takes 30% of the pod's memory from /dev/shm, beyond what the
+        plan reserves; capped, it must still leave the raylet and agents some of the
+        overhead."""
+        overhead = info.data.get("worker_overhead")
+        if overhead is not None and value >= overhead.memory:
+            raise ValueError(
+                f"{gib(value)} leaves nothing of rayservice.worker_overhead.memory "
+                f"({gib(overhead.memory)}) for the raylet and agents; lower it or raise "
+                "rayservice.worker_overhead.memory")
+        return value
 
     @field_validator("upgrade_strategy")
     @classmethod
