@@ -252,7 +252,7 @@ class WorkerGroupPlan:
     pool: str
     ray: ResourceVector  # rayStartParams num-cpus/memory/num-gpus: whole CPUs and devices
     overhead: ResourceVector  # rayservice.worker_overhead: raylet, agents, object store
-    object_store: int  # rayservice.object_store_memory: Ray's store, out of the overhead
+    object_store_memory: int  # rayservice.object_store_memory: Ray's store, out of overhead
     accelerator_resource: str | None  # the extended resource of the pod's GPUs; None: no GPUs
     min_pods: int
     initial_pods: int  # pods holding every deployment's initial replicas
@@ -272,10 +272,10 @@ class WorkerGroupPlan:
 
     def to_output(self) -> dict[str, Any]:
         return _fields_output(
-            self, omit=("accelerator_resource", "object_store", "overhead", "ray"),
+            self, omit=("accelerator_resource", "overhead", "ray"),
             pod=self.pod.to_output(self.accelerator_resource),
             ray_memory=self.ray.memory, ray_num_cpus=self.ray.whole_cpus,
-            ray_num_gpus=self.ray.devices, object_store_memory=self.object_store,
+            ray_num_gpus=self.ray.devices,
         )
 
 
@@ -709,7 +709,7 @@ def _plan_group(
         pool=pool.name,
         ray=ray,
         overhead=overhead,
-        object_store=int(stack.rayservice.object_store_memory),
+        object_store_memory=stack.rayservice.object_store_bytes,
         accelerator_resource=key.accelerator_resource if ray.gpu else None,
         min_pods=min_pods,
         initial_pods=initial_pods,

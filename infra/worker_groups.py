@@ -216,7 +216,7 @@ def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, A
         "num-gpus": str(group.ray.devices),
         # Capped: by default Ray's store takes 30% of the pod's memory (from /dev/shm), more
         # than the overhead the plan reserves for it beside `memory`.
-        "object-store-memory": str(group.object_store),
+        "object-store-memory": str(group.object_store_memory),
     }
     spec: dict[str, Any] = {
         "groupName": group.name,

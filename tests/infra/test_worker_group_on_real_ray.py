@@ -91,14 +91,14 @@ def test_the_raylet_holds_what_the_plan_counts_inside_the_pod_limit(index: int) 
     group, spec = _groups()[index]
     limit = spec["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
     assert limit == memory_quantity(group.pod.memory)
-    assert group.object_store < group.overhead.memory
-    assert group.to_output()["object_store_memory"] == group.object_store
+    assert group.object_store_memory < group.overhead.memory
+    assert group.to_output()["object_store_memory"] == group.object_store_memory
 
     for node in _node_resources(spec):
-        assert node["object_store_memory"] == pytest.approx(group.object_store, rel=0.01)
+        assert node["object_store_memory"] == pytest.approx(group.object_store_memory, rel=0.01)
         assert node["memory"] == pytest.approx(group.ray.memory, rel=0.01)
         # Ray's two shares, and what the plan leaves the raylet and agents, fill the limit.
-        rest = group.overhead.memory - group.object_store
+        rest = group.overhead.memory - group.object_store_memory
         assert node["memory"] + node["object_store_memory"] + rest <= group.pod.memory * 1.001
         assert node["CPU"] == group.ray.whole_cpus and node.get("GPU", 0) == group.ray.devices
         for key, value in (spec.get("resources") or {}).items():
