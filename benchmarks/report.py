@@ -24,6 +24,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ANALYSIS_START = "<!-- analysis:start -->"
 ANALYSIS_END = "<!-- analysis:end -->"
 RESULTS_DIR = BENCH_DIR / "results"
+CLI_RESULTS = "cli.json"
 SATURATION = "closed c=64"
 LATENCY = "closed c=1"
 
@@ -354,6 +355,18 @@ def _last_line(error: str) -> str:
     return (lines[-1] if lines else error).replace("|", "\\|")[:300]
 
 
+def cli_section(results: Mapping[str, Any]) -> str:
+    """Fresh `servestack` processes beside their imports alone, then the machine they ran on."""
+    rows = [(r["what"], f"`{r['command']}`", r["ray"], r["wall_s"], r["wall_min_s"], r["cpu_s"],
+             "-" if r.get("target_s") is None else f"≤ {r['target_s']:g} s")
+            for r in results.get("cli_time", [])]
+    if not rows:
+        return ""
+    table = _table(("what", "command", "Ray", "wall s (median)", "wall s (min)",
+                    "CPU s (median)", "target"), rows)
+    return f"{table}\n\n{machine_section(results)}"
+
+
 def infra_section(results: Mapping[str, Any]) -> str:
     rows = [(r["apps"], r["deployments"], r.get("resolve_overrides_ms"),
              r["build_serve_config_ms"], r["validate_serve_deploy_schema_ms"],
@@ -401,6 +414,7 @@ REPRODUCE = "\n".join((
     "python -m benchmarks.run --quick    # < 10 min, goals only: results/quick.json + this file",
     "python -m benchmarks.run --report-only   # measures nothing: this file from results/*.json",
     "python -m benchmarks.infra_scale   # infra scale only",
+    "python -m benchmarks.cli_time      # render/plan CLI time: results/cli.json + this file",
     "python -m benchmarks.raw embeddings --threads 1   # one raw baseline",
     "python -m benchmarks.loadgen http://127.0.0.1:8000 --path /embed --body "
     "'{\"texts\": [\"hi\"]}' --mode open --rate 20   # against `servestack serve`",
@@ -438,8 +452,10 @@ def _machines(goals: Source | None, full: Source | None) -> str:
     return "\n\n".join(parts) or "_No results yet._"
 
 
-def render(goals: Source | None, full: Source | None, analysis: str) -> str:
-    """RESULTS.md: goals from `goals`, sweeps from `full` (either may be None or the same)."""
+def render(goals: Source | None, full: Source | None, analysis: str,
+           cli: Source | None = None) -> str:
+    """RESULTS.md: goals from `goals`, sweeps from `full` (either may be None or the same),
+    CLI time from `cli`."""
     infra = max((s for s in (goals, full) if s is not None and s.results.get("infra_scale")),
                 key=lambda s: s.date, default=None)
     generated = " and ".join(dict.fromkeys(s.path for s in (goals, full) if s is not None))
@@ -472,6 +488,7 @@ def render(goals: Source | None, full: Source | None, analysis: str) -> str:
         parts += [f"## {title}", _sourced(full, "full run", body)]
     parts += [
         "## Infra scale", _sourced(infra, "run measured it", infra_section),
+        "## CLI time (render, plan)", _sourced(cli, "`cli_time` run", cli_section),
         "## Analysis and chosen defaults",
         ANALYSIS_START + "\n" + analysis.strip() + "\n" + ANALYSIS_END,
     ]
@@ -488,14 +505,14 @@ def existing_analysis(path: Path) -> str:
 
 
 def write(goals: Source | None, full: Source | None,
-          target: Path = BENCH_DIR / "RESULTS.md") -> Path:
+          target: Path = BENCH_DIR / "RESULTS.md", cli: Source | None = None) -> Path:
     """Rewrite RESULTS.md from these runs, keeping its analysis block; measures nothing."""
-    target.write_text(render(goals, full, existing_analysis(target)))
+    target.write_text(render(goals, full, existing_analysis(target), cli))
     return target
 
 
 def write_latest(results_dir: Path = RESULTS_DIR, extra: Sequence[Path] = ()) -> Path:
-    return write(*latest(results_dir, extra))
+    return write(*latest(results_dir, extra), cli=load(results_dir / CLI_RESULTS))
 
 
 cli = typer.Typer(add_completion=False)
@@ -511,7 +528,8 @@ def main(
 ) -> None:
     """Regenerate RESULTS.md from results JSON without measuring (keeps the analysis block)."""
     latest_goals, latest_full = latest()
-    written = write(load(goals) if goals else latest_goals, load(full) if full else latest_full)
+    written = write(load(goals) if goals else latest_goals, load(full) if full else latest_full,
+                    cli=load(RESULTS_DIR / CLI_RESULTS))
     typer.echo(f"wrote {written}")
 
 

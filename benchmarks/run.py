@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from benchmarks import goals, infra_scale, plot, raw, report
+from benchmarks import cli_time, goals, infra_scale, plot, raw, report
 from benchmarks.machine import describe, load_average
 from benchmarks.served import VARIANTS, run_variant
 
@@ -78,6 +78,8 @@ def main(
 
     console.print("[bold]infra scale[/bold]: serve config, schema, YAML, capacity plan")
     results["infra_scale"] = infra_scale.measure(repeats=3 if quick else 7)
+    console.print("[bold]CLI time[/bold]: render and plan in fresh processes → results/cli.json")
+    cli_time.run(repeats=3 if quick else 5)
     path = output or RESULTS_DIR / f"{results['mode']}.json"
 
     if not skip_served:

@@ -252,6 +252,7 @@ class WorkerGroupPlan:
     pool: str
     ray: ResourceVector  # rayStartParams num-cpus/memory/num-gpus: whole CPUs and devices
     overhead: ResourceVector  # rayservice.worker_overhead: raylet, agents, object store
+    object_store_memory: int  # rayservice.object_store_memory: Ray's store, out of overhead
     accelerator_resource: str | None  # the extended resource of the pod's GPUs; None: no GPUs
     min_pods: int
     initial_pods: int  # pods holding every deployment's initial replicas
@@ -733,6 +734,7 @@ def _plan_group(
         pool=pool.name,
         ray=ray,
         overhead=overhead,
+        object_store_memory=stack.rayservice.object_store_bytes,
         accelerator_resource=key.accelerator_resource if ray.gpu else None,
         min_pods=min_pods,
         initial_pods=initial_pods,

@@ -8,8 +8,10 @@ shutdown buffer and the file naming the latest local cluster. Everything else re
 through this module; tests/infra/test_ray_internals.py AST-scans the rooms for any other use.
 
 Nothing here imports Ray at import time (the program and the CLI stay quick to start); each
-function imports what it uses. Constants Ray computes from the environment are kept as
-literals: a pod runs with Ray's default, not with the renderer's shell.
+function imports what it uses, and the pure ones answer from infra.ray_answers when they
+have answered the same arguments under the same Ray before. Constants Ray computes from the
+environment are kept as literals: a pod runs with Ray's default, not with the renderer's
+shell.
 
 Tested with ray 2.60.0 (`ray[serve]==2.60.0` in pyproject.toml).
 tests/infra/test_ray_internals.py names the attribute an upgrade moved or changed; upgrade
@@ -24,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from infra.ray_answers import remembered
+
 if TYPE_CHECKING:
     from ray.autoscaler.node_provider import NodeProvider
 
@@ -34,6 +38,10 @@ HEAD_GROUP_NAME: Final = "headgroup"
 AUTOSCALER_METRICS_PORT: Final = 44217
 """The autoscaler's metrics port (ray.autoscaler._private.constants.AUTOSCALER_METRIC_PORT):
 Ray reads it from the environment, so the pods' default is written here, not the renderer's."""
+
+OBJECT_STORE_MINIMUM_BYTES: Final = 75 * 1024**2
+"""The smallest object store Ray starts a node with
+(ray._private.ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES)."""
 
 FAKE_HEAD_NODE_ID: Final = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
 """The head's node id under the fake multi-node provider
@@ -51,6 +59,7 @@ OVERRIDE_NODE_ID_ENV: Final = "RAY_OVERRIDE_NODE_ID_FOR_TESTING"
 # --- the KubeRay autoscaler and Serve's demand (infra.autoscaler_fit) ----------------------
 
 
+@remembered
 def autoscaling_config_of(raycluster: Mapping[str, Any]) -> dict[str, Any]:
     """Ray's translation of a RayCluster into its autoscaling config (the sidecar's code)."""
     from ray.autoscaler._private.kuberay.autoscaling_config import (
@@ -61,6 +70,7 @@ def autoscaling_config_of(raycluster: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
+@remembered
 def resources_from_ray_options(ray_actor_options: Mapping[str, Any]) -> dict[str, Any]:
     """What Ray schedules an actor with these options by (Serve's ReplicaConfig uses it)."""
     from ray._common.utils import resources_from_ray_options as resources
@@ -69,6 +79,7 @@ def resources_from_ray_options(ray_actor_options: Mapping[str, Any]) -> dict[str
     return found
 
 
+@remembered
 def node_labels_match_selector(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     """Ray's C++ label matcher, the one Serve's scheduler uses."""
     # Ray's _raylet.pyi does not declare it.
@@ -77,6 +88,7 @@ def node_labels_match_selector(labels: Mapping[str, str], selector: Mapping[str,
     return bool(matches(dict(labels), dict(selector)))
 
 
+@remembered
 def accelerator_type_resource(ray_type: str) -> str:
     """The resource a node of this accelerator type offers, and `accelerator_type: <t>`
     demands (ray._common.utils.RESOURCE_CONSTRAINT_PREFIX + the type)."""
@@ -105,6 +117,7 @@ def _dashboard_configs() -> dict[str, Any]:
     return {config.name: config for config in configs}
 
 
+@remembered
 def grafana_dashboard(name: str, global_filters: Sequence[str]) -> tuple[str, str]:
     """Ray's dashboard `name` (one of GRAFANA_DASHBOARDS) with these global filters, as
     `(JSON, uid)`, exactly as `generate_<name>_grafana_dashboard()` writes it.

@@ -16,6 +16,7 @@ from apps.spec import ApplicationSpec, DeploymentSpec
 from infra.capacity import worker_group_of
 from infra.config import ServeOptions, StackConfig
 from infra.names import worker_group_selector
+from infra.ray_answers import remembered
 
 
 class ServeConfigError(ValueError):
@@ -94,7 +95,9 @@ def serve_config_for(stack: StackConfig) -> dict[str, Any]:
                               worker_group_selectors(stack.applications))
 
 
+@remembered
 def validate_serve_config(document: dict[str, Any]) -> None:
+    """Ray's ServeDeploySchema accepts the document (remembered: an acceptance is pure)."""
     from ray.serve.schema import ServeDeploySchema  # heavy import, only when validating
 
     try:

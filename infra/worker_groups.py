@@ -7,7 +7,6 @@ GPU limit equals the devices the plan reserved, the tolerations equal the pool's
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from infra.capacity import CapacityPlan, ResourceVector, WorkerGroupPlan, cache_ephemeral_storage
@@ -159,24 +158,20 @@ def head_group_spec(stack: StackConfig, plan: CapacityPlan) -> dict[str, Any]:
     }
 
 
-def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, int]:
-    """`{"accelerator_type:<ray_type>": 1}` for a GPU group on a pool that names its Ray type.
+def accelerator_type_resources(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, str]:
+    """`{"accelerator_type:<ray_type>": "1"}` for a GPU group on a pool that names its Ray type,
+    as the group's typed `resources` (KubeRay ≥ 1.5 passes it to `ray start --resources`).
 
     Ray detects the type from the device on a real GPU node, but the KubeRay autoscaler knows
-    a group only by Ray's translation of its spec (CPU, GPU, memory and rayStartParams
-    `resources`). Without this, a deployment with `accelerator_type` is infeasible there
-    (KubeRay issue #863), so the group could never scale up for it, from zero least of all.
+    a group only by Ray's translation of its spec, which reads this field before rayStartParams
+    (`_get_custom_resources`). Without it, a deployment with `accelerator_type` is infeasible
+    there (KubeRay issue #863), so the group could never scale up for it, from zero least of
+    all.
     """
     accelerator = stack.pool(group.pool).accelerator
     if group.ray.devices == 0 or accelerator is None or accelerator.ray_type is None:
         return {}
-    return {accelerator_type_resource(accelerator.ray_type): 1}
-
-
-def ray_resources_param(resources: dict[str, int]) -> str:
-    """rayStartParams `resources` as KubeRay itself writes it (pod.go): single-quoted JSON,
-    which both KubeRay's shell command and Ray's autoscaler translation parse."""
-    return f"'{json.dumps(resources, sort_keys=True)}'"
+    return {accelerator_type_resource(accelerator.ray_type): "1"}
 
 
 def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, Any]:
@@ -193,11 +188,11 @@ def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, A
         "metrics-export-port": _metrics(stack),
         "num-cpus": str(group.ray.whole_cpus),
         "num-gpus": str(group.ray.devices),
+        # Capped: by default Ray's store takes 30% of the pod's memory (from /dev/shm), more
+        # than the overhead the plan reserves for it beside `memory`.
+        "object-store-memory": str(group.object_store_memory),
     }
-    custom = accelerator_type_resources(stack, group)
-    if custom:
-        params["resources"] = ray_resources_param(custom)
-    return {
+    spec: dict[str, Any] = {
         "groupName": group.name,
         # Ray node labels (KubeRay: `ray start --labels`; Ray's translation: the node type's
         # labels): the Serve config's label selectors keep each deployment on its group.
@@ -210,6 +205,10 @@ def worker_group_spec(stack: StackConfig, group: WorkerGroupPlan) -> dict[str, A
         "template": _with_model_access(
             stack, _pod_template(stack, container, group.node_selector, group.tolerations)),
     }
+    custom = accelerator_type_resources(stack, group)
+    if custom:
+        spec["resources"] = custom
+    return spec
 
 
 def _with_model_access(stack: StackConfig, template: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from infra.clusters.spec import cluster_specs
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, StackConfigError
+from infra.program import StackRefused
 from infra.stack_file import source_from_stack_file, stack_file, stack_name
 from infra.validation import StackSource, validate_stack
 from servestack.pulumi_internals import (
@@ -45,6 +46,18 @@ SECRET_PLACEHOLDER = "offline-placeholder-secret"
 RANDOM_PLACEHOLDER = "offline-random-secret"
 
 # --- what a run records --------------------------------------------------------------------
+
+
+class InvalidStackError(ValueError):
+    """The program stopped before registering anything: the stack config is invalid.
+
+    `problems` holds validate_stack's (field path, message) pairs when the program refused
+    the stack (empty when it failed for another reason, e.g. a missing cloud SDK).
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.problems = error.problems if isinstance(error, StackRefused) else ()
 
 
 @dataclass(frozen=True)

@@ -27,26 +27,13 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from infra.config import STACKS_DIR
 from infra.environment import Environment, environment_for
-from infra.program import StackRefused
 from infra.stack_file import stack_file, stack_name
 from policies.enforcement import levels_for, stack_levels
 from policies.rules import StackConfigSource, build_policies
 from policies.stack_context import stack_config_from_pulumi
-from servestack.offline import ProgramRun, run_stack_file
+from servestack.offline import InvalidStackError, ProgramRun, run_stack_file
 
 PACK = "servestack"
-
-
-class InvalidStackError(ValueError):
-    """The program stopped before registering anything: the stack config is invalid.
-
-    `problems` holds validate_stack's (field path, message) pairs when the program refused
-    the stack (empty when it failed for another reason, e.g. a missing cloud SDK).
-    """
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.problems = error.problems if isinstance(error, StackRefused) else ()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ POLICY_HELPERS = {
     "infra.clusters.spec": "what every cluster backend declares without its SDK (pydantic); "
                            "each backend's `<backend>_spec` module is pure the same way",
     "infra.capacity": "the capacity plan, pure functions, recomputed by capacity-plan-fits",
+    "infra.ray_answers": "a disk cache of Ray's pure answers (schema check, translation), "
+                         "keyed by Ray's version and the arguments; pure otherwise",
     "infra.upgrade_plan": "the incremental upgrade's steps from the capacity plan, pure "
                           "(validation sizes clusterUpgradeOptions with it)",
     "infra.cost": "prices x the plan's node counts, pure (a typed price table read from a "

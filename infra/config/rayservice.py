@@ -8,12 +8,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Final, Literal, Self
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
 
 from apps import kubernetes_rules as k8s
 from apps.spec import SpecModel
 from infra.config.resources import PodResources
 from infra.field_types import Cidr
+from infra.quantities import gib
+from infra.ray_internals import OBJECT_STORE_MINIMUM_BYTES
 
 REDIS_PASSWORD_MEANING = "the password of the GCS fault-tolerance Redis"
 MAX_RAYSERVICE_NAME: Final = 47
@@ -122,6 +124,11 @@ class RayServiceConfig(SpecModel):
         PodResources(cpu=0.5, memory=ByteSize(1024**3)),
         description="Per worker pod on top of its replicas: raylet, agents and object store.",
     )
+    object_store_memory: ByteSize | None = Field(
+        None, validate_default=True,
+        description="Ray's object store per worker pod (rayStartParams object-store-memory), "
+        "out of worker_overhead.memory; default: half of it.",
+    )
     max_replicas_per_pod: int = Field(
         4, ge=1, description="Upper bound on replicas packed into one worker pod."
     )
@@ -157,6 +164,35 @@ class RayServiceConfig(SpecModel):
                              "NewClusterWithIncrementalUpgrade only; remove it or switch")
         return self
 
+    @field_validator("object_store_memory")
+    @classmethod
+    def _object_store_inside_overhead(cls, value: ByteSize | None, info: ValidationInfo
+                                      ) -> ByteSize | None:
+        """Uncapped, Ray's store takes 30% of the pod's memory from /dev/shm, beyond what the
+        plan reserves; capped, it must leave the raylet and agents some of the overhead and
+        be at least what Ray starts a node with."""
+        overhead = info.data.get("worker_overhead")
+        if overhead is None:
+            return value
+        store = _object_store_bytes(value, overhead)
+        if store < OBJECT_STORE_MINIMUM_BYTES:
+            raise ValueError(
+                f"{gib(store)} is below the {gib(OBJECT_STORE_MINIMUM_BYTES)} Ray needs for "
+                "an object store" + ("" if value is not None else
+                                     " (half of rayservice.worker_overhead.memory)")
+                + "; raise it or rayservice.worker_overhead.memory")
+        if store >= overhead.memory:
+            raise ValueError(
+                f"{gib(store)} leaves nothing of rayservice.worker_overhead.memory "
+                f"({gib(overhead.memory)}) for the raylet and agents; lower it or raise "
+                "rayservice.worker_overhead.memory")
+        return value
+
+    @property
+    def object_store_bytes(self) -> int:
+        """Ray's object store per worker pod: the configured size, or half the overhead."""
+        return _object_store_bytes(self.object_store_memory, self.worker_overhead)
+
     @field_validator("name")
     @classmethod
     def _kuberay_name(cls, value: str) -> str:
@@ -173,3 +209,7 @@ class RayServiceConfig(SpecModel):
         """Secret config keys the RayService reads → what they hold."""
         ft = self.gcs_fault_tolerance
         return {ft.password_secret_key: REDIS_PASSWORD_MEANING} if ft.enabled else {}
+
+
+def _object_store_bytes(configured: int | None, overhead: PodResources) -> int:
+    return int(configured) if configured is not None else int(overhead.memory) // 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 app = typer.Typer(
@@ -19,7 +21,8 @@ def _root() -> None:
 
 
 def main() -> None:
-    # Command modules register themselves on `app` when imported.
-    from servestack.cli import commands  # noqa: F401
+    # Command modules register themselves on `app` when imported: only the one being run.
+    from servestack.cli.registry import modules_for, register
 
+    register(modules_for(sys.argv[1:]))
     app()

@@ -26,7 +26,8 @@ from policies.enforcement import PolicyConfigError, read_policy_config
 from servestack.app_imports import import_path_problems
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID, EXIT_VIOLATIONS
-from servestack.policy_check import PACK, CheckReport, InvalidStackError, check_stack_file
+from servestack.offline import InvalidStackError
+from servestack.policy_check import PACK, CheckReport, check_stack_file
 
 PACK_VERSION = "0.1.0"  # policies/PulumiPolicy.yaml
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -67,14 +68,17 @@ def plan(
             errors.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         return
     out = Console()
-    out.print(deployments_table(capacity))
+    for table in deployments_tables(capacity):
+        out.print(table)
     out.print(worker_groups_table(capacity))
+    if (tolerations := tolerations_table(capacity)) is not None:
+        out.print(tolerations)
     out.print(pools_table(capacity))
     out.print(prices_table(cost))
     out.print(cost_table(cost))
-    for note in unpriced_notes(cost):
-        out.print(Text(note, style="red"), soft_wrap=True)
-    out.print(Text(upgrade_note(cost)), soft_wrap=True)
+    for note in unpriced_notes(cost):  # sentences, wrapped to the terminal like the tables
+        out.print(Text(note, style="red"))
+    out.print(Text(upgrade_note(cost)))
     for warning in valid.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
 
@@ -84,35 +88,47 @@ def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) 
         f", {gpus} {resource}" if gpus else "")
 
 
-def _table(title: str, *columns: str, names: int = 2) -> Table:
-    """Identifiers (the first `names` columns) left, figures right; narrow terminals wrap
-    cells rather than cut them."""
-    table = Table(title=title)
+def _table(title: str, *columns: str, names: int = 2, keys: tuple[str, ...] = (),
+           caption: str | None = None) -> Table:
+    """Identifiers (the first `names` columns, and the `keys` columns) left and never broken,
+    so a group name such as `gpu-nvidia-com-gpu-l4` reads whole; figures right, wrapping
+    between words. A header rule and two spaces between
+    columns instead of boxes, so the tables fit 80 columns."""
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False,
+                  padding=(0, 1, 0, 0), pad_edge=False, title_justify="left",
+                  caption_justify="left")
     for i, column in enumerate(columns):
-        table.add_column(column, overflow="fold", justify="left" if i < names else "right")
+        if i < names or column in keys:
+            table.add_column(column, no_wrap=True, justify="left")
+        else:
+            table.add_column(column, overflow="fold", justify="right")
     return table
 
 
-def deployments_table(capacity: CapacityPlan) -> Table:
-    table = _table(f"Deployments of stack {capacity.stack!r} (replicas: min/initial/max)",
-                   "app", "deployment", "group", "per replica", "replicas", "per pod", names=3)
+def deployments_tables(capacity: CapacityPlan) -> list[Table]:
+    """One table per worker group, so its name is a title rather than a wide column."""
+    tables = []
     for group in capacity.worker_groups:
+        table = _table(f"Deployments of stack {capacity.stack!r} on {group.name}",
+                       "app", "deployment", "per replica", "replicas", "per pod",
+                       caption="replicas: min/initial/max")
         for dep in group.deployments:
             gpus = f", {dep.num_gpus:g} GPU" if dep.num_gpus else ""
-            table.add_row(Text(dep.app), Text(dep.deployment), Text(group.name),
+            table.add_row(Text(dep.app), Text(dep.deployment),
                           _shape(dep.num_cpus, dep.memory) + gpus,
                           "/".join(str(dep.replicas(load)) for load in Load),
                           str(dep.replicas_per_pod))
-    return table
+        tables.append(table)
+    return tables
 
 
 def worker_groups_table(capacity: CapacityPlan) -> Table:
-    table = _table("Worker groups (pod = limits; Ray = what replicas may use; "
-                   "pods: min/initial/max)",
-                   "group", "pool", "pod", "Ray", "pods", "tolerates")
+    table = _table(f"Worker groups of stack {capacity.stack!r}", "group", "pool", "pod", "Ray",
+                   "pods", caption="pod = limits; Ray = what replicas may use; "
+                   "pods: min/initial/max")
     head = capacity.head
     table.add_row("head", Text(head.pool), _shape(head.pod.cpus, head.pod.memory), "-",
-                  "1/1/1", "-")
+                  "1/1/1")
     for group in capacity.worker_groups:
         pod, ray = group.pod, group.ray
         table.add_row(
@@ -120,15 +136,27 @@ def worker_groups_table(capacity: CapacityPlan) -> Table:
             _shape(pod.cpus, pod.memory, pod.devices, "GPU"),
             _shape(ray.whole_cpus, ray.memory, ray.devices, "GPU"),
             "/".join(str(group.pods(load)) for load in Load),
-            Text(", ".join(t.key for t in group.tolerations) or "-"),
         )
+    return table
+
+
+def tolerations_table(capacity: CapacityPlan) -> Table | None:
+    """The taint keys each worker group tolerates; None when no group tolerates any."""
+    tolerating = [group for group in capacity.worker_groups if group.tolerations]
+    if not tolerating:
+        return None
+    table = _table("Tolerations", "group", "tolerates", names=2)
+    for group in tolerating:
+        table.add_row(Text(group.name), Text(", ".join(t.key for t in group.tolerations)))
     return table
 
 
 def pools_table(capacity: CapacityPlan) -> Table:
     table = _table(f"Node pools (upgrade strategy {capacity.upgrade_strategy})", "pool", "runs",
-                   "nodes min-max", "at min", "at max", "in upgrade", "upgrade headroom",
-                   "GPUs at max")
+                   "nodes", "at min", "at max", "upgrade", "spare", "GPUs",
+                   caption="nodes: min-max; at min, at max: nodes needed at min and max load; "
+                   "upgrade: nodes needed during an upgrade; spare: max - upgrade; "
+                   "GPUs: at max")
     for pool in capacity.pools:
         runs = (["head"] if pool.hosts_head else []) + list(pool.worker_groups)
         headroom = pool.max_nodes - pool.nodes_needed_during_upgrade

@@ -17,7 +17,7 @@ from infra.config import STACKS_DIR, StackConfigError
 from infra.stack_file import StackFileError, available_stacks, stack_file
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID
-from servestack.policy_check import InvalidStackError
+from servestack.offline import InvalidStackError
 from servestack.render import RenderError, render_stack_file
 
 

@@ -143,3 +143,17 @@ def test_report_only_rewrites_results_md_from_the_json_and_measures_nothing(
     assert "kept by hand" in text and "old" not in text.split(report.ANALYSIS_START)[0]
     assert f"full run of {FULL_DATE}" in _section(text, "Threads per replica")
     assert "--report-only" in _section(text, "Reproduce")
+
+
+def test_the_cli_section_shows_each_row_beside_its_target_and_machine() -> None:
+    rows = [{"what": "render, 4 stacks", "command": "servestack render --out DIR",
+             "ray": "remembered", "repeats": 5, "wall_s": 1.9, "wall_min_s": 1.8, "cpu_s": 1.7,
+             "target_s": 2.0},
+            {"what": "plan's imports alone", "command": "import servestack.cli.plan", "ray": "-",
+             "repeats": 5, "wall_s": 0.3, "wall_min_s": 0.3, "cpu_s": 0.3, "target_s": None}]
+    cli = report.Source("benchmarks/results/cli.json",
+                        {"mode": "cli", "machine": _machine(QUICK_DATE, 1.0), "cli_time": rows})
+    text = report.render(None, None, "", cli)
+    section = text.split("## CLI time (render, plan)")[1].split("## Analysis")[0]
+    assert "| render, 4 stacks | `servestack render --out DIR` | remembered | 1.90 |" in section
+    assert "≤ 2 s" in section and "test CPU" in section

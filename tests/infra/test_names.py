@@ -28,6 +28,7 @@ ALLOWED: Mapping[tuple[str, str], str] = {
                                       "operator's port",
     ("infra/kuberay.py", "release"): "the component's output named after its Helm release",
     ("servestack/cli/local.py", "serve"): "the `servestack serve` command",
+    ("servestack/cli/registry.py", "serve"): "the `servestack serve` command",
     ("servestack/config_reference.py", "serve"): "the `serve` section of the stack file",
 }
 """Generic words that are port names too, where they mean something else: (file, string)."""

@@ -6,15 +6,16 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.core import TyperGroup
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 import servestack.cli.commands
 from infra.capacity import Load, plan_capacity
-from infra.config import REPO_ROOT
+from infra.config import REPO_ROOT, STACKS_DIR
 from infra.cost import estimate_cost, money
-from infra.stack_file import load_stack, load_stack_config
+from infra.stack_file import available_stacks, load_stack, load_stack_config
 from servestack.cli import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -114,3 +115,17 @@ def test_plan_exits_2_for_an_unknown_stack(tmp_path: Path) -> None:
     result = servestack("--stack", "nope", "--stacks-dir", str(tmp_path))
     assert result.exit_code == 2
     assert "no stack 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("stack", available_stacks(STACKS_DIR))
+def test_plan_tables_fit_80_columns_with_names_whole(stack: str) -> None:
+    group = isinstance(get_command(app), TyperGroup)
+    result = CliRunner().invoke(app, [*(["plan"] if group else []), "--stack", stack],
+                                env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    tables = result.stdout.split("\nwarning:")[0].splitlines()  # warnings are sentences
+    assert max(len(line.rstrip()) for line in tables) <= 80
+    words = {word for line in tables for word in line.split()}
+    capacity = load_stack(stack, STACKS_DIR).plan
+    for name in [g.name for g in capacity.worker_groups] + [p.pool for p in capacity.pools]:
+        assert name in words, f"{name} is broken across lines"
