@@ -44,7 +44,8 @@ class ServedStack:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[ServedStack]:
-    with private_cli("sso-", own_dirs={"HOME": "home", "TMPDIR": "tmp"}) as cli:
+    dirs = {"HOME": "home", "TMPDIR": "tmp", "XDG_CACHE_HOME": "cache"}
+    with private_cli("sso-", own_dirs=dirs) as cli:
         result = cli.servestack("serve", "--timeout", "420", timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr
         yield ServedStack(cli, result.stdout)
@@ -126,5 +127,9 @@ def test_the_metrics_endpoint_needs_no_token_while_the_dashboard_does(
 def test_ray_and_the_apps_write_nothing_under_home(
     served: ServedStack, scraped: dict[str, list[dict[str, str]]]
 ) -> None:
+    """The CLI's own answer cache follows XDG_CACHE_HOME, so HOME shows only what Ray and
+    the apps write."""
     written = sorted(str(p.relative_to(served.home)) for p in served.home.rglob("*"))
     assert written == []
+    cache = Path(served.cli.env["XDG_CACHE_HOME"])
+    assert {p.name for p in cache.iterdir()} <= {"servestack"}
