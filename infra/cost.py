@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError, model_validator
 from apps.spec import SpecError, SpecModel
 from infra.capacity import CapacityPlan, Load, PoolPlan
 from infra.config import NodePool, StackConfig
+from infra.upgrade_plan import upgrade_hours
 
 HOURS_PER_MONTH = 730
 """The month cloud price pages quote: 365 x 24 / 12 hours."""
@@ -210,6 +211,7 @@ class CostEstimate:
     pools: tuple[PoolCost, ...]
     upgrade_strategy: str
     upgrade_hours: float
+    upgrade_hours_from: str  # `cost.upgrade_hours`, or the upgrade plan's estimate
 
     @property
     def unpriced(self) -> tuple[str, ...]:
@@ -265,6 +267,7 @@ class CostEstimate:
                 "extra_nodes": sum(p.upgrade_extra_nodes for p in self.pools),
                 "extra_per_hour": _money(self.upgrade_extra_per_hour),
                 "hours": self.upgrade_hours,
+                "hours_from": self.upgrade_hours_from,
                 "peak_per_hour": _money(self.upgrade_peak_per_hour),
                 "strategy": self.upgrade_strategy,
             },
@@ -277,7 +280,9 @@ def estimate_cost(stack: StackConfig, plan: CapacityPlan,
         stack=stack.stack,
         pools=tuple(pool_cost(stack, pool, plan.pool(pool.name), table) for pool in stack.pools),
         upgrade_strategy=plan.upgrade_strategy,
-        upgrade_hours=stack.cost.upgrade_hours,
+        upgrade_hours=upgrade_hours(stack, plan),
+        upgrade_hours_from=("cost.upgrade_hours" if stack.cost.upgrade_hours is not None
+                            else "the upgrade plan's estimate"),
     )
 
 

@@ -17,8 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import Listener, StackConfig
-from infra.names import stack_labels
-from infra.rayservice import serve_service_name
+from infra.names import serve_service_name, stack_labels
 
 GATEWAY_COMPONENT = "servestack:index:Gateway"
 GATEWAY_API = "gateway.networking.k8s.io"
@@ -79,7 +78,7 @@ def http_route_manifest(stack: StackConfig) -> dict[str, Any]:
     anyway; sorted so the manifest is stable)."""
     prefixes = sorted({app.route_prefix for app in stack.applications},
                       key=lambda prefix: (-len(prefix), prefix))
-    backend = {"group": "", "kind": "Service", "name": serve_service_name(stack),
+    backend = {"group": "", "kind": "Service", "name": serve_service_name(stack.rayservice.name),
                "port": stack.serve.http.port, "weight": 1}
     spec: dict[str, Any] = {
         "parentRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": stack.gateway.name}],

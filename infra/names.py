@@ -145,3 +145,15 @@ CLOUD_TAINT_EFFECTS: Final[Mapping[TaintEffect, str]] = {
     "NoExecute": "NO_EXECUTE",
 }
 """The GKE node-pool API and the EKS managed node-group API spell effects the same way."""
+
+
+def serve_service_name(rayservice: str) -> str:
+    """KubeRay names the Serve Service after the RayService; outside an incremental upgrade
+    it follows the cluster that serves."""
+    return f"{rayservice}-serve-svc"
+
+
+def kuberay_gateway_name(rayservice: str) -> str:
+    """The Gateway KubeRay 1.7.0 creates for an incremental upgrade (`createGateway`), where
+    it splits traffic between the two clusters."""
+    return f"{rayservice}-gateway"

@@ -19,6 +19,7 @@ import pulumi_random as random
 
 from infra.capacity import CapacityPlan
 from infra.config import StackConfig
+from infra.names import serve_service_name
 from infra.serve_config import to_yaml
 from infra.upgrade_plan import cluster_deletion_delay_s, cluster_upgrade_options, upgrade_plan
 from infra.worker_groups import ray_cluster_config, rayservice_labels
@@ -66,13 +67,8 @@ def head_excluded_from_serve(stack: StackConfig) -> bool:
     return stack.serve.proxy_location != "HeadOnly"
 
 
-def serve_service_name(stack: StackConfig) -> str:
-    """KubeRay names the Serve Service after the RayService; it follows upgrades."""
-    return f"{stack.rayservice.name}-serve-svc"
-
-
 def serve_endpoint(stack: StackConfig) -> str:
-    host = f"{serve_service_name(stack)}.{stack.namespace}.svc.cluster.local"
+    host = f"{serve_service_name(stack.rayservice.name)}.{stack.namespace}.svc.cluster.local"
     return f"http://{host}:{stack.serve.http.port}"
 
 
@@ -205,7 +201,7 @@ class RayService(pulumi.ComponentResource):
         )
         # Derived from the resource's id so consumers wait until the RayService is Ready.
         self.name = resource.id.apply(lambda _: stack.rayservice.name)
-        self.serve_service = pulumi.Output.from_input(serve_service_name(stack))
+        self.serve_service = pulumi.Output.from_input(serve_service_name(stack.rayservice.name))
         self.serve_endpoint = pulumi.Output.from_input(serve_endpoint(stack))
         self.register_outputs({
             "name": self.name,

@@ -12,8 +12,8 @@ the same arithmetic. `cost` prices `UpgradePlan.pools`' peak nodes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from infra.capacity import (
@@ -27,14 +27,19 @@ from infra.capacity import (
     _pods_needed,
     operator_pods,
 )
-from infra.config import StackConfig
+from infra.config import PROJECT, StackConfig
 from infra.field_paths import pool_path
+from infra.names import kuberay_gateway_name, serve_service_name
 
 INCREMENTAL = "NewClusterWithIncrementalUpgrade"
 UPGRADE_OPTIONS_PATH = "rayservice.upgrade"
+UPGRADE_STRATEGY_PATH = "rayservice.upgrade_strategy"
 POD_START_S = 300
 """Assumed seconds from a step's new pods being requested to their replicas running: a node
 scale-up, an image pull and a model load. The duration is an estimate on this assumption."""
+SWITCH_S = 30
+"""Assumed seconds from the new cluster's Serve applications being ready to KubeRay switching
+the Service to it under NewCluster (a reconcile and the endpoints' update)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class UpgradeStep:
     new_capacity: int  # the new cluster's target_capacity after this step (percent)
     old_capacity: int  # the old cluster's after it
     traffic_moves: int  # stepSizePercent moves, one per interval, to catch up
+    seconds: int  # the step's pods starting, then its traffic moves
 
     def to_output(self) -> dict[str, Any]:
         return _fields_output(self)
@@ -59,6 +65,8 @@ class PoolSurge:
     extra_gpus: int
     peak_nodes: int
     max_nodes: int
+    double_nodes: int = 0  # nodes with both clusters at max: NewCluster's worst case
+    gpu: bool = False  # the pool's nodes carry accelerators
 
     def to_output(self) -> dict[str, Any]:
         return _fields_output(self)
@@ -72,7 +80,9 @@ class UpgradePlan:
     interval_seconds: int | None
     steps: tuple[UpgradeStep, ...]
     pools: tuple[PoolSurge, ...]
-    estimated_seconds: int
+    estimated_seconds: int  # both clusters running: the steps, then the deletion delay
+    deletion_delay_seconds: int = 0  # of that, the old cluster outliving the switch
+    written_options: tuple[str, ...] = ()  # clusterUpgradeOptions the stack wrote, not derived
 
     @property
     def peak_extra_gpus(self) -> int:
@@ -82,8 +92,21 @@ class UpgradePlan:
     def peak_extra_nodes(self) -> int:
         return sum(p.extra_nodes for p in self.pools)
 
+    @property
+    def peak_extra_gpu_nodes(self) -> int:
+        return sum(p.extra_nodes for p in self.pools if p.gpu)
+
     def to_output(self) -> dict[str, Any]:
         return _fields_output(self)
+
+    @classmethod
+    def from_output(cls, output: Mapping[str, Any]) -> UpgradePlan:
+        """The `upgradePlan` stack output read back, as `diff` finds it in a render."""
+        values = {f.name: output[f.name] for f in fields(cls) if f.name in output}
+        values["steps"] = tuple(UpgradeStep(**step) for step in output.get("steps") or ())
+        values["pools"] = tuple(PoolSurge(**pool) for pool in output.get("pools") or ())
+        values["written_options"] = tuple(output.get("written_options") or ())
+        return cls(**values)
 
 
 class UpgradeFitError(ValueError):
@@ -126,11 +149,19 @@ def _pool_surges(stack: StackConfig, plan: CapacityPlan, percent: int,
         new_head = [plan.head.pod] if pool_plan.hosts_head else []
         peak = _nodes_needed([*system, *old, *new_head, *new], node) if old or system else 0
         found.append(PoolSurge(
-            pool=pool.name, extra_pods=len(new) + len(new_head),
+            pool=pool.name, gpu=node.devices > 0, extra_pods=len(new) + len(new_head),
             extra_nodes=max(0, peak - pool_plan.nodes_needed), extra_gpus=sum(
                 pod.devices for pod in new), peak_nodes=peak, max_nodes=pool.max_nodes,
         ))
     return tuple(found)
+
+
+def _with_double(stack: StackConfig, plan: CapacityPlan,
+                 surges: tuple[PoolSurge, ...]) -> tuple[PoolSurge, ...]:
+    """Each pool's nodes if the new cluster reached max before the old one is deleted: what
+    NewCluster needs when the load arrives during the switch, and what the steps avoid."""
+    double = {s.pool: s.peak_nodes for s in _pool_surges(stack, plan, 100)}
+    return tuple(replace(s, double_nodes=double[s.pool]) for s in surges)
 
 
 def _fits(surges: Sequence[PoolSurge]) -> bool:
@@ -166,24 +197,25 @@ def cluster_deletion_delay_s(stack: StackConfig) -> int:
     return math.ceil(shutdown + stack.serve.ingress_drain_s)
 
 
-def _steps(surge: int, step: int) -> tuple[UpgradeStep, ...]:
+def _steps(surge: int, step: int, interval: int) -> tuple[UpgradeStep, ...]:
     steps = []
     new = 0
     while new < 100:
         moved = min(100, new + surge) - new
         new += moved
-        steps.append(UpgradeStep(new_capacity=new, old_capacity=100 - new,
-                                 traffic_moves=math.ceil(moved / step)))
+        moves = math.ceil(moved / step)
+        steps.append(UpgradeStep(new_capacity=new, old_capacity=100 - new, traffic_moves=moves,
+                                 seconds=POD_START_S + moves * interval))
     return tuple(steps)
 
 
 def _smallest_step_problems(stack: StackConfig, plan: CapacityPlan) -> list[tuple[str, str]]:
     return [
         (pool_path(s.pool, "max_nodes"),
-         f"an incremental upgrade's smallest step (maxSurgePercent 1: {s.extra_pods} new pods "
+         f"an incremental upgrade's smallest step (maxSurgePercent 1: {s.extra_pods} new pod(s) "
          f"beside the old cluster at max) needs {s.peak_nodes} nodes; max_nodes is "
          f"{s.max_nodes}: raise it to {s.peak_nodes} (headroom {s.peak_nodes - s.max_nodes} "
-         "more nodes) or use upgrade_strategy NewCluster and accept waiting for capacity")
+         "more node(s)) or use upgrade_strategy NewCluster and accept waiting for capacity")
         for s in _pool_surges(stack, plan, 1) if s.peak_nodes > s.max_nodes
     ]
 
@@ -212,10 +244,12 @@ def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
     strategy = stack.rayservice.upgrade_strategy
     if strategy == "None":
         return UpgradePlan(strategy, None, None, None, (), (), 0)
+    delay = cluster_deletion_delay_s(stack)
     if strategy != INCREMENTAL:
-        pools = _pool_surges(stack, plan, 100, whole_cluster=True)
-        return UpgradePlan(strategy, None, None, None,
-                           (UpgradeStep(100, 0, 1),), pools, POD_START_S)
+        pools = _with_double(stack, plan, _pool_surges(stack, plan, 100, whole_cluster=True))
+        switch = UpgradeStep(100, 0, 1, POD_START_S + SWITCH_S)
+        return UpgradePlan(strategy, None, None, None, (switch,), pools,
+                           switch.seconds + delay, delay)
     largest = largest_fitting_surge(stack, plan)
     if largest is None:
         raise UpgradeFitError(_smallest_step_problems(stack, plan))
@@ -226,16 +260,68 @@ def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
     if problems:
         raise UpgradeFitError(problems)
     interval = written.interval_seconds or readiness_interval_s(stack)
-    steps = _steps(surge, step)
-    seconds = sum(POD_START_S + s.traffic_moves * interval for s in steps)
-    return UpgradePlan(strategy, surge, step, interval, steps,
-                       _pool_surges(stack, plan, surge), seconds)
+    steps = _steps(surge, step, interval)
+    pools = _with_double(stack, plan, _pool_surges(stack, plan, surge))
+    return UpgradePlan(strategy, surge, step, interval, steps, pools,
+                       sum(s.seconds for s in steps) + delay, delay, _written_options(stack))
+
+
+def readable_duration(seconds: float) -> str:
+    """Seconds as a person says them: "40 s", "12 min", "1 h 5 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    hours, rest = divmod(minutes, 60)
+    return f"{minutes} min" if not hours else f"{hours} h" + (f" {rest} min" if rest else "")
+
+
+def upgrade_hours(stack: StackConfig, plan: CapacityPlan) -> float:
+    """How long an upgrade runs both clusters: `cost.upgrade_hours` where the stack times its
+    own rollouts, else the upgrade plan's estimate (the full double where steps cannot fit,
+    which `validate_stack` refuses anyway)."""
+    if stack.cost.upgrade_hours is not None:
+        return stack.cost.upgrade_hours
+    try:
+        seconds = upgrade_plan(stack, plan).estimated_seconds
+    except UpgradeFitError:
+        seconds = POD_START_S + SWITCH_S + cluster_deletion_delay_s(stack)
+    return round(seconds / 3600, 2)
+
+
+_OPTIONS = {"max_surge_percent": "maxSurgePercent", "step_size_percent": "stepSizePercent",
+            "interval_seconds": "intervalSeconds"}
+"""The stack's `rayservice.upgrade` fields and KubeRay's names for them."""
+
+
+def _written_options(stack: StackConfig) -> tuple[str, ...]:
+    written = stack.rayservice.upgrade
+    return tuple(kuberay for field, kuberay in _OPTIONS.items()
+                 if getattr(written, field) is not None)
+
+
+def front_door_warnings(stack: StackConfig) -> list[str]:
+    """What KubeRay 1.7.0 does to a front door during an incremental upgrade: it splits
+    traffic only on its own Gateway (`reconcileGateway`, `reconcileHTTPRoute`) and keeps the
+    Serve Service on the active cluster until promotion, so this stack's HTTPRoute, which
+    targets that Service, does not follow the steps."""
+    if stack.rayservice.upgrade_strategy != INCREMENTAL or not stack.gateway.enabled:
+        return []
+    name = stack.rayservice.name
+    return [
+        f"{PROJECT}:{UPGRADE_STRATEGY_PATH} {INCREMENTAL} with {PROJECT}:gateway: during an "
+        f"upgrade KubeRay 1.7.0 moves traffic step by step only on its own Gateway "
+        f"{kuberay_gateway_name(name)} (one HTTP listener on port 80, class "
+        f"{stack.gateway_class}); the front door's HTTPRoute targets "
+        f"{serve_service_name(name)}, which KubeRay keeps on the old cluster until it "
+        "promotes the new one, so front-door traffic stays on the old cluster while its "
+        "target_capacity falls. Send clients through KubeRay's Gateway during upgrades, or "
+        "use NewCluster where the pools hold it (docs/upgrades.md, 'The front door')"
+    ]
 
 
 def cluster_upgrade_options(stack: StackConfig, upgrade: UpgradePlan) -> dict[str, Any] | None:
     """KubeRay's `clusterUpgradeOptions`, or None outside the incremental strategy."""
     if upgrade.strategy != INCREMENTAL:
         return None
-    return {"gatewayClassName": stack.gateway_class, "intervalSeconds": upgrade.interval_seconds,
-            "maxSurgePercent": upgrade.max_surge_percent,
-            "stepSizePercent": upgrade.step_size_percent}
+    return {"gatewayClassName": stack.gateway_class,
+            **{kuberay: getattr(upgrade, field) for field, kuberay in _OPTIONS.items()}}

@@ -31,7 +31,7 @@ from infra.contradictions import contradiction_problems
 from infra.environment import GUARDED, environment_for
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
-from infra.upgrade_plan import UpgradeFitError, upgrade_plan
+from infra.upgrade_plan import UpgradeFitError, front_door_warnings, upgrade_plan
 
 _DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
 
@@ -130,7 +130,8 @@ def validate_stack(source: StackSource) -> ValidStack:
         serve_config = serve_config_for(stack)
     except ServeConfigError as error:
         raise StackConfigError(source.name, [("apps", str(error))]) from None
-    return ValidStack(stack, plan, serve_config, (*plan.warnings, *warnings), tuple(absent))
+    return ValidStack(stack, plan, serve_config,
+                      (*plan.warnings, *warnings, *front_door_warnings(stack)), tuple(absent))
 
 
 def _refuse_misplaced_keys(source: StackSource) -> None:

@@ -30,6 +30,7 @@ SECRET = "[secret]"
 INDEX = "index.yaml"
 CAPACITY_PLAN = "capacity-plan.yaml"
 COST_ESTIMATE = "cost-estimate.yaml"
+UPGRADE_PLAN = "upgrade-plan.yaml"
 KUBERNETES_DIR = "kubernetes"
 RESOURCES_DIR = "resources"
 SERVE_CONFIG_DIR = "serve-config"
@@ -144,9 +145,10 @@ def render_documents(run: ProgramRun) -> dict[str, Any]:
     plan = run.outputs.get("capacityPlan")
     if plan is not None:
         files[CAPACITY_PLAN] = wire_numbers(plain(plan))
-    cost = run.outputs.get("costEstimate")
-    if cost is not None:
-        files[COST_ESTIMATE] = wire_numbers(plain(cost))
+    for output, file in (("costEstimate", COST_ESTIMATE), ("upgradePlan", UPGRADE_PLAN)):
+        value = run.outputs.get(output)
+        if value is not None:
+            files[file] = wire_numbers(plain(value))
     files[INDEX] = {"stack": run.stack, "resources": index, "warnings": list(run.warnings)}
     return files
 

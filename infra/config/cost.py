@@ -56,7 +56,8 @@ class Budget(SpecModel):
 class CostConfig(SpecModel):
     """What the cost estimate cannot read from the plan."""
 
-    upgrade_hours: float = Field(
-        1.0, gt=0, description="Hours a NewCluster upgrade runs the new Ray cluster beside the "
-        "old one (nodes start, images pull, models load, KubeRay switches traffic, then "
-        "deletes the old cluster): the duration the diff prices an upgrade for.")
+    upgrade_hours: float | None = Field(
+        None, gt=0, description="Hours an upgrade runs the new Ray cluster beside the old one "
+        "(nodes start, images pull, models load, traffic moves, the old cluster is deleted): "
+        "the duration plan and diff price an upgrade for. Unset: the upgrade plan's estimate "
+        "(docs/upgrades.md); set it from a timed rollout of yours.")

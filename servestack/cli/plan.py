@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -29,8 +28,12 @@ from infra.cost import (
 from infra.field_paths import pool_path
 from infra.quantities import readable_cpu, readable_memory
 from infra.stack_file import StackFileError, load_stack
+from infra.upgrade_plan import upgrade_plan
 from servestack.cli import app
 from servestack.cli.exit_codes import EXIT_INVALID
+from servestack.cli.tables import table as _table
+from servestack.cli.upgrade_view import upgrade_tables
+from servestack.upgrade_summary import upgrade_lines
 
 
 @app.command("plan")
@@ -38,7 +41,7 @@ def plan(
     stack: str = typer.Option(..., "--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the plan as JSON instead: the `capacityPlan` stack output "
-        "with the `costEstimate` output under `cost`."
+        "with the `costEstimate` output under `cost` and `upgradePlan` under `upgrade`."
     ),
     stacks_dir: Path = typer.Option(
         STACKS_DIR, "--stacks-dir", help="Directory holding the Pulumi.<stack>.yaml files.",
@@ -46,7 +49,8 @@ def plan(
     ),
 ) -> None:
     """Plan capacity: worker groups, pods and nodes for every deployment at max replicas,
-    and what those nodes cost per hour and month at min, initial and max.
+    the steps of an upgrade and its peak per pool, and what the nodes cost per hour and
+    month at min, initial and max.
 
     Runs the same validation as `pulumi up` (config, backend, secrets, capacity, Serve config)
     and exits 2 when it refuses the stack.
@@ -61,8 +65,10 @@ def plan(
     for absent in valid.absent_secrets:
         errors.print(Text(f"warning: {absent}", style="yellow"), soft_wrap=True)
     cost = estimate_cost(valid.stack, capacity)
+    upgrade = upgrade_plan(valid.stack, capacity)
     if as_json:
-        document = {**capacity.to_output(), "cost": cost.to_output()}
+        document = {**capacity.to_output(), "cost": cost.to_output(),
+                    "upgrade": upgrade.to_output()}
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
         for warning in valid.warnings[len(capacity.warnings):]:  # the plan's are in the JSON
             errors.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
@@ -74,6 +80,10 @@ def plan(
     if (tolerations := tolerations_table(capacity)) is not None:
         out.print(tolerations)
     out.print(pools_table(capacity))
+    for table in upgrade_tables(capacity.stack, upgrade):
+        out.print(table)
+    for line in upgrade_lines(upgrade):
+        out.print(Text(line))
     out.print(prices_table(cost))
     out.print(cost_table(cost))
     for note in unpriced_notes(cost):  # sentences, wrapped to the terminal like the tables
@@ -86,23 +96,6 @@ def plan(
 def _shape(cpu: float, memory: int, gpus: int = 0, resource: str | None = None) -> str:
     return f"{readable_cpu(cpu)} CPU, {readable_memory(memory)}" + (
         f", {gpus} {resource}" if gpus else "")
-
-
-def _table(title: str, *columns: str, names: int = 2, keys: tuple[str, ...] = (),
-           caption: str | None = None) -> Table:
-    """Identifiers (the first `names` columns, and the `keys` columns) left and never broken,
-    so a group name such as `gpu-nvidia-com-gpu-l4` reads whole; figures right, wrapping
-    between words. A header rule and two spaces between
-    columns instead of boxes, so the tables fit 80 columns."""
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False,
-                  padding=(0, 1, 0, 0), pad_edge=False, title_justify="left",
-                  caption_justify="left")
-    for i, column in enumerate(columns):
-        if i < names or column in keys:
-            table.add_column(column, no_wrap=True, justify="left")
-        else:
-            table.add_column(column, overflow="fold", justify="right")
-    return table
 
 
 def deployments_tables(capacity: CapacityPlan) -> list[Table]:
@@ -203,12 +196,12 @@ def unpriced_notes(cost: CostEstimate) -> list[str]:
 
 
 def upgrade_note(cost: CostEstimate) -> str:
-    """What one upgrade that starts a new Ray cluster adds, for `cost.upgrade_hours`."""
+    """What one upgrade that starts a new Ray cluster adds, for as long as it runs."""
     if cost.upgrade_strategy == "None":
         return "upgrade strategy None: KubeRay starts no second cluster, so no upgrade cost"
     nodes = sum(p.upgrade_extra_nodes for p in cost.pools)
     return (f"a {cost.upgrade_strategy} upgrade at max load adds {nodes} node(s) for "
-            f"{cost.upgrade_hours:g} h (cost.upgrade_hours): peak "
+            f"{cost.upgrade_hours:g} h ({cost.upgrade_hours_from}): peak "
             f"{money(cost.upgrade_peak_per_hour)}/h, {money(cost.upgrade_extra_cost)} more "
             "per upgrade")
 

@@ -27,7 +27,7 @@ from servestack.diffing.cost_delta import CostDelta, cost_delta
 from servestack.diffing.fields import FieldChange, field_changes
 from servestack.diffing.rollout import RayServiceChange, rayservice_change
 from servestack.offline import absent_secrets, offline_source
-from servestack.render import CAPACITY_PLAN, COST_ESTIMATE, INDEX, POLICY_REPORT
+from servestack.render import CAPACITY_PLAN, COST_ESTIMATE, INDEX, POLICY_REPORT, UPGRADE_PLAN
 
 RENDER_TIMEOUT_S = 900
 
@@ -56,6 +56,7 @@ class StackDiff:
     policies: Mapping[str, Any] | None = None  # the working tree's policy report
     absent_secrets: tuple[str, ...] = ()  # the working tree's: what `pulumi up` will ask for
     cost: CostDelta | None = None
+    upgrade: Mapping[str, Any] | None = None  # the working tree's upgrade plan
 
     @property
     def changed(self) -> bool:
@@ -196,8 +197,9 @@ def diff_stack(stack: str, base_dir: Path | None, head_dir: Path | None,
                               _load(head_dir / CAPACITY_PLAN) if head_dir else None)
     cost = cost_delta(_load(base_dir / COST_ESTIMATE) if base_dir else None,
                       _load(head_dir / COST_ESTIMATE) if head_dir else None)
+    upgrade = _load(head_dir / UPGRADE_PLAN) if head_dir is not None else None
     return StackDiff(stack, None, None, tuple(resources), tuple(rayservices), capacity, policies,
-                     cost=cost)
+                     cost=cost, upgrade=upgrade)
 
 
 def diff_against(base_ref: str, stacks: Sequence[str] = (), cwd: Path | None = None) -> DiffResult:

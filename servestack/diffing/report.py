@@ -13,11 +13,21 @@ from typing import Any
 from infra.capacity import Load
 from infra.cost import HOURS_PER_MONTH, money, signed_money
 from infra.pod_preview import as_list, as_mapping
+from infra.upgrade_plan import UpgradePlan
 from servestack.diffing import DiffResult, StackDiff
 from servestack.diffing.capacity_delta import CapacityDelta
 from servestack.diffing.cost_delta import CostDelta, Side
 from servestack.diffing.fields import ABSENT, FieldChange
 from servestack.diffing.rollout import SERVE_CONFIG, RayServiceChange, ServeChange, why_new_cluster
+from servestack.upgrade_summary import (
+    POOL_HEADER,
+    POOL_NOTE,
+    STEP_HEADER,
+    STEP_NOTE,
+    pool_rows,
+    step_rows,
+    upgrade_lines,
+)
 
 MARKER = "<!-- servestack-diff -->"
 MAX_FIELDS = 25
@@ -261,7 +271,7 @@ def _upgrade_line(cost: CostDelta, rollouts: Sequence[RayServiceChange]) -> str:
            if upgrade.get("strategy") == "NewClusterWithIncrementalUpgrade"
            else "runs a second Ray cluster beside this one")
     return (f"Upgrade: `{upgrade.get('strategy')}` {how} "
-            f"for about {hours:g} h (`cost.upgrade_hours`, the stack's estimate), "
+            f"for about {hours:g} h ({upgrade.get('hours_from', '`cost.upgrade_hours`')}), "
             f"{upgrade.get('extra_nodes')} more node(s) at max load: peak "
             f"{money(upgrade.get('peak_per_hour'))}/h "
             f"({money(upgrade.get('extra_per_hour'))}/h more), about "
@@ -282,6 +292,28 @@ def _cost_section(cost: CostDelta, rollouts: Sequence[RayServiceChange]) -> list
     lines += _pool_cost_lines(cost)
     if cost.new is not None:
         lines.append(f"- {_upgrade_line(cost, rollouts)}")
+    return [*lines, ""]
+
+
+def _upgrade_section(diff: StackDiff) -> list[str]:
+    """The upgrade the change triggers: KubeRay's steps and each pool's peak, from the
+    working tree's `upgradePlan` (what `plan` prints), or that none is needed."""
+    rollouts = {r.rollout for r in diff.rayservices}
+    if not rollouts:
+        return []
+    lines = ["#### Upgrade", ""]
+    if "new cluster" not in rollouts:
+        how = ", ".join(sorted(rollouts))
+        return [*lines, f"**{how}**: no second Ray cluster, so no upgrade plan is needed.", ""]
+    if diff.upgrade is None:
+        return [*lines, "The working tree has no upgrade plan (older code).", ""]
+    upgrade = UpgradePlan.from_output(diff.upgrade)
+    lines[0] += f" (`{upgrade.strategy}`)"
+    lines += [f"- {line}" for line in upgrade_lines(upgrade)]
+    if steps := step_rows(upgrade):
+        lines += ["", *_table(STEP_HEADER, steps), "", STEP_NOTE]
+    if pools := pool_rows(upgrade):
+        lines += ["", *_table(POOL_HEADER, pools), "", POOL_NOTE]
     return [*lines, ""]
 
 
@@ -311,6 +343,7 @@ def _stack_section(diff: StackDiff) -> list[str]:
     if diff.resources:
         lines += ["#### Resources", ""]
         lines += [*_table(["change", "type", "name", "fields"], _resource_rows(diff)), ""]
+    lines += _upgrade_section(diff)
     if diff.capacity is not None and not diff.capacity.empty:
         lines += _capacity_section(diff.capacity)
     if diff.cost is not None and (diff.cost.changed or any(

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import re
 
-from infra.config import StackConfigError
+import pytest
+from typer.testing import CliRunner
+
+from infra.config import StackConfig, StackConfigError, parse_stack_config
+from infra.cost import estimate_cost
 from infra.rayservice import rayservice_manifest
-from infra.stack_file import load_stack, source_from_stack_file, stack_file
-from infra.upgrade_plan import largest_fitting_surge, upgrade_plan
+from infra.stack_file import load_stack, read_stack_file, source_from_stack_file, stack_file
+from infra.upgrade_plan import (
+    POD_START_S,
+    UpgradePlan,
+    cluster_deletion_delay_s,
+    largest_fitting_surge,
+    upgrade_plan,
+)
 from infra.validation import StackSource, validate_stack
+from servestack.cli import app
+from servestack.upgrade_summary import pool_rows, step_rows, upgrade_lines
 from tests.infra.kuberay_crd import validate_rayservice
 
 
@@ -55,3 +68,65 @@ def test_pools_without_room_for_one_step_are_refused_naming_the_pool() -> None:
         validate_stack(StackSource(source.name, values, source.secret_keys))
     found = dict(error.value.problems)
     assert "needs 5 nodes" in found["pools[gpu-l4].max_nodes"]
+
+
+def test_the_duration_is_the_steps_plus_the_deletion_delay_and_prices_the_upgrade() -> None:
+    valid = load_stack("prod")
+    upgrade = upgrade_plan(valid.stack, valid.plan)
+    assert upgrade.deletion_delay_seconds == cluster_deletion_delay_s(valid.stack) > 0
+    assert upgrade.estimated_seconds == (sum(s.seconds for s in upgrade.steps)
+                                         + upgrade.deletion_delay_seconds)
+    assert all(s.seconds == POD_START_S + s.traffic_moves * upgrade.interval_seconds
+               for s in upgrade.steps if upgrade.interval_seconds is not None)
+    cost = estimate_cost(valid.stack, valid.plan)
+    assert cost.upgrade_hours == round(upgrade.estimated_seconds / 3600, 2)
+    assert cost.upgrade_hours_from == "the upgrade plan's estimate"
+    timed = parse_stack_config("prod", {**read_stack_file(stack_file("prod")),
+                                        "cost": {"upgrade_hours": 2}})
+    assert estimate_cost(timed, valid.plan).upgrade_hours == 2
+
+
+def test_new_cluster_has_one_switch_and_both_clusters_at_max_as_its_worst_case() -> None:
+    valid = load_stack("dev")
+    upgrade = upgrade_plan(valid.stack, valid.plan)
+    assert upgrade.strategy == "NewCluster" and len(upgrade.steps) == 1
+    assert step_rows(upgrade) == []  # no incremental steps to show
+    for surge in upgrade.pools:
+        at_max = valid.plan.pool(surge.pool).nodes_needed
+        assert surge.peak_nodes <= surge.double_nodes
+        assert surge.double_nodes > at_max or at_max == 0
+
+
+def test_the_output_reads_back_to_the_same_plan() -> None:
+    valid = load_stack("prod")
+    upgrade = upgrade_plan(valid.stack, valid.plan)
+    assert UpgradePlan.from_output(upgrade.to_output()) == upgrade
+    written = upgrade_plan(_config("prod", upgrade={"interval_seconds": 90}), valid.plan)
+    assert written.written_options == ("intervalSeconds",)
+    assert "intervalSeconds 90 (written in the stack)" in upgrade_lines(written)[0]
+
+
+def test_plan_prints_the_steps_and_the_peak_extra_gpu_nodes_at_80_columns() -> None:
+    from servestack.cli import commands  # noqa: F401  (registers the commands)
+
+    valid = load_stack("prod")
+    upgrade = upgrade_plan(valid.stack, valid.plan)
+    result = CliRunner().invoke(app, ["plan", "--stack", "prod"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Upgrade steps of stack 'prod'" in out
+    for row in step_rows(upgrade) + pool_rows(upgrade):
+        assert re.search(r"^" + r"\s+".join(map(re.escape, row)) + r"\s*$", out, re.MULTILINE)
+    assert upgrade.peak_extra_gpu_nodes > 0
+    assert " ".join(f"{upgrade.peak_extra_gpu_nodes} of them GPU nodes".split()) in " ".join(
+        out.split())
+    tables = [line for line in out.splitlines() if not line.startswith("warning:")]
+    assert max(len(line.rstrip()) for line in tables) <= 80  # warnings wrap in the terminal
+    document = json.loads(CliRunner().invoke(app, ["plan", "--stack", "prod", "--json"]).stdout)
+    assert UpgradePlan.from_output(document["upgrade"]) == upgrade
+
+
+def _config(stack: str, **rayservice: object) -> StackConfig:
+    raw = read_stack_file(stack_file(stack))
+    values = raw["rayservice"]
+    return parse_stack_config(stack, {**raw, "rayservice": {**values, **rayservice}})

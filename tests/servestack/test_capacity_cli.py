@@ -16,6 +16,7 @@ from infra.capacity import Load, plan_capacity
 from infra.config import REPO_ROOT, STACKS_DIR
 from infra.cost import estimate_cost, money
 from infra.stack_file import available_stacks, load_stack, load_stack_config
+from infra.upgrade_plan import upgrade_plan
 from servestack.cli import app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -45,11 +46,12 @@ def test_plan_json_is_the_capacity_output_with_its_cost() -> None:
     result = servestack("--stack", "local", "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    cost = document.pop("cost")
+    cost, upgrade = document.pop("cost"), document.pop("upgrade")
     config = load_stack_config("local")
     plan = plan_capacity(config)
     assert document == plan.to_output()
     assert cost == estimate_cost(config, plan).to_output()
+    assert upgrade == upgrade_plan(config, plan).to_output()
 
 
 def test_plan_shows_each_pools_cost_at_min_initial_and_max_and_the_totals() -> None:

@@ -20,6 +20,7 @@ from infra.capacity import plan_capacity
 from infra.config import REPO_ROOT, parse_stack_config
 from infra.cost import estimate_cost, money, signed_money
 from infra.stack_file import read_stack_file
+from infra.upgrade_plan import UpgradePlan
 from servestack.cli import app
 from servestack.diffing.capacity_delta import capacity_delta
 from servestack.diffing.fields import FieldChange, field_changes
@@ -32,6 +33,7 @@ from servestack.diffing.rollout import (
     why_new_cluster,
 )
 from servestack.render import render_stack_file
+from servestack.upgrade_summary import pool_rows, step_rows
 
 GPU_GROUP = "gpu-nvidia-com-gpu-l4"
 
@@ -294,17 +296,55 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
     assert (f"| at min | {money(monthly[0]['min'])}/month | {money(monthly[1]['min'])}/month | "
             "+$0.00 |") in report
     assert "- Upgrade: none extra (in place; no second Ray cluster)." in report
+    assert "**in place**: no second Ray cluster, so no upgrade plan is needed." in report
     worktrees = git(repo, "worktree", "list")
     assert len(worktrees.strip().splitlines()) == 1  # the base worktree is gone again
 
 
-def _plan_cost(stacks: Path) -> dict[str, Any]:
+def test_diff_of_a_new_image_release_shows_the_upgrade_plan_plan_prints(tmp_path: Path) -> None:
+    """A new release tag replaces the Ray cluster: the PR comment carries the working tree's
+    upgrade steps and each pool's peak, row for row what `plan --json` says."""
+    repo = committed_copy(tmp_path / "repo")
+    stack_path = repo / "stacks" / "Pulumi.prod.yaml"
+    document = yaml.safe_load(stack_path.read_text())
+    document["config"]["servestack:image"]["release"] = "r42"
+    stack_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    git(repo, "commit", "-qam", "prod: release r42")
+
+    result = subprocess.run(
+        [sys.executable, "-c", "from servestack.cli import main; main()", "diff",
+         "--base", "HEAD~1", "--stack", "prod", "--out", "report.md"],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = (repo / "report.md").read_text()
+    assert "**new cluster** (new image)" in report
+    upgrade = UpgradePlan.from_output(_plan_json(repo / "stacks")["upgrade"])
+    assert upgrade.strategy == "NewClusterWithIncrementalUpgrade" and len(upgrade.steps) > 1
+    heading = f"#### Upgrade (`{upgrade.strategy}`)\n"
+    section = report.split(heading, 1)[1].split("\n#### ", 1)[0]
+    for row in step_rows(upgrade) + pool_rows(upgrade):
+        assert "| " + " | ".join(row) + " |" in section
+    gpu = next(p for p in upgrade.pools if p.gpu)
+    assert gpu.extra_nodes > 0 and gpu.peak_nodes <= gpu.max_nodes
+    assert f"{upgrade.peak_extra_gpu_nodes} of them GPU nodes" in section
+    assert f"maxSurgePercent {upgrade.max_surge_percent} (derived" in section
+
+
+def _plan_json(stacks: Path) -> dict[str, Any]:
     from servestack.cli import commands  # noqa: F401  (registers the commands)
 
     result = CliRunner().invoke(app, ["plan", "--stack", "prod", "--json",
                                       "--stacks-dir", str(stacks)])
     assert result.exit_code == 0, result.output
-    cost = json.loads(result.stdout)["cost"]
+    document = json.loads(result.stdout)
+    assert isinstance(document, dict)
+    return document
+
+
+def _plan_cost(stacks: Path) -> dict[str, Any]:
+    cost = _plan_json(stacks)["cost"]
     assert isinstance(cost, dict)
     return cost
 
@@ -321,7 +361,7 @@ def test_a_new_cluster_rollout_prices_its_upgrade_from_the_working_trees_estimat
     upgrade = estimate["upgrade"]
     assert f"`{upgrade['strategy']}` " in text
     assert "beside this one" in text
-    assert f"for about {upgrade['hours']:g} h (`cost.upgrade_hours`" in text
+    assert f"for about {upgrade['hours']:g} h (the upgrade plan's estimate)" in text
     assert (f"{upgrade['extra_nodes']} more node(s) at max load: peak "
             f"{money(upgrade['peak_per_hour'])}/h ({money(upgrade['extra_per_hour'])}/h more), "
             f"about {money(upgrade['extra_cost'])} for the rollout.") in text
