@@ -133,7 +133,7 @@ def _surge_pods(group: WorkerGroupPlan, percent: int) -> int:
     return _pods_needed(replicas, group.ray) if replicas else 0
 
 
-def _pool_surges(stack: StackConfig, plan: CapacityPlan, percent: int,
+def pool_surges(stack: StackConfig, plan: CapacityPlan, percent: int,
                  whole_cluster: bool = False) -> tuple[PoolSurge, ...]:
     """Every pool with the old cluster at max and the new one at `percent` (its head too);
     `whole_cluster`: the new cluster as NewCluster starts it (initial replicas)."""
@@ -160,7 +160,7 @@ def _with_double(stack: StackConfig, plan: CapacityPlan,
                  surges: tuple[PoolSurge, ...]) -> tuple[PoolSurge, ...]:
     """Each pool's nodes if the new cluster reached max before the old one is deleted: what
     NewCluster needs when the load arrives during the switch, and what the steps avoid."""
-    double = {s.pool: s.peak_nodes for s in _pool_surges(stack, plan, 100)}
+    double = {s.pool: s.peak_nodes for s in pool_surges(stack, plan, 100)}
     return tuple(replace(s, double_nodes=double[s.pool]) for s in surges)
 
 
@@ -171,7 +171,7 @@ def _fits(surges: Sequence[PoolSurge]) -> bool:
 def largest_fitting_surge(stack: StackConfig, plan: CapacityPlan) -> int | None:
     """The largest maxSurgePercent whose peak fits every pool; None: not even 1 % does."""
     for percent in range(100, 0, -1):
-        if _fits(_pool_surges(stack, plan, percent)):
+        if _fits(pool_surges(stack, plan, percent)):
             return percent
     return None
 
@@ -216,7 +216,7 @@ def _smallest_step_problems(stack: StackConfig, plan: CapacityPlan) -> list[tupl
          f"beside the old cluster at max) needs {s.peak_nodes} nodes; max_nodes is "
          f"{s.max_nodes}: raise it to {s.peak_nodes} (headroom {s.peak_nodes - s.max_nodes} "
          "more node(s)) or use upgrade_strategy NewCluster and accept waiting for capacity")
-        for s in _pool_surges(stack, plan, 1) if s.peak_nodes > s.max_nodes
+        for s in pool_surges(stack, plan, 1) if s.peak_nodes > s.max_nodes
     ]
 
 
@@ -246,7 +246,7 @@ def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
         return UpgradePlan(strategy, None, None, None, (), (), 0)
     delay = cluster_deletion_delay_s(stack)
     if strategy != INCREMENTAL:
-        pools = _with_double(stack, plan, _pool_surges(stack, plan, 100, whole_cluster=True))
+        pools = _with_double(stack, plan, pool_surges(stack, plan, 100, whole_cluster=True))
         switch = UpgradeStep(100, 0, 1, POD_START_S + SWITCH_S)
         return UpgradePlan(strategy, None, None, None, (switch,), pools,
                            switch.seconds + delay, delay)
@@ -261,7 +261,7 @@ def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
         raise UpgradeFitError(problems)
     interval = written.interval_seconds or readiness_interval_s(stack)
     steps = _steps(surge, step, interval)
-    pools = _with_double(stack, plan, _pool_surges(stack, plan, surge))
+    pools = _with_double(stack, plan, pool_surges(stack, plan, surge))
     return UpgradePlan(strategy, surge, step, interval, steps, pools,
                        sum(s.seconds for s in steps) + delay, delay, _written_options(stack))
 
@@ -307,6 +307,8 @@ def front_door_warnings(stack: StackConfig) -> list[str]:
     if stack.rayservice.upgrade_strategy != INCREMENTAL or not stack.gateway.enabled:
         return []
     name = stack.rayservice.name
+    public = (f" That class faces the internet, so KubeRay's Gateway is public over plain HTTP "
+              "while it exists." if stack.cluster.gateway_faces_internet(stack.gateway) else "")
     return [
         f"{PROJECT}:{UPGRADE_STRATEGY_PATH} {INCREMENTAL} with {PROJECT}:gateway: during an "
         f"upgrade KubeRay 1.7.0 moves traffic step by step only on its own Gateway "
@@ -315,7 +317,8 @@ def front_door_warnings(stack: StackConfig) -> list[str]:
         f"{serve_service_name(name)}, which KubeRay keeps on the old cluster until it "
         "promotes the new one, so front-door traffic stays on the old cluster while its "
         "target_capacity falls. Send clients through KubeRay's Gateway during upgrades, or "
-        "use NewCluster where the pools hold it (docs/upgrades.md, 'The front door')"
+        "use NewCluster where the pools hold it (docs/upgrades.md, 'The front door')."
+        + public
     ]
 
 

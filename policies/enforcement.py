@@ -44,6 +44,8 @@ LEVELS: Mapping[str, Mapping[Environment, EnforcementLevel]] = {
     "gpu-workers-target-their-pool": _levels(M, M, M, M),
     "serve-config-valid": _levels(M, M, M, M),
     "capacity-plan-fits": _levels(M, M, M, M),
+    "upgrade-steps-fit": _levels(M, M, M, M),
+    "httproute-covers-app-routes": _levels(M, M, M, M),
     # Hygiene and hardening: advisory while iterating, mandatory before users see it.
     "no-deprecated-rayservice-fields": _levels(A, A, M, M),
     "explicit-upgrade-strategy": _levels(A, A, M, M),
@@ -52,6 +54,7 @@ LEVELS: Mapping[str, Mapping[Environment, EnforcementLevel]] = {
     "ray-namespaces-restricted": _levels(A, M, M, M),
     "ray-token-auth": _levels(A, M, M, M),
     "network-policies-isolate-ray": _levels(A, M, M, M),
+    "tls-on-internet-facing-listeners": _levels(A, M, M, M),
     # A secret in plain text is leaked the moment it is applied, on a laptop too.
     "no-plain-secrets": _levels(M, M, M, M),
     # Availability: pointless on a laptop, a warning in dev and staging, a gate in prod.

@@ -28,6 +28,10 @@ from policies.rules.availability import (
     check_no_deprecated_rayservice_fields,
 )
 from policies.rules.budget import check_stack_within_budget
+from policies.rules.front_door import (
+    check_httproute_covers_app_routes,
+    check_tls_on_internet_facing_listeners,
+)
 from policies.rules.hardening import check_namespaces_enforce_pod_security, check_pods_hardened
 from policies.rules.images import check_images_pinned, check_ray_version_matches_image
 from policies.rules.placement import check_capacity_plan_fits, check_gpu_workers_target_their_pool
@@ -43,6 +47,7 @@ from policies.rules.security import (
     check_ray_token_auth,
 )
 from policies.rules.serving import check_gpu_deployments_stay_warm, check_serve_config_valid
+from policies.rules.upgrades import check_upgrade_steps_fit
 
 ResourceCheck = Callable[[str, Mapping[str, Any]], Iterable[str]]
 StackCheck = Callable[[Sequence[Any], StackConfig], Iterable[tuple[str, str | None]]]
@@ -168,6 +173,24 @@ STACK_RULES: tuple[StackRule, ...] = (
         "What the node pools cost per month (at max, and at min when set) stays within "
         "servestack:budget.",
         check_stack_within_budget,
+    ),
+    StackRule(
+        "upgrade-steps-fit",
+        "An incremental upgrade's steps (clusterUpgradeOptions) fit every pool's max_nodes "
+        "with the old cluster at max.",
+        check_upgrade_steps_fit,
+    ),
+    StackRule(
+        "tls-on-internet-facing-listeners",
+        "Every listener of a Gateway that faces the internet is HTTPS with a terminating "
+        "certificate.",
+        check_tls_on_internet_facing_listeners,
+    ),
+    StackRule(
+        "httproute-covers-app-routes",
+        "The HTTPRoute matches every Serve application's route prefix and nothing else, to "
+        "the Serve Service on Serve's port.",
+        check_httproute_covers_app_routes,
     ),
 )
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from infra.pod_preview import RAYSERVICE_TYPE, plain
 from infra.stack_file import available_stacks, load_stack_config
 from policies.rules import RULES
+from policies.rules.front_door import GATEWAY_TYPE, HTTP_ROUTE_TYPE
 from servestack.cli import app
 from servestack.offline import run_stack
 from servestack.policy_check import (
@@ -174,6 +175,25 @@ def more_pods_than_planned(props: dict[str, Any]) -> None:
     _gpu_group(props)["maxReplicas"] = 40.0
 
 
+def surge_beyond_the_pools(props: dict[str, Any]) -> None:
+    """upgrade-steps-fit: the program derives maxSurgePercent as the largest step that fits
+    and refuses a written one that does not, so only an edited RayService can overshoot."""
+    props["spec"]["upgradeStrategy"]["clusterUpgradeOptions"]["maxSurgePercent"] = 100.0
+
+
+def plain_http_listener(props: dict[str, Any]) -> None:
+    """tls-on-internet-facing-listeners: the stack refuses an HTTP listener on a public
+    class, so the rendered Gateway must be edited."""
+    listener = props["spec"]["listeners"][0]
+    listener.update(protocol="HTTP", port=80.0)
+    del listener["tls"]
+
+
+def route_drops_an_app(props: dict[str, Any]) -> None:
+    """httproute-covers-app-routes: the rules derive from the apps' route prefixes."""
+    props["spec"]["rules"] = props["spec"]["rules"][1:]
+
+
 MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "images-pinned": (RAYSERVICE_TYPE, moving_working_dir),
     "ray-version-matches-image": (RAYSERVICE_TYPE, ray_version_drift),
@@ -188,6 +208,9 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "ray-namespaces-restricted": (NAMESPACE_TYPE, baseline_namespace),
     "gpu-workers-target-their-pool": (RAYSERVICE_TYPE, untolerated_taint),
     "capacity-plan-fits": (RAYSERVICE_TYPE, more_pods_than_planned),
+    "upgrade-steps-fit": (RAYSERVICE_TYPE, surge_beyond_the_pools),
+    "tls-on-internet-facing-listeners": (GATEWAY_TYPE, plain_http_listener),
+    "httproute-covers-app-routes": (HTTP_ROUTE_TYPE, route_drops_an_app),
 }
 
 
@@ -212,6 +235,33 @@ def test_violation_messages_name_the_field_and_the_fix(prod_subjects: list[Subje
     assert f"workerGroupSpecs[{GPU_GROUP}].template.spec.tolerations" in violation.message
     assert "nvidia.com/gpu=present:NoSchedule" in violation.message
     assert violation.urn is not None and violation.urn.endswith("::servestack")
+
+
+def test_the_new_front_door_and_upgrade_policies_name_the_pool_and_the_paths(
+    prod_subjects: list[Subject],
+) -> None:
+    def messages(type_: str, change: Callable[[dict[str, Any]], None]) -> list[str]:
+        report = evaluate("prod", _edit(prod_subjects, type_, change),
+                          lambda: load_stack_config("prod"))
+        return [v.message for v in report.violations]
+
+    (surge,) = messages(RAYSERVICE_TYPE, surge_beyond_the_pools)
+    assert "maxSurgePercent 100" in surge and "pool gpu-l4 needs 8 nodes" in surge
+    assert "servestack:pools[gpu-l4].max_nodes 6" in surge
+    (listener,) = messages(GATEWAY_TYPE, plain_http_listener)
+    assert "spec.listeners[https]" in listener and "servestack:gateway.listeners[https].tls" in (
+        listener)
+    (route,) = messages(HTTP_ROUTE_TYPE, route_drops_an_app)
+    assert "route prefixes /classify" in route
+
+    def extra_path(props: dict[str, Any]) -> None:
+        props["spec"]["rules"][0]["matches"].append({"path": {"type": "PathPrefix",
+                                                              "value": "/admin"}})
+        props["spec"]["rules"][0]["backendRefs"][0]["port"] = 8265.0
+
+    extra = messages(HTTP_ROUTE_TYPE, extra_path)
+    assert any("match /admin, which no Serve application serves" in m for m in extra)
+    assert any("not the Serve Service servestack-serve-svc:8000" in m for m in extra)
 
 
 def test_mig_slices_on_an_existing_cluster_satisfy_the_gpu_policies() -> None:
