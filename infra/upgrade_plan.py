@@ -307,7 +307,7 @@ def front_door_warnings(stack: StackConfig) -> list[str]:
     if stack.rayservice.upgrade_strategy != INCREMENTAL or not stack.gateway.enabled:
         return []
     name = stack.rayservice.name
-    public = (f" That class faces the internet, so KubeRay's Gateway is public over plain HTTP "
+    public = (" That class faces the internet, so KubeRay's Gateway is public over plain HTTP "
               "while it exists." if stack.cluster.gateway_faces_internet(stack.gateway) else "")
     return [
         f"{PROJECT}:{UPGRADE_STRATEGY_PATH} {INCREMENTAL} with {PROJECT}:gateway: during an "
