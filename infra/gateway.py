@@ -17,11 +17,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import Listener, StackConfig
-from infra.names import serve_service_name, stack_labels
+from infra.names import GATEWAY_API, GATEWAY_API_VERSION, serve_service_name, stack_labels
 
 GATEWAY_COMPONENT = "servestack:index:Gateway"
-GATEWAY_API = "gateway.networking.k8s.io"
-GATEWAY_API_VERSION = f"{GATEWAY_API}/v1"
 REFERENCE_GRANT_VERSION = f"{GATEWAY_API}/v1beta1"
 CERT_MANAGER_VERSION = "cert-manager.io/v1"
 

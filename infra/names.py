@@ -157,3 +157,8 @@ def kuberay_gateway_name(rayservice: str) -> str:
     """The Gateway KubeRay 1.7.0 creates for an incremental upgrade (`createGateway`), where
     it splits traffic between the two clusters."""
     return f"{rayservice}-gateway"
+
+
+GATEWAY_API = "gateway.networking.k8s.io"
+GATEWAY_API_VERSION = f"{GATEWAY_API}/v1"
+"""The Gateway API group and version of the front door's objects (the program and the pack)."""

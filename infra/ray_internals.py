@@ -173,6 +173,14 @@ def ray_address_file() -> Path:
 # --- the app import check (servestack.app_imports) -----------------------------------------
 
 
+def serve_capacity_adjusted_replicas(replicas: int, target_capacity: float) -> int:
+    """Serve's own scaling of a replica count by target_capacity (what KubeRay drives during
+    an incremental upgrade); infra.upgrade_plan.serve_replicas_at is held to it."""
+    from ray.serve._private.utils import get_capacity_adjusted_num_replicas
+
+    return int(get_capacity_adjusted_num_replicas(replicas, target_capacity))
+
+
 def built_deployment_names(app: Any, name: str) -> tuple[str, ...]:
     """Serve's own build of an application (what `serve deploy` runs before it places
     anything), without a running Ray: the names of the deployments it binds, sorted."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from infra.capacity import (
@@ -125,35 +126,69 @@ def _replica(group: WorkerGroupPlan, index: int) -> ResourceVector:
     return ResourceVector(round(dep.num_cpus * UNIT), dep.memory, round(dep.num_gpus * UNIT))
 
 
+def serve_replicas_at(replicas: int, percent: float) -> int:
+    """What Serve keeps of `replicas` at target_capacity `percent`: it rounds half up and
+    keeps at least one unless the capacity or the count is 0 (Ray 2.60's
+    `ray.serve._private.utils.get_capacity_adjusted_num_replicas`, applied to a fixed
+    num_replicas and to an autoscaled deployment's min, initial and max bounds alike).
+    Written out so the program need not import Serve; tests hold it to Ray's own."""
+    if percent == 100:
+        return replicas
+    if percent == 0 or replicas == 0:
+        return 0
+    scaled = Decimal(replicas) * Decimal(str(percent)) / Decimal(100)
+    return max(1, int(scaled.to_integral_value(rounding=ROUND_HALF_UP)))
+
+
 def _surge_pods(group: WorkerGroupPlan, percent: int) -> int:
-    """Pods of the new cluster's group at target_capacity `percent` of the stack's max: Serve
-    scales each deployment's replicas by the target and rounds up."""
+    """Pods of the new cluster's group at target_capacity `percent` of the stack's max:
+    Serve scales each deployment's max_replicas by the target (`serve_replicas_at`)."""
     replicas = [_replica(group, i) for i, dep in enumerate(group.deployments)
-                for _ in range(math.ceil(dep.max_replicas * percent / 100))]
+                for _ in range(serve_replicas_at(dep.max_replicas, percent))]
     return _pods_needed(replicas, group.ray) if replicas else 0
 
 
 def pool_surges(stack: StackConfig, plan: CapacityPlan, percent: int,
-                 whole_cluster: bool = False) -> tuple[PoolSurge, ...]:
-    """Every pool with the old cluster at max and the new one at `percent` (its head too);
-    `whole_cluster`: the new cluster as NewCluster starts it (initial replicas)."""
+                whole_cluster: bool = False, old_percent: int = 100) -> tuple[PoolSurge, ...]:
+    """Every pool with the old cluster at `old_percent` of max and the new one at `percent`
+    (its head too); `whole_cluster`: the new cluster as NewCluster starts it (initial
+    replicas). Extra pods, nodes and GPUs are counted beyond the old cluster at max."""
     found = []
     for pool_plan in plan.pools:
         pool = stack.pool(pool_plan.pool)
         node = ResourceVector.of_node(pool)
         groups = [g for g in plan.worker_groups if g.pool == pool.name]
         system = [plan.head.pod, *operator_pods(stack)] if pool_plan.hosts_head else []
-        old = [g.pod for g in groups for _ in range(g.pods(Load.MAX))]
+        at_max = [g.pod for g in groups for _ in range(g.pods(Load.MAX))]
+        old = at_max if old_percent == 100 else [
+            g.pod for g in groups for _ in range(_surge_pods(g, old_percent))]
         new = [g.pod for g in groups
                for _ in range(g.pods(Load.INITIAL) if whole_cluster else _surge_pods(g, percent))]
         new_head = [plan.head.pod] if pool_plan.hosts_head else []
-        peak = _nodes_needed([*system, *old, *new_head, *new], node) if old or system else 0
+        peak = _nodes_needed([*system, *old, *new_head, *new], node) if at_max or system else 0
         found.append(PoolSurge(
-            pool=pool.name, gpu=node.devices > 0, extra_pods=len(new) + len(new_head),
-            extra_nodes=max(0, peak - pool_plan.nodes_needed), extra_gpus=sum(
-                pod.devices for pod in new), peak_nodes=peak, max_nodes=pool.max_nodes,
+            pool=pool.name, gpu=node.devices > 0,
+            extra_pods=len(old) + len(new) + len(new_head) - len(at_max),
+            extra_nodes=max(0, peak - pool_plan.nodes_needed),
+            extra_gpus=sum(pod.devices for pod in (*old, *new)) - sum(
+                pod.devices for pod in at_max),
+            peak_nodes=peak, max_nodes=pool.max_nodes,
         ))
     return tuple(found)
+
+
+def step_peaks(stack: StackConfig, plan: CapacityPlan, surge: int) -> tuple[PoolSurge, ...]:
+    """Each pool at its fullest over KubeRay's steps: before step k lowers the old cluster,
+    the old runs at 100 - (k-1) x surge and the new at k x surge (KubeRay 1.7.0's loop:
+    scale the pending cluster up, move traffic, scale the active one down). The first step
+    holds the most replicas, but Serve's rounding can make a later one need a node more."""
+    worst: dict[str, PoolSurge] = {}
+    for k in range(1, math.ceil(100 / surge) + 1):
+        for pool in pool_surges(stack, plan, min(100, k * surge),
+                                old_percent=max(0, 100 - (k - 1) * surge)):
+            if pool.pool not in worst or pool.peak_nodes > worst[pool.pool].peak_nodes:
+                worst[pool.pool] = pool
+    return tuple(worst.values())
 
 
 def _with_double(stack: StackConfig, plan: CapacityPlan,
@@ -171,7 +206,7 @@ def _fits(surges: Sequence[PoolSurge]) -> bool:
 def largest_fitting_surge(stack: StackConfig, plan: CapacityPlan) -> int | None:
     """The largest maxSurgePercent whose peak fits every pool; None: not even 1 % does."""
     for percent in range(100, 0, -1):
-        if _fits(pool_surges(stack, plan, percent)):
+        if _fits(step_peaks(stack, plan, percent)):
             return percent
     return None
 
@@ -212,11 +247,11 @@ def _steps(surge: int, step: int, interval: int) -> tuple[UpgradeStep, ...]:
 def _smallest_step_problems(stack: StackConfig, plan: CapacityPlan) -> list[tuple[str, str]]:
     return [
         (pool_path(s.pool, "max_nodes"),
-         f"an incremental upgrade's smallest step (maxSurgePercent 1: {s.extra_pods} new pod(s) "
-         f"beside the old cluster at max) needs {s.peak_nodes} nodes; max_nodes is "
+         f"an incremental upgrade's smallest step (maxSurgePercent 1: {s.extra_pods} pod(s) "
+         f"beyond the old cluster at max) needs {s.peak_nodes} nodes; max_nodes is "
          f"{s.max_nodes}: raise it to {s.peak_nodes} (headroom {s.peak_nodes - s.max_nodes} "
          "more node(s)) or use upgrade_strategy NewCluster and accept waiting for capacity")
-        for s in pool_surges(stack, plan, 1) if s.peak_nodes > s.max_nodes
+        for s in step_peaks(stack, plan, 1) if s.peak_nodes > s.max_nodes
     ]
 
 
@@ -261,7 +296,7 @@ def upgrade_plan(stack: StackConfig, plan: CapacityPlan) -> UpgradePlan:
         raise UpgradeFitError(problems)
     interval = written.interval_seconds or readiness_interval_s(stack)
     steps = _steps(surge, step, interval)
-    pools = _with_double(stack, plan, pool_surges(stack, plan, surge))
+    pools = _with_double(stack, plan, step_peaks(stack, plan, surge))
     return UpgradePlan(strategy, surge, step, interval, steps, pools,
                        sum(s.seconds for s in steps) + delay, delay, _written_options(stack))
 

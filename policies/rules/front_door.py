@@ -13,8 +13,7 @@ from typing import Any
 import yaml
 
 from infra.config import PROJECT, StackConfig
-from infra.gateway import GATEWAY_API_VERSION
-from infra.names import serve_service_name
+from infra.names import GATEWAY_API_VERSION, serve_service_name
 from infra.pod_preview import RAYSERVICE_TYPE, as_list, as_mapping
 
 Finding = tuple[str, str | None]

@@ -14,7 +14,7 @@ from infra.capacity import CapacityError, plan_capacity
 from infra.config import PROJECT, StackConfig
 from infra.field_paths import pool_path
 from infra.pod_preview import RAYSERVICE_TYPE, as_mapping
-from infra.upgrade_plan import INCREMENTAL, UPGRADE_OPTIONS_PATH, pool_surges
+from infra.upgrade_plan import INCREMENTAL, UPGRADE_OPTIONS_PATH, step_peaks
 
 Finding = tuple[str, str | None]
 DEFAULT_MAX_SURGE = 100
@@ -39,10 +39,11 @@ def check_upgrade_steps_fit(resources: Sequence[Any], stack: StackConfig) -> Ite
         if isinstance(step, int | float) and step > surge:
             yield (f"{OPTIONS}.stepSizePercent {step:g} is above maxSurgePercent {surge}: "
                    "traffic would outrun the new cluster's capacity", resource.urn)
-        for pool in pool_surges(stack, plan, surge):
+        for pool in step_peaks(stack, plan, surge):
             if pool.peak_nodes > pool.max_nodes:
-                yield (f"{OPTIONS}.maxSurgePercent {surge}: at the upgrade's peak (the old "
-                       f"cluster at max, {pool.extra_pods} new pod(s)) pool {pool.pool} needs "
+                yield (f"{OPTIONS}.maxSurgePercent {surge}: at the upgrade's peak "
+                       f"({pool.extra_pods} pod(s) beyond the old cluster at max) pool "
+                       f"{pool.pool} needs "
                        f"{pool.peak_nodes} nodes, over {PROJECT}:"
                        f"{pool_path(pool.pool, 'max_nodes')} {pool.max_nodes}: the upgrade "
                        "would stall. Leave "

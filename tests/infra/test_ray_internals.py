@@ -347,3 +347,15 @@ def test_an_environment_write_is_caught(tmp_path: Path, source: str) -> None:
     planted = tmp_path / "x.py"
     planted.write_text(source + "\n")
     assert list(environ_writes(planted, Path("x.py"))), source
+
+
+def test_the_upgrade_plans_capacity_rule_is_serves() -> None:
+    """infra.upgrade_plan writes Serve's target_capacity rounding out (no Serve import in the
+    program); it must give what Serve gives for every count and capacity KubeRay can send."""
+    from infra.upgrade_plan import serve_replicas_at
+
+    for replicas in range(0, 41):
+        for percent in (*range(0, 101), 12.5, 33.3, 66.7):
+            assert serve_replicas_at(replicas, percent) == (
+                ray_internals.serve_capacity_adjusted_replicas(replicas, percent)), (
+                replicas, percent)

@@ -17,6 +17,7 @@ from infra.upgrade_plan import (
     UpgradePlan,
     cluster_deletion_delay_s,
     largest_fitting_surge,
+    step_peaks,
     upgrade_plan,
 )
 from infra.validation import StackSource, validate_stack
@@ -35,9 +36,13 @@ def _with(stack: str, **rayservice: object) -> StackSource:
 def test_prod_steps_are_the_largest_surge_its_pools_hold() -> None:
     valid = load_stack("prod")
     upgrade = upgrade_plan(valid.stack, valid.plan)
-    assert upgrade.max_surge_percent == largest_fitting_surge(valid.stack, valid.plan) == 50
+    largest = largest_fitting_surge(valid.stack, valid.plan)
+    assert upgrade.max_surge_percent == largest == 56  # 8 L4 replicas x 0.56 = 4.48: 4
     assert all(p.peak_nodes <= p.max_nodes for p in upgrade.pools)
-    assert [s.new_capacity for s in upgrade.steps] == [50, 100]
+    assert [s.new_capacity for s in upgrade.steps] == [56, 100]
+    assert largest is not None
+    beyond = step_peaks(valid.stack, valid.plan, largest + 1)  # 8 x 0.57 = 4.56: 5 replicas
+    assert any(p.peak_nodes > p.max_nodes for p in beyond)
     assert upgrade.peak_extra_gpus >= 1
 
 
