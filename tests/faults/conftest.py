@@ -44,6 +44,7 @@ class LocalServe:
     base_url: str
     dashboard_url: str
     haproxy_dir: Path
+    client: DashboardClient  # the REST path KubeRay deploys through
 
     def url(self, app: ApplicationSpec, path: str = "") -> str:
         return self.base_url + app.route_prefix.rstrip("/") + path
@@ -102,7 +103,8 @@ def local_serve(apps: Iterable[ApplicationSpec], num_cpus: int = 4,
             client = DashboardClient(dashboard_url, ensure_token(env), timeout_s=60)
             client.deploy(build_serve_config(apps, LOCAL_SERVE))
             wait_for_rollout(client, [app.name for app in apps], DEPLOY_TIMEOUT_S)
-            local = LocalServe(f"http://127.0.0.1:{http_port}", dashboard_url, haproxy_dir)
+            local = LocalServe(f"http://127.0.0.1:{http_port}", dashboard_url, haproxy_dir,
+                               client)
             # An app is RUNNING once each deployment has a replica; wait for all of them,
             # as the state API (eventually consistent) reports them.
             wanted = sum(dep.min_replicas for app in apps for dep in app.deployments)
