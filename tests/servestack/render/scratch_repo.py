@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from infra.config import REPO_ROOT
@@ -35,3 +37,15 @@ def committed_copy(target: Path) -> Path:
     git(target, "add", "-A")
     git(target, "commit", "-qm", "base")
     return target
+
+
+def prod_diff(repo: Path, base: str) -> str:
+    """`servestack diff --base <base> --stack prod` in `repo` with its own code; the report."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from servestack.cli import main; main()", "diff",
+         "--base", base, "--stack", "prod", "--out", "report.md"],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return (repo / "report.md").read_text()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scratch_repo import committed_copy, git
+from scratch_repo import committed_copy, git, prod_diff
 from typer.testing import CliRunner
 
 from infra.capacity import plan_capacity
@@ -311,14 +311,7 @@ def test_diff_of_a_new_image_release_shows_the_upgrade_plan_plan_prints(tmp_path
     stack_path.write_text(yaml.safe_dump(document, sort_keys=False))
     git(repo, "commit", "-qam", "prod: release r42")
 
-    result = subprocess.run(
-        [sys.executable, "-c", "from servestack.cli import main; main()", "diff",
-         "--base", "HEAD~1", "--stack", "prod", "--out", "report.md"],
-        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True,
-        timeout=600, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = (repo / "report.md").read_text()
+    report = prod_diff(repo, "HEAD~1")
     assert "**new cluster** (new image)" in report
     upgrade = UpgradePlan.from_output(_plan_json(repo / "stacks")["upgrade"])
     assert upgrade.strategy == "NewClusterWithIncrementalUpgrade" and len(upgrade.steps) > 1
@@ -495,14 +488,7 @@ def test_diff_reports_a_fourth_app_in_place_with_only_serve_config_changed(
     stack_path.write_text(yaml.safe_dump(document, sort_keys=False))
     git(repo, "commit", "-qam", "prod: a fourth app")
 
-    result = subprocess.run(
-        [sys.executable, "-c", "from servestack.cli import main; main()", "diff",
-         "--base", "HEAD~1", "--stack", "prod", "--out", "report.md"],
-        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True,
-        timeout=600, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = (repo / "report.md").read_text()
+    report = prod_diff(repo, "HEAD~1")
     assert "**RayService `servestack`: in place**" in report
     assert "new cluster" not in report
     assert "| `greeter` | — | `(application)` | — | `present` |" in report

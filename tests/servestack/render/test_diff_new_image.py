@@ -7,15 +7,12 @@ container; a moving tag stops prod.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from scratch_repo import committed_copy, git
+from scratch_repo import committed_copy, git, prod_diff
 from typer.testing import CliRunner
 
 from infra.config import RAY_VERSION, STACKS_DIR
@@ -52,14 +49,7 @@ def test_new_app_code_with_a_new_image_tag_is_a_new_image_and_a_new_cluster(
     app_file.write_text(app_file.read_text() + "\n# normalise before pooling (new code)\n")
     _give(repo / "stacks" / "Pulumi.prod.yaml", release=RELEASE)
 
-    result = subprocess.run(
-        [sys.executable, "-c", "from servestack.cli import main; main()", "diff",
-         "--base", "HEAD", "--stack", "prod", "--out", "report.md"],
-        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True,
-        timeout=600, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = (repo / "report.md").read_text()
+    report = prod_diff(repo, "HEAD")
     assert "| `prod` |" in report and "**new cluster** (new image)" in report
     strategy = load_stack_config("prod").rayservice.upgrade_strategy
     assert f"**RayService `servestack`: new cluster** (upgradeStrategy `{strategy}`)" in report
