@@ -54,6 +54,17 @@ object is gone, which KubeRay's `ray.io/rayservice-finalizer` holds back until e
 (and its GCS fault-tolerance Redis cleanup) has been removed."""
 
 
+def wait_message(stack: StackConfig) -> str:
+    """What `pulumi up` is waiting for on the RayService, in KubeRay's condition names, so a
+    long wait (a GPU node scale-up, a model load, an upgrade's steps) reads as progress."""
+    name, namespace = stack.rayservice.name, stack.namespace
+    return (f"pulumi up waits up to {READY_TIMEOUT} for RayService {namespace}/{name}: "
+            "condition Ready (its Serve Service has an endpoint) and UpgradeInProgress=False "
+            f"(no pending cluster: a {stack.rayservice.upgrade_strategy} rollout, or a "
+            "RollbackInProgress rollback, has finished). Watch it: kubectl -n "
+            f"{namespace} get rayservice {name} -o jsonpath='{{.status.conditions}}'")
+
+
 def head_excluded_from_serve(stack: StackConfig) -> bool:
     """Keep the head out of the serve Service unless it runs the only proxy.
 
@@ -199,6 +210,7 @@ class RayService(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=READY_TIMEOUT, update=READY_TIMEOUT),
             ),
         )
+        pulumi.log.info(wait_message(stack), resource=resource)
         # Derived from the resource's id so consumers wait until the RayService is Ready.
         self.name = resource.id.apply(lambda _: stack.rayservice.name)
         self.serve_service = pulumi.Output.from_input(serve_service_name(stack.rayservice.name))

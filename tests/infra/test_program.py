@@ -403,3 +403,22 @@ def test_every_pool_can_reach_its_max_nodes(config: StackConfig, run: ProgramRun
                          if r.inputs["nodeGroupName"].endswith(f"-{pool.name}"))
             assert group.inputs["scalingConfig"]["maxSize"] == pool.max_nodes
             assert run.one("kubernetes:helm.sh/v3:Release", "cluster-autoscaler")
+
+
+def test_up_says_which_rayservice_conditions_it_waits_for(caplog: pytest.LogCaptureFixture) -> None:
+    """The wait is named where `pulumi up` shows a resource's diagnostics: the conditions the
+    waitFor annotation holds, and how to watch them."""
+    import logging
+
+    from infra.rayservice import WAIT_FOR, wait_message
+    from infra.stack_file import load_stack_config
+    from servestack.offline import run_stack
+
+    with caplog.at_level(logging.INFO):
+        run_stack("prod")
+    message = wait_message(load_stack_config("prod"))
+    assert message in caplog.messages
+    for condition in WAIT_FOR:
+        named = condition.removeprefix("condition=").replace("=False", "")
+        assert named in message
+    assert "NewClusterWithIncrementalUpgrade rollout, or a RollbackInProgress" in message
