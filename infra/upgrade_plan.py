@@ -140,12 +140,19 @@ def serve_replicas_at(replicas: int, percent: float) -> int:
     return max(1, int(scaled.to_integral_value(rounding=ROUND_HALF_UP)))
 
 
-def _surge_pods(group: WorkerGroupPlan, percent: int) -> int:
-    """Pods of the new cluster's group at target_capacity `percent` of the stack's max:
-    Serve scales each deployment's max_replicas by the target (`serve_replicas_at`)."""
+def group_pods_at(group: WorkerGroupPlan, percents: Sequence[float]) -> int:
+    """Pods of a group holding every deployment's max_replicas scaled by each of `percents`
+    at once (`serve_replicas_at`): one percent for one cluster, two for both generations in
+    one Ray (the upgrade rehearsal)."""
     replicas = [_replica(group, i) for i, dep in enumerate(group.deployments)
+                for percent in percents
                 for _ in range(serve_replicas_at(dep.max_replicas, percent))]
     return _pods_needed(replicas, group.ray) if replicas else 0
+
+
+def _surge_pods(group: WorkerGroupPlan, percent: int) -> int:
+    """Pods of the new cluster's group at target_capacity `percent` of the stack's max."""
+    return group_pods_at(group, [percent])
 
 
 def pool_surges(stack: StackConfig, plan: CapacityPlan, percent: int,

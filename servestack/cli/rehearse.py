@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -37,6 +38,8 @@ from servestack.rehearse.translation import (
     file_target,
     rendered_target,
 )
+
+T = TypeVar("T")
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -70,6 +73,10 @@ def rehearse_command(
     settle_seconds: float = typer.Option(
         240.0, "--settle-seconds", min=5,
         help="Longest to wait, after the load, for the groups to return to their minimum."),
+    upgrade: bool = typer.Option(
+        False, "--upgrade", help="Instead, run the stack's incremental upgrade step by step "
+        "as `servestack plan` predicts it (both generations in one Ray, under steady load) "
+        "and compare the peak nodes per group with the plan's (docs/upgrades.md)."),
 ) -> None:
     """Rehearse a stack: its RayService on a local multi-node Ray driven by Ray's autoscaler.
 
@@ -89,6 +96,9 @@ def rehearse_command(
         err.print(Text(f"[{time.monotonic() - started:5.0f} s] {message}", style="dim"),
                   soft_wrap=True)
 
+    if upgrade:
+        _rehearse_upgrade(target, valid, timeout, keep_logs, progress, out, err)
+        return
     options = RehearsalOptions(timeout_s=timeout, load_step=load_step, load_s=load_seconds,
                                settle_s=settle_seconds, keep_logs=keep_logs)
     result = _run(target, valid, options, progress, err)
@@ -96,6 +106,31 @@ def rehearse_command(
     if result.problems:
         err.print(Text("rehearsal failed:\n  " + "\n  ".join(result.problems), style="red"),
                   soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _rehearse_upgrade(target: RehearsalTarget, valid: ValidStack, timeout: float,
+                      keep_logs: bool, progress: Callable[[str], None], out: Console,
+                      err: Console) -> None:
+    """Exit 2 for a strategy without steps, 1 when a request failed or a peak differs."""
+    from infra.upgrade_plan import upgrade_plan
+    from servestack.rehearse.upgrade import NotIncrementalError, phases, rehearse_upgrade
+    from servestack.rehearse.upgrade_report import print_upgrade_report
+
+    config = valid.stack
+    plan = upgrade_plan(config, valid.plan)
+    try:
+        phases(plan)
+    except NotIncrementalError as error:
+        err.print(Text(str(error), style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    result = _guarded(f"upgrade rehearsal of {target.source}", err, lambda: rehearse_upgrade(
+        target, valid.plan, plan, config.applications, config.serve, timeout, progress,
+        keep_logs))
+    print_upgrade_report(result, out)
+    if result.problems:
+        err.print(Text("upgrade rehearsal failed:\n  " + "\n  ".join(result.problems),
+                       style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -115,15 +150,18 @@ def _stack_and_target(stack: str, stacks_dir: Path, rayservice: Path | None, err
 
 def _run(target: RehearsalTarget, valid: ValidStack, options: RehearsalOptions,
          progress: Callable[[str], None], err: Console) -> RehearsalResult:
-    """The rehearsal, SIGTERM handled as Ctrl-C; exit 1 when it fails, 130 when interrupted."""
     config = valid.stack
+    return _guarded(f"rehearsal of {target.source}", err, lambda: rehearse(
+        target, valid.plan, config.applications, config.serve, options, progress))
+
+
+def _guarded(what: str, err: Console, run: Callable[[], T]) -> T:
+    """`run`, SIGTERM handled as Ctrl-C; exit 1 when it fails, 130 when interrupted."""
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return rehearse(target, valid.plan, config.applications, config.serve, options,
-                        progress)
+        return run()
     except RehearsalFailedError as failure:
-        err.print(Text(f"rehearsal of {target.source} failed:\n{failure}", style="red"),
-                  soft_wrap=True)
+        err.print(Text(f"{what} failed:\n{failure}", style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
     except ClusterError as error:
         err.print(Text(str(error), style="red"), soft_wrap=True)

@@ -216,10 +216,13 @@ def sample(cluster: FakeCluster, view: AutoscalerView | None) -> Sample | None:
 
 
 class LoadStep:
-    """Closed-loop loopback clients sending each app's example requests until stopped."""
+    """Closed-loop loopback clients sending each app's example requests until stopped;
+    `strict` counts any answer but a 2xx as failed (the upgrade's "no request fails"), else
+    only 5xx and no answer (an autoscaling step may rightly shed load with a 4xx)."""
 
     def __init__(self, applications: Sequence[ApplicationSpec], base_url: str,
-                 concurrency: Mapping[str, int]) -> None:
+                 concurrency: Mapping[str, int], strict: bool = False) -> None:
+        self._ok_below = 300 if strict else 500
         self._stop = threading.Event()
         self.sent = 0
         self.failed = 0
@@ -239,7 +242,7 @@ class LoadStep:
             try:
                 response = session.post(example.url, data=body, timeout=30,
                                         headers={"content-type": "application/json"})
-                ok = response.status_code < 500
+                ok = response.status_code < self._ok_below
             except requests.RequestException:
                 ok = False
             with self._lock:
@@ -249,6 +252,10 @@ class LoadStep:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()
