@@ -1,12 +1,12 @@
 """The upgrade plan: what a change that replaces the Ray cluster needs, as pure functions.
 
-NewCluster starts the whole new cluster beside the old one (the full double). Under
-NewClusterWithIncrementalUpgrade KubeRay raises the new cluster's Serve `target_capacity` by
-maxSurgePercent, moves traffic stepSizePercent every intervalSeconds until it matches, then
-lowers the old cluster's by as much: the peak is the old cluster at the stack's max plus the
-new head and one surge of the new cluster's replicas. So the largest surge whose peak fits every
-pool's max_nodes is the step servestack derives, and a value the stack writes is checked with
-the same arithmetic. `cost` prices `UpgradePlan.pools`' peak nodes.
+NewCluster starts the whole new cluster (initial replicas) beside the old one; both at max is
+its worst case. Under NewClusterWithIncrementalUpgrade KubeRay raises the new cluster's Serve
+`target_capacity` by maxSurgePercent, moves traffic stepSizePercent every intervalSeconds until
+it matches, then lowers the old cluster's by as much, and repeats: before step k lowers it, the
+old cluster runs at 100 - (k-1) x surge and the new one at k x surge, with its head. The largest
+surge whose every step fits every pool's max_nodes is the one servestack derives, and a value
+the stack writes is checked with the same arithmetic. `cost` prices `UpgradePlan.pools`' peak.
 """
 
 from __future__ import annotations
