@@ -276,13 +276,13 @@ class CostEstimate:
 
 def estimate_cost(stack: StackConfig, plan: CapacityPlan,
                   table: PriceTable | None = None) -> CostEstimate:
+    hours, hours_from = upgrade_hours(stack, plan)
     return CostEstimate(
         stack=stack.stack,
         pools=tuple(pool_cost(stack, pool, plan.pool(pool.name), table) for pool in stack.pools),
         upgrade_strategy=plan.upgrade_strategy,
-        upgrade_hours=upgrade_hours(stack, plan),
-        upgrade_hours_from=("cost.upgrade_hours" if stack.cost.upgrade_hours is not None
-                            else "the upgrade plan's estimate"),
+        upgrade_hours=hours,
+        upgrade_hours_from=hours_from,
     )
 
 

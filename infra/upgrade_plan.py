@@ -317,27 +317,28 @@ def readable_duration(seconds: float) -> str:
     return f"{minutes} min" if not hours else f"{hours} h" + (f" {rest} min" if rest else "")
 
 
-def upgrade_hours(stack: StackConfig, plan: CapacityPlan) -> float:
-    """How long an upgrade runs both clusters: `cost.upgrade_hours` where the stack times its
-    own rollouts, else the upgrade plan's estimate (the full double where steps cannot fit,
-    which `validate_stack` refuses anyway)."""
+def upgrade_hours(stack: StackConfig, plan: CapacityPlan) -> tuple[float, str]:
+    """How long an upgrade runs both clusters, and where that comes from: `cost.upgrade_hours`
+    where the stack times its own rollouts, else the upgrade plan's estimate (the full double
+    where steps cannot fit, which `validate_stack` refuses anyway)."""
     if stack.cost.upgrade_hours is not None:
-        return stack.cost.upgrade_hours
+        return stack.cost.upgrade_hours, "cost.upgrade_hours"
     try:
         seconds = upgrade_plan(stack, plan).estimated_seconds
     except UpgradeFitError:
         seconds = POD_START_S + SWITCH_S + cluster_deletion_delay_s(stack)
-    return round(seconds / 3600, 2)
+    return round(seconds / 3600, 2), "the upgrade plan's estimate"
 
 
-_OPTIONS = {"max_surge_percent": "maxSurgePercent", "step_size_percent": "stepSizePercent",
-            "interval_seconds": "intervalSeconds"}
+CLUSTER_UPGRADE_OPTIONS = {"max_surge_percent": "maxSurgePercent",
+                           "step_size_percent": "stepSizePercent",
+                           "interval_seconds": "intervalSeconds"}
 """The stack's `rayservice.upgrade` fields and KubeRay's names for them."""
 
 
 def _written_options(stack: StackConfig) -> tuple[str, ...]:
     written = stack.rayservice.upgrade
-    return tuple(kuberay for field, kuberay in _OPTIONS.items()
+    return tuple(kuberay for field, kuberay in CLUSTER_UPGRADE_OPTIONS.items()
                  if getattr(written, field) is not None)
 
 
@@ -369,4 +370,5 @@ def cluster_upgrade_options(stack: StackConfig, upgrade: UpgradePlan) -> dict[st
     if upgrade.strategy != INCREMENTAL:
         return None
     return {"gatewayClassName": stack.gateway_class,
-            **{kuberay: getattr(upgrade, field) for field, kuberay in _OPTIONS.items()}}
+            **{kuberay: getattr(upgrade, field)
+               for field, kuberay in CLUSTER_UPGRADE_OPTIONS.items()}}

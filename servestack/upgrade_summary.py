@@ -6,7 +6,13 @@ recomputed here, so the PR comment says what `plan` says.
 
 from __future__ import annotations
 
-from infra.upgrade_plan import INCREMENTAL, POD_START_S, UpgradePlan, readable_duration
+from infra.upgrade_plan import (
+    CLUSTER_UPGRADE_OPTIONS,
+    INCREMENTAL,
+    POD_START_S,
+    UpgradePlan,
+    readable_duration,
+)
 
 STEP_HEADER = ("step", "new cluster", "old cluster", "traffic on new", "moves", "takes")
 STEP_NOTE = ("new/old cluster: Serve target_capacity after the step; moves: traffic moves, "
@@ -14,6 +20,14 @@ STEP_NOTE = ("new/old cluster: Serve target_capacity after the step; moves: traf
 POOL_HEADER = ("pool", "extra pods", "extra nodes", "extra GPUs", "peak nodes", "both at max",
                "max nodes")
 POOL_NOTE = "both at max: nodes if the new cluster reached max beside the old"
+PEAK_COLUMN = POOL_HEADER.index("peak nodes")
+DERIVED_FROM = {
+    "max_surge_percent": "the largest step whose peak fits every pool's max_nodes",
+    "step_size_percent": "maxSurgePercent",
+    "interval_seconds": "the slowest deployment's health check period plus timeout, or "
+                        "upscale delay",
+}
+"""Why each clusterUpgradeOptions value is what it is, when the stack leaves it out."""
 
 
 def step_rows(upgrade: UpgradePlan) -> list[tuple[str, ...]]:
@@ -42,15 +56,11 @@ def upgrade_lines(upgrade: UpgradePlan) -> list[str]:
                 "the Ray cluster, so no upgrade plan and no second cluster"]
     lines = []
     if upgrade.strategy == INCREMENTAL:
-        options = (("maxSurgePercent", upgrade.max_surge_percent, "the largest step whose "
-                    "peak fits every pool's max_nodes"),
-                   ("stepSizePercent", upgrade.step_size_percent, "maxSurgePercent"),
-                   ("intervalSeconds", upgrade.interval_seconds, "the slowest deployment's "
-                    "health check period plus timeout, or upscale delay"))
         lines.append("clusterUpgradeOptions: " + "; ".join(
-            f"{name} {value} ("
-            + ("written in the stack" if name in upgrade.written_options else f"derived: {why}")
-            + ")" for name, value, why in options))
+            f"{name} {getattr(upgrade, field)} ("
+            + ("written in the stack" if name in upgrade.written_options
+               else f"derived: {DERIVED_FROM[field]}")
+            + ")" for field, name in CLUSTER_UPGRADE_OPTIONS.items()))
     else:
         lines.append(f"{upgrade.strategy}: the whole new cluster starts (initial replicas) "
                      "beside the old one at max; traffic switches at once when its Serve "
@@ -62,7 +72,8 @@ def upgrade_lines(upgrade: UpgradePlan) -> list[str]:
                  f"old one deleted {readable_duration(upgrade.deletion_delay_seconds)} after "
                  f"the switch (each step's pods assumed to start in "
                  f"{readable_duration(POD_START_S)}; docs/upgrades.md)")
+    over = over_max(upgrade)
     lines += [f"pool {s.pool} needs {s.peak_nodes} nodes at the peak, max_nodes is "
               f"{s.max_nodes}: the new cluster waits for capacity there"
-              for s in upgrade.pools if s.pool in over_max(upgrade)]
+              for s in upgrade.pools if s.pool in over]
     return lines

@@ -9,6 +9,7 @@ from rich.text import Text
 from infra.upgrade_plan import UpgradePlan
 from servestack.cli.tables import table
 from servestack.upgrade_summary import (
+    PEAK_COLUMN,
     POOL_HEADER,
     POOL_NOTE,
     STEP_HEADER,
@@ -35,9 +36,8 @@ def upgrade_tables(stack: str, upgrade: UpgradePlan) -> list[Table]:
                   *POOL_HEADER, names=1, caption=POOL_NOTE)
     over = over_max(upgrade)
     for row in pool_rows(upgrade):
-        pool, *figures = row
-        peak = POOL_HEADER.index("peak nodes") - 1
-        pools.add_row(Text(pool), *figures[:peak],
-                      Text(figures[peak], style="yellow" if pool in over else ""),
-                      *figures[peak + 1:])
+        cells = [Text(cell) for cell in row]
+        if row[0] in over:
+            cells[PEAK_COLUMN].stylize("yellow")
+        pools.add_row(*cells)
     return [*tables, pools]

@@ -43,6 +43,11 @@ RELEASE_WAIT_S = LOAD_STEP_IDLE_TIMEOUT_S + 40.0
 reconcile or two."""
 
 
+def new_route(route_prefix: str) -> str:
+    """Where the new generation's app answers: `/embed` → `/next/embed`."""
+    return NEW_ROUTE + route_prefix.rstrip("/")
+
+
 class NotIncrementalError(ValueError):
     """The stack's strategy has no steps to rehearse."""
 
@@ -121,7 +126,7 @@ def _generation(document: Mapping[str, Any], percent: int, max_of: Mapping[tuple
         name = str(app["name"])
         if new:
             copied["name"] = name + NEW_SUFFIX
-            copied["route_prefix"] = NEW_ROUTE + str(app.get("route_prefix", "/")).rstrip("/")
+            copied["route_prefix"] = new_route(str(app.get("route_prefix", "/")))
         for dep in copied.get("deployments", []):
             dep["autoscaling_config"] = None  # null, as apps/spec.py writes a fixed count
             dep["num_replicas"] = serve_replicas_at(max_of[(name, str(dep["name"]))], percent)
@@ -142,7 +147,7 @@ def planned_pods(plan: CapacityPlan, phase: Phase) -> dict[str, int]:
 
 def new_generation_specs(applications: Sequence[ApplicationSpec]) -> list[ApplicationSpec]:
     """The apps as the load reaches the new generation: same examples, marked routes."""
-    return [app.model_copy(update={"route_prefix": NEW_ROUTE + app.route_prefix.rstrip("/")})
+    return [app.model_copy(update={"route_prefix": new_route(app.route_prefix)})
             for app in applications]
 
 
