@@ -17,7 +17,7 @@ from pathlib import Path
 
 from apps.haproxy_config import ADMIN_HOST_ENV, BINARY_ENV, WRAPPER_SCRIPT
 from infra.ingress_environment import DRAIN_ENV, HAPROXY_ENABLE_ENV
-from servestack.local.free_ports import free_port
+from servestack.local.free_ports import free_ports
 from servestack.local.head import LOOPBACK, HeadError
 
 SOCKET_PATH_LIMIT = 97
@@ -59,6 +59,7 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
         )
     workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     workdir.chmod(0o700)
+    stats, metrics, fallback_http, fallback_grpc = free_ports(4)
     return {
         BINARY_ENV: str(local_wrapper()),
         ADMIN_HOST_ENV: LOOPBACK,
@@ -67,10 +68,10 @@ def private_haproxy_environment(env: Mapping[str, str], workdir: Path) -> dict[s
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(workdir),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(workdir / "server-state"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(workdir / "metrics.sock"),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
-        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(stats),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(metrics),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(fallback_http),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(fallback_grpc),
     }
 
 
