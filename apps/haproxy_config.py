@@ -17,6 +17,11 @@ What the rewrite adds:
   (haproxy/haproxy#3032, fixed from 3.2).
 - With $SERVESTACK_HAPROXY_ADMIN_HOST (the local head: 127.0.0.1), the stats page and the
   Prometheus exporter bind that host, not every interface.
+- While Ray has sent no route table yet (a new proxy), a path no route matches gets a 503 with
+  Retry-After, not the 404 "no app serves" of a table that was never loaded.
+
+And around the exec: a guardian that bridges the gap if this HAProxy dies under Ray's live
+proxy, and the handover of a serving bridge to this HAProxy (apps/haproxy_bridge.py).
 
 If Ray's config does not have the shape this expects (another Ray version), or HAProxy rejects
 the rewrite, Ray's own config runs, with a warning on stderr (Ray keeps it in the HAProxy log):
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from apps.error_body import REPLICA_FAILED, error_body, error_code
+from apps.haproxy_bridge import start_guardian, with_takeover
 
 WRAPPER_SCRIPT = "servestack-haproxy"
 """This module's console script (pyproject.toml)."""
@@ -72,6 +78,10 @@ _REASONS = {400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
             503: "Service Unavailable", 504: "Gateway Timeout"}
 _PATH_MARK = "__SERVESTACK_PATH__"
 _NOT_FOUND_MESSAGE = f"no app serves {_PATH_MARK}; GET /-/routes lists the routes"
+ROUTES_NOT_LOADED = "Route table is not populated yet."
+"""What Ray's template writes into the health check while this HAProxy has no route table
+(ray.serve._private.constants.NO_ROUTES_MESSAGE; a test holds the two equal)."""
+LOADING_MESSAGE = "the ingress is loading its route table; retry shortly"
 
 _RAY_ERRORFILE = re.compile(r"^\s*errorfile \d{3} ")
 _RAY_NOT_FOUND = re.compile(r"^(\s*)http-request return status 404 content-type text/plain ")
@@ -107,6 +117,21 @@ def not_found_rule(indent: str) -> str:
             f'lf-string "{quoted}"')
 
 
+def routes_loaded(config_path: Path) -> bool:
+    try:
+        return f'"{ROUTES_NOT_LOADED}"' not in config_path.read_text()
+    except OSError:
+        return True
+
+
+def loading_rule(indent: str) -> str:
+    """What a path no route matches gets while the route table is not loaded: not a 404 for
+    an app that may well exist, but the contract's 503 with Retry-After."""
+    body = json.dumps(error_body(503, error_code(503), LOADING_MESSAGE), separators=(",", ":"))
+    return (f'{indent}http-request return status 503 content-type application/json '
+            f'hdr Retry-After 1 string "{_haproxy_string(body)}"')
+
+
 def _sections(lines: Sequence[str]) -> list[tuple[str, int, int]]:
     """(header, first line, end) of every top-level section."""
     starts = [i for i, line in enumerate(lines) if line and not line[0].isspace()]
@@ -138,10 +163,11 @@ def harden(config: str, errors_dir: Path, admin_host: str | None = None) -> str:
     hits = [i for i in range(start + 1, end) if _RAY_NOT_FOUND.match(lines[i])]
     if not hits:
         raise ConfigShapeError("no 404 rule in Ray's default_backend")
+    unknown_path = not_found_rule if f'"{ROUTES_NOT_LOADED}"' not in config else loading_rule
     for i in hits:
         match = _RAY_NOT_FOUND.match(lines[i])
         assert match is not None
-        replaced[i] = not_found_rule(match.group(1))
+        replaced[i] = unknown_path(match.group(1))
 
     if admin_host:
         for header in ("frontend prometheus", "listen stats"):
@@ -211,9 +237,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     binary = real_binary()
     if "-f" in args[:-1]:
         at = args.index("-f") + 1
+        ray_config = Path(args[at])
         try:
-            args[at] = str(hardened_config(binary, Path(args[at])))
+            args[at] = str(hardened_config(binary, ray_config))
         except (OSError, ConfigShapeError, subprocess.SubprocessError) as error:
             print(f"servestack-haproxy: WARNING: running Ray's HAProxy config unchanged: {error}",
                   file=sys.stderr, flush=True)
+        if "-c" not in args:  # a real start or reload, not a config check
+            args = with_takeover(args, at, routes_loaded(ray_config))
+            start_guardian(binary, Path(args[at]), args)
     os.execv(binary, [binary, *args])

@@ -34,6 +34,12 @@ HAPROXY_RETRY_ON = "conn-failure empty-response junk-response"
 """HAProxy's L7 retry triggers: no connection, the replica closed without a byte of response
 or with an incomplete one (it died under the request). Ray's default is conn-failure only."""
 HAPROXY_RETRIES = 2
+PROXY_HEALTH_CHECK_PERIOD_ENV = "RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S"
+PROXY_HEALTH_CHECK_PERIOD_S = 1
+"""How often Ray's controller asks each HAProxy `show info` (Ray's default: 10 s). Three
+misses replace the proxy, so a dead HAProxy is replaced after ~3 s instead of ~30 s, and the
+bridge that serves meanwhile (apps/haproxy_bridge.py) holds a route table that old at most
+that much shorter. One admin-socket round trip a second per node costs nothing."""
 DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
 """Read by Ray's controller and every ingress replica: the head's env and the pods' env."""
 
@@ -53,6 +59,7 @@ def haproxy_environment(serve: ServeOptions) -> dict[str, str]:
         BINARY_ENV: IMAGE_HAPROXY_WRAPPER,
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(HAPROXY_METRICS_PORT),
         "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": str(math.ceil(serve.ingress.body_timeout_s)),
+        PROXY_HEALTH_CHECK_PERIOD_ENV: str(PROXY_HEALTH_CHECK_PERIOD_S),
         DRAIN_ENV: str(serve.ingress_drain_s),
     }
     if serve.ingress.retry_idempotent:

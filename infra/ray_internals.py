@@ -170,6 +170,14 @@ def ray_address_file() -> Path:
     return Path(str(get_ray_address_file(None)))
 
 
+def serve_no_routes_message() -> str:
+    """What Ray's HAProxy template answers on `/-/healthz` before its proxy has a route table
+    (ray.serve._private.constants.NO_ROUTES_MESSAGE); apps.haproxy_config keys on it."""
+    from ray.serve._private.constants import NO_ROUTES_MESSAGE
+
+    return str(NO_ROUTES_MESSAGE)
+
+
 # --- the app import check (servestack.app_imports) -----------------------------------------
 
 

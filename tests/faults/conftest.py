@@ -142,11 +142,15 @@ def _error_detail(error: BaseException) -> str:
     return name if cause is error else f"{name}({type(cause).__name__})"
 
 
+RETRY_AFTER = "+Retry-After"
+"""Appended to an outcome's status when the answer told the client when to retry."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     t: float  # seconds since the load started, at completion
     ok: bool
-    detail: str  # "200", "500", or the exception's class name and its cause
+    detail: str  # "200", "503+Retry-After", or the exception's class name and its cause
 
 
 class SteadyLoad:
@@ -175,6 +179,8 @@ class SteadyLoad:
                 try:
                     response = session.post(self.url, json=self.body, timeout=self.timeout_s)
                     ok, detail = response.status_code == 200, str(response.status_code)
+                    if "Retry-After" in response.headers:
+                        detail += RETRY_AFTER
                 except requests.RequestException as error:
                     ok, detail = False, _error_detail(error)
                 with self._lock:

@@ -61,6 +61,7 @@ READ_CONSTANTS = [
     ("ray._private.ray_constants", "RESOURCES_ENVIRONMENT_VARIABLE", str),
     ("ray._private.ray_constants", "LABELS_ENVIRONMENT_VARIABLE", str),
     ("ray.serve._private.constants", "RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S", int | float),
+    ("ray.serve._private.constants", "NO_ROUTES_MESSAGE", str),
 ]
 FAKE_NODE_ENV = ["FAKE_CLUSTER_ENV", "CLOUD_INSTANCE_ID_ENV", "NODE_TYPE_NAME_ENV",
                  "OVERRIDE_NODE_ID_ENV"]
