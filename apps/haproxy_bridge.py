@@ -44,7 +44,7 @@ outlives by this long is not Ray's doing."""
 BRIDGE_MAX_S = 120.0
 """Ray replaces an unhealthy proxy within its health-check periods plus an actor start; a
 bridge nobody took over by then is stopped, so a lost cluster leaves nothing listening."""
-ORPHAN_S = 30.0
+ORPHAN_S = 15.0
 """A bridge on a node with no Ray proxy actor (`ray::HAProxyManager`) for this long serves
 nobody's Serve any more (Serve shut down): it stops then, not at BRIDGE_MAX_S."""
 WATCH_PERIOD_S = 0.5
@@ -187,17 +187,19 @@ def guard(haproxy_pid: int, pidfd: int | None, actor_pid: int, binary: str,
     print(f"servestack-haproxy: HAProxy {haproxy_pid} died under a live proxy; bridging "
           f"with the last loaded config until Ray's next HAProxy takes over", file=sys.stderr,
           flush=True)
+    # `servestack stop` SIGTERMs every process of the cluster: the bridge goes with its guardian.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bridge = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     (workdir / BRIDGE_PID).write_text(str(bridge.pid))
     try:
         if not _watch(bridge, raylet_pid):
             bridge.send_signal(signal.SIGUSR1)  # soft stop: finish what is in flight
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 bridge.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                bridge.kill()
-                bridge.wait()
     finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait()
         with contextlib.suppress(OSError):
             if live_bridge(workdir) in (None, bridge.pid):
                 (workdir / BRIDGE_PID).unlink()
@@ -237,7 +239,7 @@ def start_guardian(binary: str, config_path: Path, args: Sequence[str]) -> None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         guard(haproxy_pid, pidfd, actor_pid, binary, config_path, "-dR" in args)
-    except BaseException as error:  # a guardian must never take HAProxy down
+    except Exception as error:  # a guardian must never take HAProxy down
         print(f"servestack-haproxy: guardian stopped: {error!r}", file=sys.stderr, flush=True)
     finally:
         os._exit(0)

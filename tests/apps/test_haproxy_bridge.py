@@ -24,6 +24,7 @@ from apps.haproxy_bridge import (
     BRIDGE_CONFIG,
     BRIDGE_PID,
     RESUMED_CONFIG,
+    STOP_GRACE_S,
     admin_socket,
     answering_pid,
     bridge_config,
@@ -115,6 +116,8 @@ def node(tmp_path: Path) -> Iterator[Node]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # Killed under a live "actor" (this process), the last HAProxy gets a bridge too.
+    time.sleep(STOP_GRACE_S + 0.5)
     bridge = live_bridge(workdir)
     if bridge is not None:
         os.kill(bridge, signal.SIGKILL)
@@ -151,6 +154,18 @@ def test_a_killed_haproxy_is_bridged_on_its_last_config_and_handed_back(node: No
     reloaded = node.start("-sf", str(successor))
     assert answering_pid(node.socket) == reloaded
     wait_for(lambda: node.answers() == "generation-2")
+
+
+def test_a_stopped_guardian_takes_its_bridge_with_it(node: Node) -> None:
+    """`servestack stop` SIGTERMs the cluster's processes, the guardians among them."""
+    node.write("generation-1")
+    os.kill(node.start(), signal.SIGKILL)
+    wait_for(lambda: live_bridge(node.workdir) is not None)
+    bridge = live_bridge(node.workdir)
+    assert bridge is not None
+    guardian = int(Path(f"/proc/{bridge}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(guardian, signal.SIGTERM)
+    wait_for(lambda: live_bridge(node.workdir) is None and node.answers() is None)
 
 
 def test_a_reload_is_not_mistaken_for_a_death(node: Node) -> None:
