@@ -34,6 +34,9 @@ BODY = {"texts": ["the ingress must not lie about its routes"]}
 CONCURRENCY = 4
 LISTENING_AGAIN_S = 2.0
 """The issue's bound: serving again about 2 s after the kill (measured: ~0.1-0.4 s)."""
+SETTLE_S = 0.5
+"""A client thread refused just before the listener came back may record its outcome just
+after another thread's first 200 (two busy cores): outcomes are judged from this later."""
 RAY_TAKES_OVER_S = 90.0
 """Ray's own replacement: three 1 s health checks, then a new proxy actor on busy cores."""
 PYTHON_PROXY_BACK_S = 60.0
@@ -111,12 +114,14 @@ def test_a_killed_haproxy_is_bridged_at_once_and_never_answers_a_wrong_404(
           f"without a 200: {gap:.2f} s; answers after the kill: {statuses}")
     print(load.timeline(0.5))
     assert back_s <= LISTENING_AGAIN_S
-    assert not [o for o in outcomes if o.detail.startswith("404")]
+    assert not [o for o in outcomes if o.detail.startswith("404")], statuses
     # Once serving again, every answer is a 200 or an honest "retry": the 503 with
-    # Retry-After of the new HAProxy before Ray sends it its routes. Only the requests the
-    # kill cut off (in flight on the dead process) and the connections it refused fail.
-    back_at = killed_at + back_s
-    assert {o.detail for o in outcomes if o.t > back_at and not o.ok} <= {"503" + RETRY_AFTER}
+    # Retry-After of a new HAProxy that has neither routes nor a bridge to start on. Only
+    # the requests the kill cut off (in flight on the dead process) and the connections it
+    # refused fail.
+    late = [(round(o.t - killed_at, 2), o.detail) for o in outcomes
+            if o.t > killed_at + back_s + SETTLE_S and not o.ok]
+    assert {detail for _, detail in late} <= {"503" + RETRY_AFTER}, late
     assert gap <= LISTENING_AGAIN_S
     assert not (node_dir / BRIDGE_PID).exists()
     assert statuses.get("200", 0) > 100  # the load kept flowing around the fault
@@ -146,6 +151,7 @@ def test_without_haproxy_a_killed_proxy_actor_comes_back_without_wrong_404s() ->
         statuses[outcome.detail] = statuses.get(outcome.detail, 0) + 1
     print(f"\nserve.haproxy=false: proxy actor (pid {proxy.pid}) killed; first 200 after "
           f"{back_s:.2f} s; answers after the kill: {statuses}")
-    assert not [o for o in outcomes if o.detail.startswith("404")]
-    assert {o.detail for o in outcomes if o.t > killed_at + back_s and not o.ok} <= \
-        {"503" + RETRY_AFTER}
+    assert not [o for o in outcomes if o.detail.startswith("404")], statuses
+    late = [(round(o.t - killed_at, 2), o.detail) for o in outcomes
+            if o.t > killed_at + back_s + SETTLE_S and not o.ok]
+    assert {detail for _, detail in late} <= {"503" + RETRY_AFTER}, late
