@@ -19,6 +19,7 @@ from infra.clusters.base import (
 from infra.config import PROJECT, StackConfigError
 from infra.cost import estimate_cost
 from infra.gateway import FrontDoor, GatewayArgs
+from infra.gateway_api_crds import gateway_api_crds
 from infra.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from infra.model_access import uses_model_sources
 from infra.model_access_resources import ModelAccess, ModelAccessArgs
@@ -75,6 +76,11 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
             opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),
         )
         operator, operator_parts = [installed], [installed.release, *installed.crds]
+    # Before the front door and the RayService: KubeRay's incremental upgrade creates a Gateway
+    # and an HTTPRoute of its own mid-rollout.
+    gateway_crds = gateway_api_crds(stack, stack.cluster.installs_gateway_api, cluster.shared,
+                                    pulumi.ResourceOptions(provider=cluster.provider,
+                                                           depends_on=list(cluster.ready)))
     policies = NetworkPolicies(
         "network-policies", NetworkPoliciesArgs(stack, cluster.api_server_cidrs),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]))
@@ -95,11 +101,12 @@ def deploy(valid: ValidStack, backend: ClusterBackend) -> None:
                        # RayCluster still waits on its Redis-cleanup finalizer.
                        outlived_by=(*operator_parts, *policies.policies)),
         opts=pulumi.ResourceOptions(providers=[cluster.provider],
-                                    depends_on=[*operator, namespace, policies, *access]),
+                                    depends_on=[*operator, namespace, policies, *access,
+                                                *gateway_crds]),
     )
     if stack.gateway.enabled:
         FrontDoor("gateway", GatewayArgs(stack), opts=pulumi.ResourceOptions(
-            providers=[cluster.provider], depends_on=[namespace, policies]))
+            providers=[cluster.provider], depends_on=[namespace, policies, *gateway_crds]))
     observability = Observability(
         "observability", ObservabilityArgs(stack, plan),
         opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[namespace]),

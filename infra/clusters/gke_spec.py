@@ -34,6 +34,7 @@ class GkeCluster(ClusterSpec):
         "gke-l7-rilb": False,
     }
     default_gateway_class: ClassVar[str | None] = "gke-l7-global-external-managed"
+    installs_gateway_api: ClassVar[bool] = True  # gateway_api_config (infra/clusters/gke.py)
 
     backend: Literal["gke"] = Field(description=BACKEND_DESCRIPTION)
     project: str = Field(description="GCP project.")

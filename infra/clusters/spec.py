@@ -60,6 +60,10 @@ class ClusterSpec(SpecModel):
     empty: the stack names any class (one it creates with `controller_name`, or one that
     exists)."""
     default_gateway_class: ClassVar[str | None] = None
+    installs_gateway_api: ClassVar[bool] = False
+    """Whether the platform installs the Gateway API CRDs itself (GKE: `gateway_api_config`);
+    else the program installs them or, on a shared cluster, requires them
+    (infra/gateway_api_crds.py)."""
 
     billed: ClassVar[bool] = True
     """Whether the nodes cost money by the hour; kind's run on the developer's own machine."""
