@@ -117,9 +117,14 @@ def not_found_rule(indent: str) -> str:
             f'lf-string "{quoted}"')
 
 
+def has_routes(config: str) -> bool:
+    """False while Ray has sent this HAProxy no route table: its health check says so."""
+    return f'"{ROUTES_NOT_LOADED}"' not in config
+
+
 def routes_loaded(config_path: Path) -> bool:
     try:
-        return f'"{ROUTES_NOT_LOADED}"' not in config_path.read_text()
+        return has_routes(config_path.read_text())
     except OSError:
         return True
 
@@ -163,7 +168,7 @@ def harden(config: str, errors_dir: Path, admin_host: str | None = None) -> str:
     hits = [i for i in range(start + 1, end) if _RAY_NOT_FOUND.match(lines[i])]
     if not hits:
         raise ConfigShapeError("no 404 rule in Ray's default_backend")
-    unknown_path = not_found_rule if f'"{ROUTES_NOT_LOADED}"' not in config else loading_rule
+    unknown_path = not_found_rule if has_routes(config) else loading_rule
     for i in hits:
         match = _RAY_NOT_FOUND.match(lines[i])
         assert match is not None

@@ -38,8 +38,8 @@ PROXY_HEALTH_CHECK_PERIOD_ENV = "RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S"
 PROXY_HEALTH_CHECK_PERIOD_S = 1
 """How often Ray's controller asks each HAProxy `show info` (Ray's default: 10 s). Three
 misses replace the proxy, so a dead HAProxy is replaced after ~3 s instead of ~30 s, and the
-bridge that serves meanwhile (apps/haproxy_bridge.py) holds a route table that old at most
-that much shorter. One admin-socket round trip a second per node costs nothing."""
+bridge that serves meanwhile (apps/haproxy_bridge.py), on the routes of the moment it died,
+hands over that much sooner. One admin-socket round trip a second per node costs nothing."""
 DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
 """Read by Ray's controller and every ingress replica: the head's env and the pods' env."""
 
