@@ -36,6 +36,7 @@ class LocalServe:
     def __init__(self) -> None:
         self.base_url: str | None = None
         self.haproxy_dir = ""
+        self._saved_env: dict[str, str | None] = {}
 
     def start(self) -> str:
         if self.base_url is None:
@@ -51,9 +52,13 @@ class LocalServe:
             from servestack.local.haproxy import private_haproxy_environment
 
             # The local stack's Serve options: its short ingress drain keeps teardown quick.
-            os.environ.update(ingress_environment(load_stack("local").stack.serve))
+            # Restored at stop: later tests in this process must not inherit the ingress env.
+            env = ingress_environment(load_stack("local").stack.serve)
             self.haproxy_dir = tempfile.mkdtemp(prefix="ssa-", dir="/tmp")  # short socket paths
-            os.environ.update(private_haproxy_environment(os.environ, Path(self.haproxy_dir)))
+            env.update(private_haproxy_environment({**os.environ, **env},
+                                                   Path(self.haproxy_dir)))
+            self._saved_env = {key: os.environ.get(key) for key in env}
+            os.environ.update(env)
             # address="local": never attach to a `ray start` head someone else is running.
             ray.init(
                 address="local", num_cpus=8, include_dashboard=False,
@@ -73,6 +78,11 @@ class LocalServe:
         serve.shutdown()
         ray.shutdown()
         shutil.rmtree(self.haproxy_dir, ignore_errors=True)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         self.base_url = None
 
 

@@ -30,7 +30,13 @@ from apps.haproxy_bridge import (
     bridge_config,
     live_bridge,
 )
-from apps.haproxy_config import LOADING_MESSAGE, ROUTES_NOT_LOADED, harden
+from apps.haproxy_config import (
+    ADMIN_HOST_ENV,
+    BINARY_ENV,
+    LOADING_MESSAGE,
+    ROUTES_NOT_LOADED,
+    harden,
+)
 from infra.ray_internals import serve_no_routes_message
 from servestack.local.free_ports import free_ports
 
@@ -61,6 +67,10 @@ backend default_backend
     http-request return status 404 content-type text/plain lf-string "Path '%[path]' not found."
 """
 UP_S = 5.0
+WRAPPER_ENV = {key: value for key, value in os.environ.items()
+               if key not in (ADMIN_HOST_ENV, BINARY_ENV)}
+"""The env Ray would give the wrapper, without the local head's admin-host rewrite (CONFIG has
+no stats page to rebind) that tests/apps' own Ray puts into this process's env."""
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float = UP_S) -> float:
@@ -90,7 +100,8 @@ class Node:
     def start(self, *extra: str) -> int:
         """Start through the wrapper as Ray does; the pid answering the admin socket."""
         proc = subprocess.Popen([str(WRAPPER), "-db", "-f", str(self.config), "-dR", *extra],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=WRAPPER_ENV)
         self.started.append(proc)
         wait_for(lambda: answering_pid(self.socket) == proc.pid)
         return proc.pid
@@ -190,7 +201,7 @@ def test_rays_own_stop_is_not_bridged(node: Node, tmp_path: Path) -> None:
         "time.sleep(1.5)\n"
         "os.kill(p.pid, signal.SIGKILL)\n"
         "os._exit(0)\n")
-    subprocess.run([sys.executable, str(actor)], check=True, timeout=30)
+    subprocess.run([sys.executable, str(actor)], check=True, timeout=30, env=WRAPPER_ENV)
     time.sleep(1.5)
     assert live_bridge(node.workdir) is None
     assert node.answers() is None
