@@ -120,19 +120,22 @@ def with_takeover(args: Sequence[str], config_at: int, routes_loaded: bool) -> l
     return out
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...); [] if gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state not in {"Z", "X"}
+        return []
 
 
-def _parent_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+def _alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in {"Z", "X"}
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 1 else None
 
 
 def _proxy_actor_running() -> bool:
@@ -176,7 +179,7 @@ def guard(haproxy_pid: int, pidfd: int | None, actor_pid: int, binary: str,
     ray_socket = admin_socket(config)
     if ray_socket is None or answering_pid(ray_socket) is not None:
         return  # a reload: the successor owns the socket
-    raylet_pid = _parent_of(actor_pid)
+    raylet_pid = parent_of(actor_pid)
     time.sleep(STOP_GRACE_S)
     if not _alive(actor_pid) or answering_pid(ray_socket) is not None:
         return  # Ray stopped its proxy, or already started the next HAProxy

@@ -29,6 +29,7 @@ from apps.haproxy_bridge import (
     answering_pid,
     bridge_config,
     live_bridge,
+    parent_of,
 )
 from apps.haproxy_config import (
     ADMIN_HOST_ENV,
@@ -174,7 +175,8 @@ def test_a_stopped_guardian_takes_its_bridge_with_it(node: Node) -> None:
     wait_for(lambda: live_bridge(node.workdir) is not None)
     bridge = live_bridge(node.workdir)
     assert bridge is not None
-    guardian = int(Path(f"/proc/{bridge}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    guardian = parent_of(bridge)
+    assert guardian is not None
     os.kill(guardian, signal.SIGTERM)
     wait_for(lambda: live_bridge(node.workdir) is None and node.answers() is None)
 

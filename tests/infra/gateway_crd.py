@@ -18,10 +18,8 @@ import jsonschema
 import yaml
 
 from infra.config import REPO_ROOT
+from infra.gateway_api_crds import PLURALS
 from tests.infra.kuberay_crd import admit, pruned_fields
-
-FILES = {"Gateway": "gateways", "GatewayClass": "gatewayclasses", "HTTPRoute": "httproutes",
-         "ReferenceGrant": "referencegrants"}
 
 
 def crds_dir() -> Path:
@@ -31,7 +29,7 @@ def crds_dir() -> Path:
 
 @cache
 def schema_of(kind: str, version: str) -> dict[str, Any]:
-    path = crds_dir() / f"gateway.networking.k8s.io_{FILES[kind]}.yaml"
+    path = crds_dir() / f"gateway.networking.k8s.io_{PLURALS[kind]}.yaml"
     document = yaml.safe_load(path.read_text())
     served = next(v for v in document["spec"]["versions"] if v["name"] == version)
     schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
