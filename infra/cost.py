@@ -228,6 +228,9 @@ class CostEstimate:
         """The priced pools alone: a lower bound when some pool is unpriced."""
         return sum(p.per_hour(load) or 0.0 for p in self.pools if p.price.known)
 
+    def known_per_month(self, load: Load) -> float:
+        return self.known_per_hour(load) * HOURS_PER_MONTH
+
     def gpus(self, load: Load) -> int:
         return sum(p.gpus(load) for p in self.pools)
 

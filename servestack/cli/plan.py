@@ -190,8 +190,9 @@ def unpriced_notes(cost: CostEstimate) -> list[str]:
              for p in cost.pools if not p.price.known]
     if notes:
         notes.append("totals that include them are unknown; the priced pools alone cost "
-                     + ", ".join(f"{money(cost.known_per_hour(load))}/h at {load.value}"
-                                 for load in Load))
+                     + ", ".join(f"{money(cost.known_per_hour(load))}/h "
+                                 f"({money(cost.known_per_month(load))}/month) "
+                                 f"at {load.value}" for load in Load))
     return notes
 
 
@@ -200,10 +201,13 @@ def upgrade_note(cost: CostEstimate) -> str:
     if cost.upgrade_strategy == "None":
         return "upgrade strategy None: KubeRay starts no second cluster, so no upgrade cost"
     nodes = sum(p.upgrade_extra_nodes for p in cost.pools)
-    return (f"a {cost.upgrade_strategy} upgrade at max load adds {nodes} node(s) for "
-            f"{cost.upgrade_hours:g} h ({cost.upgrade_hours_from}): peak "
-            f"{money(cost.upgrade_peak_per_hour)}/h, {money(cost.upgrade_extra_cost)} more "
-            "per upgrade")
+    adds = (f"a {cost.upgrade_strategy} upgrade at max load adds {nodes} node(s) for "
+            f"{cost.upgrade_hours:g} h ({cost.upgrade_hours_from})")
+    if cost.upgrade_peak_per_hour is None or cost.upgrade_extra_cost is None:
+        unpriced = ", ".join(pool_path(pool) for pool in cost.unpriced)
+        return f"{adds}; its cost is unknown: {PRICE_UNKNOWN} for {unpriced}"
+    return (f"{adds}: peak {money(cost.upgrade_peak_per_hour)}/h, "
+            f"{money(cost.upgrade_extra_cost)} more per upgrade")
 
 
 def cost_table(cost: CostEstimate) -> Table:

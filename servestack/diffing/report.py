@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.capacity import Load
-from infra.cost import HOURS_PER_MONTH, money, signed_money
+from infra.cost import HOURS_PER_MONTH, PRICE_UNKNOWN, money, signed_money
 from infra.pod_preview import as_list, as_mapping
 from infra.upgrade_plan import UpgradePlan
 from servestack.diffing import DiffResult, StackDiff
@@ -125,10 +125,18 @@ def _capacity_summary(capacity: CapacityDelta | None) -> str:
     return "; ".join(parts) or "worker groups changed"
 
 
+def _cost_summary(cost: CostDelta | None) -> str:
+    """The change in $/month at max, the figure a reviewer weighs first."""
+    if cost is None or not cost.changed:
+        return "—"
+    change = cost.change(Load.MAX)
+    return PRICE_UNKNOWN if change is None else f"{signed_money(change)}/month at max"
+
+
 def _summary_row(diff: StackDiff) -> list[str]:
     if diff.base_error or diff.head_error:
         side = "base" if diff.base_error else "working tree"
-        return [f"`{diff.stack}`", f"⚠️ {side} does not render", "—", "—", "—",
+        return [f"`{diff.stack}`", f"⚠️ {side} does not render", "—", "—", "—", "—",
                 _policy_summary(diff.policies)]
     counts: dict[str, int] = {}
     for change in diff.resources:
@@ -138,7 +146,8 @@ def _summary_row(diff: StackDiff) -> list[str]:
                          for r in diff.rayservices) or "—"
     serve = sum(len(r.serve_changes) for r in diff.rayservices)
     return [f"`{diff.stack}`", resources, rollouts, f"{serve} field(s)" if serve else "—",
-            _capacity_summary(diff.capacity), _policy_summary(diff.policies)]
+            _capacity_summary(diff.capacity), _cost_summary(diff.cost),
+            _policy_summary(diff.policies)]
 
 
 def _rayservice_section(change: RayServiceChange) -> list[str]:
@@ -358,7 +367,8 @@ def markdown(result: DiffResult) -> str:
              f"## servestack diff: `{result.base_ref}` (`{result.base_commit[:12]}`) → "
              "working tree",
              ""]
-    lines += _table(["stack", "resources", "RayService", "Serve config", "capacity", "policies"],
+    lines += _table(["stack", "resources", "RayService", "Serve config", "capacity", "cost",
+                     "policies"],
                     [_summary_row(d) for d in result.stacks])
     lines.append("")
     for diff in result.stacks:

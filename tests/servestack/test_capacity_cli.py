@@ -84,8 +84,10 @@ def test_an_unknown_machine_type_is_price_unknown_never_zero(tmp_path: Path) -> 
         source.replace("machine_type: g2-standard-16", "machine_type: g2-custom-99"))
     result = servestack("--stack", "odd", "--stacks-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "price unknown for pools[gpu-l4]: no on-demand list price for g2-custom-99" in (
-        " ".join(result.stdout.split()))
+    shown = " ".join(result.stdout.split())
+    assert "price unknown for pools[gpu-l4]: no on-demand list price for g2-custom-99" in shown
+    assert "its cost is unknown: price unknown for pools[gpu-l4]" in shown
+    assert "$0.00" not in shown
     document = json.loads(servestack("--stack", "odd", "--stacks-dir", str(tmp_path),
                                      "--json").stdout)["cost"]
     assert document["unpriced_pools"] == ["gpu-l4"]

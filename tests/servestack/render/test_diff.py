@@ -295,6 +295,8 @@ def test_diff_reports_one_max_replicas_change_in_place_with_its_capacity_delta(
             f"{signed_money(change)} |") in report
     assert (f"| at min | {money(monthly[0]['min'])}/month | {money(monthly[1]['min'])}/month | "
             "+$0.00 |") in report
+    (summary,) = [line for line in report.splitlines() if line.startswith("| `prod` |")]
+    assert f"| {signed_money(change)}/month at max | " in summary
     assert "- Upgrade: none extra (in place; no second Ray cluster)." in report
     assert "**in place**: no second Ray cluster, so no upgrade plan is needed." in report
     worktrees = git(repo, "worktree", "list")
