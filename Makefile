@@ -19,7 +19,7 @@ export RAY_AUTH_MODE := token
 $(STAMP): pyproject.toml examples/team-app/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,gke,eks]'
+	$(BIN)/pip install --quiet -e '.[dev,backends]'
 	$(BIN)/pip install --quiet -e examples/team-app
 	touch $(STAMP)
 

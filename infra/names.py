@@ -1,7 +1,8 @@
 """Names other systems read: the only place each label, port name, taint effect and config key
 is spelled. Everything else imports them, so a rename is one edit and a test can hunt strays
 (tests/infra/test_names.py: every `*_LABEL`, `*_ANNOTATION` and `*_PORT_NAME` here, and every
-taint effect).
+taint effect). It knows no cluster backend: the label a platform puts on every node of a pool
+is that backend's `node_pool_label` (infra/clusters/<backend>_spec.py), hunted the same way.
 
 Pure: imports nothing of ours, so the policy pack and the tool may use it as well as the program.
 """
@@ -81,9 +82,6 @@ NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 K8S_APP_LABEL: Final = "k8s-app"
 DNS_POD_LABELS: Final[Mapping[str, str]] = {K8S_APP_LABEL: "kube-dns"}
 """CoreDNS/kube-dns on GKE, EKS and kind."""
-GKE_NODE_POOL_LABEL: Final = "cloud.google.com/gke-nodepool"
-EKS_NODE_GROUP_LABEL: Final = "eks.amazonaws.com/nodegroup"
-"""Set by the platform on every node of a pool, next to the labels the stack declares."""
 
 PodSecurityMode = Literal["enforce", "audit", "warn"]
 POD_SECURITY_MODES: Final[tuple[PodSecurityMode, ...]] = get_args(PodSecurityMode)

@@ -22,10 +22,15 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from infra.clusters.base import Cluster, ClusterBackend, kubernetes_provider
-from infra.clusters.eks_spec import CLUSTER_AUTOSCALER_IMAGE_TAGS, EksCluster, EksVpc
+from infra.clusters.eks_spec import (
+    CLUSTER_AUTOSCALER_IMAGE_TAGS,
+    NODE_GROUP_LABEL,
+    EksCluster,
+    EksVpc,
+)
 from infra.config import NodePool, StackConfig
 from infra.model_access import model_buckets, ray_service_account
-from infra.names import CLOUD_TAINT_EFFECTS, EKS_NODE_GROUP_LABEL
+from infra.names import CLOUD_TAINT_EFFECTS
 
 CPU_AMI = "AL2023_x86_64_STANDARD"
 GPU_AMI = "AL2023_x86_64_NVIDIA"
@@ -99,7 +104,7 @@ def device_plugin_values(cluster: EksCluster, gpu_pools: list[NodePool]) -> dict
     return {
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [{
-                "key": EKS_NODE_GROUP_LABEL, "operator": "In",
+                "key": NODE_GROUP_LABEL, "operator": "In",
                 "values": [node_group_name(cluster, pool) for pool in gpu_pools],
             }]}],
         }}},

@@ -16,7 +16,6 @@ from infra.clusters.spec import (
     ClusterSpec,
 )
 from infra.field_types import DNS_LABEL, Cidr
-from infra.names import EKS_NODE_GROUP_LABEL
 
 if TYPE_CHECKING:
     from infra.config.pools import NodePool
@@ -26,6 +25,8 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS: Final = {"1.33": "v1.33.6", "1.34": "v1.34.5", "1
 MAX_VPC_ZONES: Final = 4
 FAKE_VPC_CIDR: Final = "10.0.0.0/16"
 FAKE_ACCOUNT: Final = "123456789012"
+NODE_GROUP_LABEL: Final = "eks.amazonaws.com/nodegroup"
+"""Set by EKS on every node of a managed node group, valued with the group's name."""
 
 
 class EksVpc(SpecModel):
@@ -88,7 +89,8 @@ class EksVpc(SpecModel):
 class EksCluster(ClusterSpec):
     listing_order: ClassVar[int] = 20
     extra: ClassVar[str | None] = "eks"
-    node_pool_label: ClassVar[str | None] = EKS_NODE_GROUP_LABEL
+    node_pool_label: ClassVar[str | None] = NODE_GROUP_LABEL
+    object_store_identity: ClassVar[Mapping[str, str]] = {"s3": "Pod Identity"}
 
     backend: Literal["eks"] = Field(description=BACKEND_DESCRIPTION)
     region: str = Field(description="AWS region.")

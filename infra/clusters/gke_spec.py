@@ -12,7 +12,6 @@ from pydantic import Field, model_validator
 from apps.spec import SpecError
 from infra.clusters.spec import BACKEND_DESCRIPTION, CLUSTER_NAME_DESCRIPTION, ClusterSpec
 from infra.field_types import DNS_LABEL
-from infra.names import GKE_NODE_POOL_LABEL
 
 if TYPE_CHECKING:
     from infra.config.pools import NodePool
@@ -26,7 +25,8 @@ _ZONE: Final = re.compile(r"^(?P<region>[a-z]+-[a-z]+\d+)-[a-z]$")
 class GkeCluster(ClusterSpec):
     listing_order: ClassVar[int] = 10
     extra: ClassVar[str | None] = "gke"
-    node_pool_label: ClassVar[str | None] = GKE_NODE_POOL_LABEL
+    node_pool_label: ClassVar[str | None] = "cloud.google.com/gke-nodepool"
+    object_store_identity: ClassVar[Mapping[str, str]] = {"gs": "Workload Identity"}
     gateway_classes: ClassVar[Mapping[str, bool]] = {
         "gke-l7-global-external-managed": True,
         "gke-l7-regional-external-managed": True,

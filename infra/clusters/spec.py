@@ -25,7 +25,11 @@ if TYPE_CHECKING:
 
 SPEC_SUFFIX = "_spec"
 
-BACKEND_DESCRIPTION = "Who runs the cluster: kind (local), gke, eks or existing (someone else's)."
+BACKEND_DESCRIPTION = ("Who runs the cluster; it selects the keys below that apply (a key "
+                       "only some backends have names them first).")
+"""The `backend` field's description on every spec. It names no backend: the config
+reference lists the values from `cluster_specs()` (which imports the modules that import
+this one, so it cannot be computed here)."""
 CLUSTER_NAME_DESCRIPTION = "Name of the cluster this stack creates."
 
 FAKE_KUBECONFIG = json.dumps({
@@ -48,6 +52,11 @@ class ClusterSpec(SpecModel):
     """The pip extra (pyproject) that installs the backend's cloud SDK; None: none needed."""
     node_pool_label: ClassVar[str | None] = None
     """The label the platform puts on every node of a pool, valued with the pool's name."""
+    object_store_identity: ClassVar[Mapping[str, str]] = {}
+    """Object-store URI scheme (`gs`, `s3`) → the workload identity through which `provision`
+    grants the Ray pods read access to the stack's model buckets there (GKE: `{"gs":
+    "Workload Identity"}`, which messages spell "GKE Workload Identity"); a scheme not here
+    is read with credentials the stack supplies, if at all."""
     knows_api_server: ClassVar[bool] = True
     """Whether servestack can find the API server's addresses (the head's autoscaler egress)
     without the stack naming them in `security.api_server_cidrs`."""
@@ -154,6 +163,13 @@ def backend_name(spec: type[ClusterSpec]) -> str:
     """The `backend:` literal a spec class answers to."""
     (name,) = get_args(spec.model_fields["backend"].annotation)
     return str(name)
+
+
+def identities_granting(scheme: str) -> list[tuple[str, str]]:
+    """(backend in capitals, its identity) of each backend whose `provision` grants the Ray
+    pods `scheme`:// reads, in listing order: [("GKE", "Workload Identity")] for gs."""
+    return [(backend_name(spec).upper(), spec.object_store_identity[scheme])
+            for spec in cluster_specs() if scheme in spec.object_store_identity]
 
 
 def spec_for(backend: str) -> type[ClusterSpec]:

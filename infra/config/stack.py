@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from apps.catalog import app_spec, known_apps, unknown_app_message
 from apps.model_source.uri import is_remote
 from apps.spec import ApplicationSpec, SpecError, SpecModel, check_unique_applications
+from infra.clusters.spec import identities_granting
 from infra.config.cluster import ClusterConfig
 from infra.config.cost import Budget, CostConfig
 from infra.config.errors import StackConfigError
@@ -186,13 +187,18 @@ class StackConfig(SpecModel):
         if "mlflow" in schemes and not sources.mlflow_tracking_uri:
             problems.append(("model_sources.mlflow_tracking_uri",
                              "an app loads an mlflow:// model: give the MLflow server's URL"))
-        if "gs" in schemes and backend != "gke":
-            problems.append(("model_sources", f"gs:// models are read through GKE Workload "
-                             f"Identity; the {backend} backend cannot grant it"))
-        if "s3" in schemes and backend != "eks" and not sources.s3_credentials_secret:
+        granted = type(self.cluster).object_store_identity
+        if "gs" in schemes and "gs" not in granted:
+            through = " or ".join(f"{name} {identity}"
+                                  for name, identity in identities_granting("gs"))
+            problems.append(("model_sources", f"gs:// models are read through {through}; "
+                             f"the {backend} backend cannot grant it"))
+        if "s3" in schemes and "s3" not in granted and not sources.s3_credentials_secret:
+            grants = "; ".join(f"{name} grants them through {identity}"
+                               for name, identity in identities_granting("s3"))
             problems.append(("model_sources.s3_credentials_secret",
                              f"s3:// models on the {backend} backend need a Secret with "
-                             "credentials (EKS grants them through Pod Identity)"))
+                             f"credentials ({grants})"))
         if self.security.network_policies:
             if schemes & {"s3", "gs"} and not sources.object_store_cidrs:
                 problems.append(("model_sources.object_store_cidrs",

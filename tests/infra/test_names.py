@@ -1,4 +1,5 @@
-"""Labels, annotations, port names and taint effects are spelled once: in infra/names.py.
+"""Labels, annotations, port names and taint effects are spelled once: in infra/names.py, or,
+for the label a platform puts on every node of a pool, in that backend's spec.
 
 Selectors only match while both sides spell a label the same way, so a second spelling is a
 NetworkPolicy or PodMonitor that silently selects nothing after a rename. The hunt reads every
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from infra import names
+from infra.clusters.spec import cluster_specs
 from infra.config import REPO_ROOT, Taint
 
 SCANNED = ("apps", "benchmarks", "infra", "policies", "servestack")
@@ -35,16 +37,26 @@ ALLOWED: Mapping[tuple[str, str], str] = {
 
 
 def hunted() -> dict[str, str]:
-    """Every spelling infra.names owns, mapped to the name that owns it."""
-    owned = {value: attr for attr, value in vars(names).items()
+    """Every spelling infra.names and the backend specs own, mapped to the name that owns it."""
+    owned = {value: f"infra.names.{attr}" for attr, value in vars(names).items()
              if attr.endswith(("_LABEL", "_ANNOTATION", "_PORT_NAME")) and isinstance(value, str)}
     for mode in names.POD_SECURITY_MODES:
-        owned[names.pod_security_version_label(mode)] = f"pod_security_version_label({mode!r})"
+        owned[names.pod_security_version_label(mode)] = (
+            f"infra.names.pod_security_version_label({mode!r})")
     for effect in names.TAINT_EFFECTS:
-        owned[effect] = "TaintEffect"
+        owned[effect] = "infra.names.TaintEffect"
     for effect, cloud in names.CLOUD_TAINT_EFFECTS.items():
-        owned[cloud] = f"CLOUD_TAINT_EFFECTS[{effect!r}]"
+        owned[cloud] = f"infra.names.CLOUD_TAINT_EFFECTS[{effect!r}]"
+    for spec in cluster_specs():
+        if spec.node_pool_label is not None:
+            owned[spec.node_pool_label] = f"{spec.__module__}.{spec.__name__}.node_pool_label"
     return owned
+
+
+def spec_homes() -> dict[str, str]:
+    """Each backend's node-pool label → its spec module, the one file that may spell it."""
+    return {spec.node_pool_label: f"{spec.__module__.replace('.', '/')}.py"
+            for spec in cluster_specs() if spec.node_pool_label is not None}
 
 
 def string_constants(source: str) -> Iterator[tuple[int, str]]:
@@ -59,9 +71,10 @@ def string_constants(source: str) -> Iterator[tuple[int, str]]:
 
 def strays(path: Path, source: str, owned: Mapping[str, str]) -> list[str]:
     relative = path.resolve().relative_to(REPO_ROOT).as_posix()
-    return [f"{relative}:{line}: {text!r} is infra.names.{owned[text]}"
+    homes = spec_homes()
+    return [f"{relative}:{line}: {text!r} is {owned[text]}"
             for line, text in string_constants(source)
-            if text in owned and (relative, text) not in ALLOWED]
+            if text in owned and (relative, text) not in ALLOWED and homes.get(text) != relative]
 
 
 def sources() -> Iterator[Path]:
@@ -99,7 +112,7 @@ def f(kind: str) -> str:
 def test_no_label_port_name_or_taint_effect_is_spelled_outside_names() -> None:
     owned = hunted()
     found = [stray for path in sources() for stray in strays(path, path.read_text(), owned)]
-    assert not found, "import these from infra.names instead:\n" + "\n".join(found)
+    assert not found, "import these from where they are spelled instead:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("effect", names.TAINT_EFFECTS)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from apps.catalog import CATALOG
 from apps.spec import SpecModel
+from infra.clusters.spec import backend_name, cluster_specs
 from infra.config import REPO_ROOT, StackConfig, Taint
 from servestack.config_reference import (
     config_keys,
@@ -88,5 +89,7 @@ def test_every_top_level_field_and_the_secrets_are_listed() -> None:
     assert set(StackConfig.model_fields) - {"stack"} <= keys
     assert {"kubeconfig", "redisPassword", "pools[].accelerator.resource",
             "rayservice.gcs_fault_tolerance.redis_address"} <= keys
-    assert "| `servestack:cluster.backend` | `kind` or `gke` or `eks` or `existing` |" in (
-        markdown_table())
+    backends = [backend_name(spec) for spec in cluster_specs()]
+    assert {"kind", "gke", "eks", "existing"} <= set(backends)
+    listed = " or ".join(f"`{backend}`" for backend in backends)
+    assert f"| `servestack:cluster.backend` | {listed} |" in markdown_table()

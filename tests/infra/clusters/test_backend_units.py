@@ -10,13 +10,18 @@ from infra.clusters.base import ClusterBackend
 from infra.clusters.spec import ClusterSpec, backend_name, cluster_specs, spec_for
 from infra.config import REPO_ROOT, StackConfig
 
-SDKS = ("pulumi", "pulumi_gcp", "pulumi_aws", "pulumi_eks", "pulumi_command",
-        "pulumi_kubernetes")
+SHIPPED = ("kind", "gke", "eks", "existing")
+"""The backends servestack ships with; a new one joins them by its two files alone."""
 
 
 def test_the_cluster_union_is_exactly_the_spec_modules_found() -> None:
     specs = cluster_specs()
-    assert [backend_name(spec) for spec in specs] == ["kind", "gke", "eks", "existing"]
+    names = [backend_name(spec) for spec in specs]
+    assert set(SHIPPED) <= set(names)
+    assert len(set(names)) == len(names)
+    orders = [spec.listing_order for spec in specs]
+    assert orders == sorted(set(orders)), "listing_order: one place per backend, in order"
+    assert (names[0], names[-1]) == ("kind", "existing")
     files = sorted(path.stem for path in (REPO_ROOT / "infra" / "clusters").glob("*_spec.py"))
     assert sorted(f"{backend_name(spec)}_spec" for spec in specs) == files
     union = StackConfig.model_fields["cluster"].annotation
@@ -32,17 +37,25 @@ def test_every_spec_has_its_provision_module_exporting_a_backend_class() -> None
 
 
 def test_each_extra_a_spec_names_installs_its_sdk() -> None:
+    """...and the `backends` extra (what CI, `make install` and `pulumi install` put in)
+    names each of them, so every provision module imports where the tests run."""
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
+    (aggregate,) = extras["backends"]
+    assert aggregate.startswith("servestack[") and aggregate.endswith("]"), aggregate
+    aggregated = set(aggregate.removeprefix("servestack[").removesuffix("]").split(","))
     for spec in cluster_specs():
         if spec.extra is not None:
             assert spec.extra in extras, f"{spec.__name__}.extra {spec.extra!r} is not an extra"
+            assert spec.extra in aggregated, f"add {spec.extra!r} to the backends extra"
+    assert aggregated <= set(extras), aggregated - set(extras)
 
 
 def test_the_specs_import_no_sdk() -> None:
-    """The policy pack and the offline tools read the specs; no cloud SDK may come along."""
+    """The policy pack and the offline tools read the specs; no cloud SDK may come along
+    (Pulumi's and every provider's: `pulumi`, `pulumi_<provider>`)."""
     code = ("import sys; import infra.clusters.spec as s; s.cluster_specs(); "
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SDKS!r}))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('pulumi')))")
     import subprocess
     found = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                            text=True, check=True).stdout.strip()
