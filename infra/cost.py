@@ -46,7 +46,8 @@ class PriceRow(SpecModel):
     gpu_type: str | None = Field(None, description="Which GPU, e.g. L4 or A100-40GB.")
     source: str = Field(pattern=r"^https://", description="The on-demand price page.")
     spot_source: str | None = Field(None, pattern=r"^https://", description="The spot page.")
-    read_on: date = Field(description="When the row was entered (docs/cost.md: how checked).")
+    read_on: date = Field(description="The date its source says the prices were generated, "
+                          "else the date the source was read (prices.csv's header).")
 
     @model_validator(mode="after")
     def _gpus_named(self) -> Self:
