@@ -260,7 +260,6 @@ class WorkerGroupPlan:
     node_selector: dict[str, str]
     tolerations: tuple[Taint, ...]
     deployments: tuple[DeploymentPlacement, ...]
-    replicas_per_pod: int  # the pod is sized for this many of the group's largest replica
 
     @property
     def pod(self) -> ResourceVector:
@@ -359,7 +358,7 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
     by_shape = _groups_by_shape(stack.applications)
     problems = _plain_pool_problems(stack, by_shape.get(_CPU_KEY, []))
     warnings: list[str] = []
-    groups: list[WorkerGroupPlan] = []
+    placed: list[tuple[_GroupKey, list[_Member], NodePool]] = []
     for key, members in by_shape.items():
         pool, found = _pool_for_group(stack, key, members, overhead)
         problems += found
@@ -374,11 +373,14 @@ def plan_capacity(stack: StackConfig) -> CapacityPlan:
         problems += found
         # The rest are still sized, so the pool checks report their problems in the same run.
         if fitting:
-            groups.append(_plan_group(stack, key, fitting, pool, overhead))
+            placed.append((key, fitting, pool))
 
     head_pod = ResourceVector.of_pod(rs.head) + ResourceVector.of_pod(rs.autoscaler.resources)
-    cpu_group = next((g.pool for g in groups if g.name == CPU_GROUP), rs.cpu_pool)
+    cpu_group = next((pool.name for key, _, pool in placed if key.is_cpu), rs.cpu_pool)
     head_pool = _head_pool_for(stack, head_pod, cpu_group)
+    groups = [_plan_group(stack, key, fitting, pool, overhead,
+                          _system_pods(stack, pool, head_pool, head_pod))
+              for key, fitting, pool in placed]
     pools = [_plan_pool(stack, pool, groups, head_pool, head_pod) for pool in stack.pools]
     for pool, plan in zip(stack.pools, pools, strict=True):
         if plan.hosts_head:
@@ -657,67 +659,53 @@ def _replicas(members: Sequence[_Member], load: Load) -> list[ResourceVector]:
             for _, dep in members for _ in range(load.replicas(dep))]
 
 
-def _ray_share(k: int, unit: ResourceVector, overhead: ResourceVector,
-               node: ResourceVector) -> ResourceVector:
-    """What Ray may schedule in a pod for k of the largest replica, cut down to what one node
-    leaves after overhead."""
+MIB = 1024**2
+
+
+def _room(node: ResourceVector, overhead: ResourceVector,
+          beside: Sequence[ResourceVector] = ()) -> ResourceVector:
+    """What Ray may schedule in a pod that fills a node after its overhead and the pods
+    `beside` it: whole CPUs and devices."""
     room = node - overhead
-    if unit.gpu == 0:
-        devices = 0
-    elif unit.gpu >= UNIT:
-        devices = k * unit.devices
-    else:
-        devices = _ceil_div(k, UNIT // unit.gpu)  # a device holds UNIT // gpu fractions
-    wanted = unit * k
-    return ResourceVector.whole(cpus=min(wanted.whole_cpus, room.cpu // UNIT),
-                                memory=min(wanted.memory, room.memory),
-                                devices=min(devices, room.gpu // UNIT))
+    for pod in beside:
+        room = room - pod
+    memory = max(room.memory, 0) // MIB * MIB  # whole MiB, as people write pod sizes
+    return ResourceVector.whole(cpus=max(room.cpu, 0) // UNIT, memory=memory,
+                                devices=max(room.gpu, 0) // UNIT)
 
 
-@dataclass(frozen=True)
-class _Sizing:
-    replicas_per_pod: int
-    ray: ResourceVector
-    max_pods: int
+def _worker_pod_ray(members: Sequence[_Member], pool: NodePool, overhead: ResourceVector,
+                    system: Sequence[ResourceVector]) -> ResourceVector:
+    """One worker pod per node, as KubeRay advises, so the pod template follows from the pool
+    alone and adding, removing or resizing an app rolls out in place.
 
-
-def _size_group(members: Sequence[_Member], overhead: ResourceVector, node: ResourceVector,
-                max_replicas_per_pod: int) -> _Sizing:
-    """Pick the pod size (k of the largest replica, k ≤ max_replicas_per_pod) that needs the
-    fewest nodes for the worst case, then the fewest at min replicas, then fewer pods; ties go
-    to the smaller pod, which scales in finer steps."""
-    unit = ResourceVector.covering(ResourceVector.of_replica(dep.resources) for _, dep in members)
-    at_max, at_min = _replicas(members, Load.MAX), _replicas(members, Load.MIN)
-    best: tuple[tuple[int, int, int, int], _Sizing] | None = None
-    seen: set[ResourceVector] = set()
-    for k in range(1, min(max_replicas_per_pod, len(at_max)) + 1):
-        ray = _ray_share(k, unit, overhead, node)
-        if ray in seen:
-            continue
-        seen.add(ray)
-        per_node = (ray + overhead).count_in(node)  # a pod always takes CPU: overhead.cpu > 0
-        max_pods = _pods_needed(at_max, ray)
-        min_pods = _pods_needed(at_min, ray)
-        score = (_ceil_div(max_pods, per_node), _ceil_div(min_pods, per_node), max_pods, k)
-        if best is None or score < best[0]:
-            best = (score, _Sizing(k, ray, max_pods))
-    assert best is not None
-    return best[1]
+    On the head's pool (`system`: the head and operator pods) a pod leaves room for them on
+    every node, so the head shares a node at min load and a rescheduled head finds room on
+    any node. A pod takes the whole node instead when that room would cost it more than half
+    its CPU or memory (a pool of one node always shares), or when some replica would not fit."""
+    node = ResourceVector.of_node(pool)
+    whole = _room(node, overhead)
+    if not system:
+        return whole
+    beside = _room(node, overhead, system)
+    replicas = [ResourceVector.of_replica(dep.resources) for _, dep in members]
+    holds = all(_OpenPod(beside).take(replica) for replica in replicas)
+    worth = pool.max_nodes == 1 or (2 * beside.cpu >= whole.cpu
+                                    and 2 * beside.memory >= whole.memory)
+    return beside if holds and worth else whole
 
 
 def _plan_group(
     stack: StackConfig, key: _GroupKey, members: Sequence[_Member], pool: NodePool,
-    overhead: ResourceVector,
+    overhead: ResourceVector, system: Sequence[ResourceVector],
 ) -> WorkerGroupPlan:
-    sizing = _size_group(members, overhead, ResourceVector.of_node(pool),
-                         stack.rayservice.max_replicas_per_pod)
-    ray = sizing.ray
+    ray = _worker_pod_ray(members, pool, overhead, system)
     # First-fit decreasing is not monotone: a subset of the replicas can need one bin more
     # than the whole set (found by the property tests). The plan never counts fewer pods for
     # a larger load, so each count is at least the one below it.
     min_pods = _pods_needed(_replicas(members, Load.MIN), ray)
     initial_pods = max(min_pods, _pods_needed(_replicas(members, Load.INITIAL), ray))
-    max_pods = max(initial_pods, sizing.max_pods)
+    max_pods = max(initial_pods, _pods_needed(_replicas(members, Load.MAX), ray))
     placements = tuple(
         DeploymentPlacement(
             app=app.name, deployment=dep.name,
@@ -725,7 +713,7 @@ def _plan_group(
             num_cpus=dep.resources.num_cpus, num_gpus=dep.resources.num_gpus,
             memory=int(dep.resources.memory), initial_replicas=dep.initial_replicas,
             replicas_per_pod=_fit_count(ResourceVector.of_replica(dep.resources), ray,
-                                        sizing.replicas_per_pod),
+                                        dep.max_replicas),
         )
         for app, dep in members
     )
@@ -742,17 +730,41 @@ def _plan_group(
         node_selector=dict(pool.labels),
         tolerations=tuple(pool.taints),
         deployments=placements,
-        replicas_per_pod=sizing.replicas_per_pod,
     )
 
 
-def _fit_count(replica: ResourceVector, ray: ResourceVector, design: int) -> int:
-    """How many of one replica a single pod takes; a replica needing nothing counts as the
-    pod's design size."""
-    return design if replica.is_empty else replica.count_in(ray)
+def _fit_count(replica: ResourceVector, ray: ResourceVector, at_most: int) -> int:
+    """How many of one replica a single pod takes; replicas needing nothing all fit."""
+    return at_most if replica.is_empty else replica.count_in(ray)
 
 
 # --- pools --------------------------------------------------------------------------------
+
+
+def _hosts_head(pool: NodePool, head_pool: NodePool | None) -> bool:
+    return head_pool is not None and head_pool.name == pool.name
+
+
+def _head_pods(pool: NodePool, head_pool: NodePool | None,
+               head_pod: ResourceVector) -> list[ResourceVector]:
+    """The head pod on its pool: one per Ray cluster, so two while an upgrade runs. One
+    larger than a node is a problem of _system_pod_problems."""
+    fits = _hosts_head(pool, head_pool) and head_pod.fits(ResourceVector.of_node(pool))
+    return [head_pod] if fits else []
+
+
+def _shared_pods(stack: StackConfig, pool: NodePool,
+                 head_pool: NodePool | None) -> list[ResourceVector]:
+    """The operator, on the head's pool: it serves both clusters of an upgrade."""
+    if not _hosts_head(pool, head_pool):
+        return []
+    node = ResourceVector.of_node(pool)
+    return [pod for pod in operator_pods(stack) if pod.fits(node)]
+
+
+def _system_pods(stack: StackConfig, pool: NodePool, head_pool: NodePool | None,
+                 head_pod: ResourceVector) -> list[ResourceVector]:
+    return [*_head_pods(pool, head_pool, head_pod), *_shared_pods(stack, pool, head_pool)]
 
 
 def _plan_pool(
@@ -761,12 +773,9 @@ def _plan_pool(
 ) -> PoolPlan:
     node = ResourceVector.of_node(pool)
     here = [g for g in groups if g.pool == pool.name]
-    hosts_head = head_pool is not None and head_pool.name == pool.name
-    system: list[ResourceVector] = []  # per Ray cluster: doubled while an upgrade runs two
-    shared: list[ResourceVector] = []  # the operator serves both clusters
-    if hosts_head:  # one larger than a node is a problem of _system_pod_problems
-        system = [head_pod] if head_pod.fits(node) else []
-        shared = [pod for pod in operator_pods(stack) if pod.fits(node)]
+    hosts_head = _hosts_head(pool, head_pool)
+    system = _head_pods(pool, head_pool, head_pod)  # per Ray cluster: doubled in an upgrade
+    shared = _shared_pods(stack, pool, head_pool)  # the operator serves both clusters
 
     def pods(load: Load) -> list[ResourceVector]:
         return [g.pod for g in here for _ in range(g.pods(load))]

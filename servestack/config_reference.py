@@ -119,6 +119,8 @@ def undescribed_fields() -> list[str]:
 
 def _walk(model: type[BaseModel], prefix: str, instance: Any = None) -> Iterator[ConfigKey]:
     for name, field in model.model_fields.items():
+        if field.annotation is type(None):
+            continue  # a removed key, kept only to refuse it with the fix
         path = f"{prefix}{name}"
         inherited = getattr(instance, name) if instance is not None else PydanticUndefined
         nested = models_in(field.annotation)

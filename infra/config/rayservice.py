@@ -129,8 +129,9 @@ class RayServiceConfig(SpecModel):
         description="Ray's object store per worker pod (rayStartParams object-store-memory), "
         "out of worker_overhead.memory; default: half of it.",
     )
-    max_replicas_per_pod: int = Field(
-        4, ge=1, description="Upper bound on replicas packed into one worker pod."
+    max_replicas_per_pod: None = Field(
+        None, description="Removed: a worker pod takes one node of its pool "
+        "(docs/capacity.md), so it no longer depends on the apps; delete this key.",
     )
     cpu_pool: str | None = Field(
         None, description="Pool for the CPU worker group (may be tainted); default: the first "
@@ -163,6 +164,15 @@ class RayServiceConfig(SpecModel):
             raise ValueError("rayservice.upgrade applies to upgrade_strategy "
                              "NewClusterWithIncrementalUpgrade only; remove it or switch")
         return self
+
+    @field_validator("max_replicas_per_pod", mode="before")
+    @classmethod
+    def _removed(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "worker pods are no longer sized in replicas: each takes one node of its "
+                "pool (beside the head on the head's pool), so adding or removing an app "
+                "stays in place; delete this key (docs/capacity.md, 'Pod size')")
 
     @field_validator("object_store_memory")
     @classmethod

@@ -198,8 +198,9 @@ _REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\.volumes|\.volumeMounts", "the pods' volumes: the model cache (model_sources.cache, "
          "or the first/last app loading a remote model)"),
         (r"\.resources\.|\.resources$|rayStartParams",
-         "the pods' size or Ray's start parameters (the pool a group lands on, or "
-         "rayservice.head)"),
+         "the pods' size or Ray's start parameters (the node shape of the pool a group "
+         "lands on, rayservice.worker_overhead, rayservice.head, or a replica too large to fit "
+         "beside the head: docs/capacity.md, 'Pod size')"),
         (r"nodeSelector|affinity",
          "which pool the pods land on (pool labels, rayservice.cpu_pool)"),
         (r"autoscalerOptions|enableInTreeAutoscaling", "the autoscaler (rayservice.autoscaler)"),

@@ -83,10 +83,11 @@ def test_gke_pool_without_machine_type_is_refused(tmp_path: Path) -> None:
 def test_backend_and_capacity_problems_are_reported_together(tmp_path: Path) -> None:
     pools = yaml.safe_load(stack_file("dev").read_text())["config"]["servestack:pools"]
     del pools[0]["machine_type"]
-    pools[0]["max_nodes"] = 1
+    assert pools[1]["name"] == "gpu-l4"
+    pools[1]["max_nodes"] = 1  # its worst case needs 2
     path = write_stack(tmp_path, "both", "dev", {"servestack:pools": pools})
     assert_refused(run_stack_file(path), "servestack:pools[cpu].machine_type:",
-                   "servestack:pools[cpu].max_nodes:")
+                   "servestack:pools[gpu-l4].max_nodes:")
 
 
 def test_a_plain_text_secret_outside_staging_and_prod_is_a_warning_naming_the_command(

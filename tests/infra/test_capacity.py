@@ -18,9 +18,10 @@ from infra.capacity import (
     ResourceVector,
     WorkerGroupPlan,
     group_name,
+    operator_pods,
     plan_capacity,
 )
-from infra.config import StackConfig, parse_stack_config
+from infra.config import StackConfig, StackConfigError, parse_stack_config
 from infra.stack_file import load_stack_config, read_stack_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -208,39 +209,64 @@ def test_resource_vectors_add_scale_and_name_what_a_room_lacks() -> None:
 # --- sizing pods ------------------------------------------------------------------------------
 
 
-def test_pod_holds_its_replicas_plus_worker_overhead() -> None:
+def test_a_worker_pod_fills_one_node_after_its_overhead() -> None:
+    pools = [CPU_POOL, gpu_pool("gpu", count=2)]
+    plan = plan_capacity(stack(pools=pools, apps={"embeddings": {"deployments": {"Embedder": {
+        **gpu(1), "autoscaling": {"min_replicas": 1, "max_replicas": 3}}}}}))
+    group = plan.group("gpu-nvidia-com-gpu")
+    # A 16-CPU, 64GiB, 2-GPU node less the 0.5-CPU, 1GiB overhead.
+    assert group.ray == ResourceVector.whole(cpus=15, memory=63 * GiB, devices=2)
+    assert group.pod.cpus == 15.5 and group.pod.memory == 64 * GiB
+    assert group.deployments[0].replicas_per_pod == 2
+    assert (group.min_pods, group.initial_pods, group.max_pods) == (1, 1, 2)
+
+
+def test_on_the_heads_pool_a_worker_pod_leaves_room_for_the_head_and_operator() -> None:
     plan = plan_capacity(stack(apps=embedder(1, 3, num_cpus=1, memory="2GiB")))
     group = plan.group("cpu")
-    # Three replicas fit one 8-CPU node in one pod: the fewest pods for the fewest nodes.
-    assert group.replicas_per_pod == 3
-    assert group.ray == ResourceVector.whole(cpus=3, memory=6 * GiB, devices=0)
-    assert group.pod.cpus == 3.5 and group.pod.memory == 7 * GiB
-    assert (group.min_pods, group.initial_pods, group.max_pods) == (1, 1, 1)
+    beside = plan.head.pod + sum(operator_pods(stack()), ResourceVector())
+    room = ResourceVector.of_node(stack().pools[0]) - group.overhead - beside
+    assert group.ray == ResourceVector.whole(cpus=room.cpu // 10_000,
+                                             memory=room.memory // 2**20 * 2**20, devices=0)
+    assert plan.pool("cpu").nodes_needed_at_min == 1, "the head shares the first node"
 
 
-def test_ray_gets_whole_cpus_so_fractional_replicas_round_the_pod_up() -> None:
-    group = plan_capacity(stack(apps=embedder(1, 3, num_cpus=0.5))).group("cpu")
-    assert group.ray.cpus == 2, "ray start --num-cpus takes an integer"
+def test_a_worker_pod_does_not_depend_on_which_apps_run() -> None:
+    """KubeRay replaces the cluster when a pod template changes: adding, removing or
+    resizing an app must leave every worker group's pod as it was."""
+    one = plan_capacity(stack(apps=embedder(1, 3, num_cpus=1)))
+    more = plan_capacity(stack(apps={**embedder(2, 9, num_cpus=2, memory="6GiB"),
+                                     "classifier": {}, "search": {}}))
+    assert one.group("cpu").pod == more.group("cpu").pod
+    assert one.group("cpu").ray == more.group("cpu").ray
+    assert more.group("cpu").max_pods > one.group("cpu").max_pods
+
+
+def test_ray_gets_whole_cpus_so_a_fractional_node_rounds_the_pod_down() -> None:
+    pools = [CPU_POOL, gpu_pool("gpu", cpu=7.8)]
+    group = plan_capacity(stack(pools=pools, apps={"embeddings": {"deployments": {"Embedder": {
+        **gpu(1, num_cpus=0.5)}}}})).group("gpu-nvidia-com-gpu")
+    assert group.ray.cpus == 7, "ray start --num-cpus takes an integer"
     assert group.pod.cpus == group.ray.cpus + 0.5
 
 
-def test_max_replicas_per_pod_bounds_the_pod() -> None:
-    group = plan_capacity(stack(apps=embedder(2, 5, num_cpus=1),
-                                max_replicas_per_pod=1)).group("cpu")
-    assert group.replicas_per_pod == 1
-    assert (group.ray.cpus, group.min_pods, group.max_pods) == (1, 2, 5)
+def test_the_removed_max_replicas_per_pod_is_refused_with_the_fix() -> None:
+    with pytest.raises(StackConfigError) as refused:
+        stack(max_replicas_per_pod=4)
+    assert "servestack:rayservice.max_replicas_per_pod: " in str(refused.value)
+    assert "delete this key" in str(refused.value)
 
 
 def test_fractional_gpus_share_a_device_but_never_span_two() -> None:
-    pools = [CPU_POOL, gpu_pool("gpu", count=4)]
+    pools = [CPU_POOL, gpu_pool("gpu", count=2)]
     group = plan_capacity(stack(
-        pools=pools, max_replicas_per_pod=8,
+        pools=pools,
         apps={"embeddings": {"deployments": {"Embedder": {
             **gpu(0.4), "autoscaling": {"min_replicas": 1, "max_replicas": 5}}}}},
     )).group("gpu-nvidia-com-gpu")
-    # 5 x 0.4 = 2.0 GPUs, but a device holds two 0.4s: the fifth needs a third device.
-    assert (group.pod.devices, group.ray.devices, group.max_pods) == (3, 3, 1)
-    assert group.deployments[0].replicas_per_pod == 5, "5 whole CPUs bind before devices"
+    # 5 x 0.4 = 2.0 GPUs, but a device holds two 0.4s: the fifth needs a second pod.
+    assert (group.pod.devices, group.ray.devices, group.max_pods) == (2, 2, 2)
+    assert group.deployments[0].replicas_per_pod == 4
 
 
 def test_whole_gpu_replicas_take_whole_devices_and_pods_stay_within_a_node() -> None:

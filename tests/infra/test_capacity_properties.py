@@ -99,7 +99,6 @@ def stacks(draw: st.DrawFn, growable: bool = False) -> dict[str, Any]:
                      "memory": draw(st.sampled_from([1, 2, 3])) * GiB},
             "worker_overhead": {"cpu": draw(st.sampled_from([0.1, 0.25, 0.5, 1])),
                                 "memory": draw(st.sampled_from([256 * MiB, GiB, 2 * GiB]))},
-            "max_replicas_per_pod": draw(st.integers(1, 8)),
         },
         "apps": apps,
     }
@@ -125,7 +124,10 @@ def check_never_under_provisions(config: StackConfig, plan: CapacityPlan) -> Non
         assert group.pod.memory == group.ray.memory + overhead.memory
         assert group.ray.devices == group.pod.devices
         assert group.tolerations == pool.taints and group.node_selector == pool.labels
-        assert 1 <= group.replicas_per_pod <= config.rayservice.max_replicas_per_pod
+        # One pod per node: after its overhead a pod leaves no whole CPU of the node unused,
+        # unless it leaves room for the head beside it.
+        spare = pool.cpu - group.pod.cpus
+        assert spare < 1 + EPS or plan.pool(group.pool).hosts_head
         assert group.min_pods <= group.initial_pods <= group.max_pods
         assert (group.min_pods == 0) == all(d.min_replicas == 0 for d in group.deployments)
         for dep in group.deployments:
@@ -222,7 +224,7 @@ def test_a_larger_load_never_plans_fewer_pods() -> None:
         "pools": [{"name": "cpu-0", "cpu": 8, "memory": 32 * 1024**3,
                    "labels": {"servestack.io/pool": "cpu-0"}, "max_nodes": 100000}],
         "image": {"repository": "localhost/servestack"},
-        "rayservice": {"upgrade_strategy": "None", "max_replicas_per_pod": 3,
+        "rayservice": {"upgrade_strategy": "None",
                        "head": {"cpu": 0.5, "memory": 1024**3},
                        "worker_overhead": {"cpu": 0.1, "memory": 256 * 1024**2}},
         "apps": {

@@ -477,6 +477,48 @@ def test_removing_an_app_or_changing_its_route_or_user_config_is_in_place(
         assert change.replica_changes == ()
 
 
+SHIPPED_STACKS = sorted(path.name.split(".")[1]
+                        for path in (REPO_ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_removing_any_app_of_a_shipped_stack_leaves_every_worker_pod_as_it_was(
+    stack: str,
+) -> None:
+    """A pod template that changes replaces the Ray cluster: each group's pod must not
+    depend on which apps the stack runs."""
+    config = read_stack_file(REPO_ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+    full = plan_capacity(parse_stack_config(stack, config))
+    assert len(config["apps"]) >= 2
+    for name in config["apps"]:
+        fewer = copy.deepcopy(config)
+        del fewer["apps"][name]
+        for pool in fewer["pools"]:  # a GPU pool whose last app left may not idle at min
+            if pool.get("taints"):
+                pool["min_nodes"] = 0
+        for group in plan_capacity(parse_stack_config(stack, fewer)).worker_groups:
+            kept = full.group(group.name)
+            assert (group.pool, group.pod, group.ray) == (kept.pool, kept.pod, kept.ray), name
+
+
+def test_removing_an_app_from_the_shared_stack_is_in_place(tmp_path: Path) -> None:
+    """The case that replaced the cluster while pods were sized from the apps they held."""
+    stack = tmp_path / "Pulumi.shared.yaml"
+    document = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.shared.yaml").read_text())
+    stack.write_text(yaml.safe_dump(document, sort_keys=False))
+    rendered = []
+    for out in ("before", "after"):  # the second without search
+        render_stack_file(stack, tmp_path / out, "shared")
+        (manifest,) = (tmp_path / out / "shared" / "kubernetes").glob("rayservice.*.yaml")
+        rendered.append(yaml.safe_load(manifest.read_text()))
+        document["config"]["servestack:apps"].pop("search", None)
+        stack.write_text(yaml.safe_dump(document, sort_keys=False))
+    change = rayservice_change(rendered[0]["metadata"]["name"], rendered[0], rendered[1])
+    assert change.rollout == "in place"
+    assert change.cluster_changes == ()
+    assert [(c.app, c.option) for c in change.serve_changes] == [("search", "(application)")]
+
+
 def test_diff_reports_a_fourth_app_in_place_with_only_serve_config_changed(
     tmp_path: Path,
 ) -> None:
