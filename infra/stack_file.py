@@ -8,15 +8,22 @@ command that reads a stack file (plan, render, check, diff, serve and the offlin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, StackConfig, parse_stack_config
-from infra.validation import StackSource, ValidStack, validate_stack
+from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, StackConfig
+from infra.validation import (
+    StackSource,
+    ValidStack,
+    parsing_once,
+    required_secret_keys,
+    validate_stack,
+)
 
 PROJECT_FILE: Final = REPO_ROOT / "Pulumi.yaml"
 _PREFIX: Final = f"{PROJECT}:"
@@ -166,20 +173,16 @@ def source_from_stack_file(path: Path, stack: str | None = None,
                              if key.startswith(_PREFIX)}}
     name = stack or stack_name(path)
     secret_keys = {key.removeprefix(_PREFIX) for key in secure if key.startswith(_PREFIX)}
-    placeholders: set[str] = set()
-    if fill_secrets:
-        placeholders = set(_required_secrets(name, values)) - set(values) - secret_keys
-    return StackSource(name, values, frozenset(secret_keys | placeholders),
-                       frozenset(placeholders))
+    source = StackSource(name, values, frozenset(secret_keys))
+    return with_placeholders(source, required_secret_keys(source)) if fill_secrets else source
 
 
-def _required_secrets(name: str, values: Mapping[str, Any]) -> list[str]:
-    """The secret keys the program will ask for; an invalid stack is validate_stack's to report."""
-    fields = {key: value for key, value in values.items() if key in StackConfig.model_fields}
-    try:
-        return sorted(parse_stack_config(name, fields, backend_rules=False).required_secrets())
-    except ValueError:
-        return []
+def with_placeholders(source: StackSource, required: Collection[str]) -> StackSource:
+    """`source` with a placeholder for each `required` secret it neither sets nor holds in
+    plain text: counted as set, and named in `placeholder_keys`."""
+    placeholders = frozenset(required) - set(source.values) - source.secret_keys
+    return replace(source, secret_keys=source.secret_keys | placeholders,
+                   placeholder_keys=placeholders)
 
 
 def load_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> ValidStack:
@@ -192,7 +195,8 @@ def load_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> ValidStack:
     if not path.is_file():
         known = ", ".join(available_stacks(stacks_dir)) or "none"
         raise FileNotFoundError(f"no stack {stack!r}: {path} does not exist (stacks: {known})")
-    return validate_stack(source_from_stack_file(path, stack))
+    with parsing_once():  # the placeholders' parse is validate_stack's
+        return validate_stack(source_from_stack_file(path, stack))
 
 
 def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:

@@ -6,7 +6,6 @@ config, reads the stack exactly as the program does without importing the progra
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -30,21 +29,29 @@ def configured_keys() -> dict[str, bool]:
 
 
 def source_from_pulumi_config(stack_name: str, config: pulumi.Config) -> StackSource:
-    """Every plain key with its value (objects decoded from the CLI's JSON), secrets by name.
-
-    A value that is not the JSON of an object stays a string, so the field's own validator
-    reports it at its path, as it does for the same value in a stack file.
-    """
+    """Every plain key with its value (read_config_value), secrets by name."""
     values: dict[str, Any] = {}
     secret_keys = set()
     for key, secret in configured_keys().items():
         if secret:
             secret_keys.add(key)
             continue
-        field = StackConfig.model_fields.get(key)
-        value: Any = config.get(key)
-        if field is not None and field.annotation is not str:
-            with contextlib.suppress(pulumi.ConfigTypeError, json.JSONDecodeError):
-                value = config.get_object(key)
-        values[key] = value
+        text = config.get(key)
+        values[key] = None if text is None else read_config_value(key, text)
     return StackSource(stack_name, values, frozenset(secret_keys))
+
+
+def read_config_value(key: str, text: str) -> Any:
+    """A plain config value as the program reads it: the CLI's JSON decoded for a field not
+    typed `str` (`pulumi.Config.get_object`'s decoding).
+
+    A value that is not JSON stays a string, so the field's own validator reports it at its
+    path, as it does for the same value in a stack file.
+    """
+    field = StackConfig.model_fields.get(key)
+    if field is None or field.annotation is str:
+        return text
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # get_object raises ConfigTypeError for either
+        return text

@@ -9,7 +9,9 @@ StackConfigError listing every (field path, message) problem it found.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,22 +20,18 @@ from infra.capacity import CapacityError, CapacityPlan, plan_capacity
 from infra.clusters.existing_spec import KUBECONFIG_MEANING
 from infra.config import (
     PROJECT,
-    GcsFaultTolerance,
     StackConfig,
     StackConfigError,
     backend_problems,
     parse_stack_config,
 )
 from infra.config.image import fold_flat_image_keys
-from infra.config.model_sources import MLFLOW_TOKEN_MEANING
-from infra.config.rayservice import REDIS_PASSWORD_MEANING
+from infra.config.secret_keys import named_secrets
 from infra.contradictions import contradiction_problems
 from infra.environment import GUARDED, environment_for
 from infra.names import KUBECONFIG_KEY
 from infra.serve_config import ServeConfigError, serve_config_for
 from infra.upgrade_plan import UpgradeFitError, front_door_warnings, upgrade_plan
-
-_DEFAULT_PASSWORD_KEY = str(GcsFaultTolerance.model_fields["password_secret_key"].default)
 
 
 @dataclass(frozen=True)
@@ -65,18 +63,11 @@ def secret_command(key: str) -> str:
 
 def _secret_keys(values: Mapping[str, Any]) -> dict[str, str]:
     """Every key servestack may read as a secret → what it holds, found in the raw values
-    because they must leave them before parsing (they are never StackConfig fields); which
-    of them a stack needs is `StackConfig.required_secrets`."""
-    rayservice = values.get("rayservice")
-    ft = rayservice.get("gcs_fault_tolerance") if isinstance(rayservice, Mapping) else None
-    key = ft.get("password_secret_key") if isinstance(ft, Mapping) else None
-    password_key = key if isinstance(key, str) else _DEFAULT_PASSWORD_KEY
-    found = {KUBECONFIG_KEY: KUBECONFIG_MEANING, password_key: REDIS_PASSWORD_MEANING}
-    sources = values.get("model_sources")
-    token_key = sources.get("mlflow_token_secret_key") if isinstance(sources, Mapping) else None
-    if isinstance(token_key, str):
-        found[token_key] = MLFLOW_TOKEN_MEANING
-    return found
+    because they must leave them before parsing (they are never StackConfig fields): the
+    keys the schema's NamesSecret fields name (infra.config.secret_keys, the reader the
+    sections' `required_secrets` use too, which pick the ones a stack needs) and the
+    existing cluster's kubeconfig."""
+    return {KUBECONFIG_KEY: KUBECONFIG_MEANING, **named_secrets(StackConfig, values)}
 
 
 def plain_secret_message(key: str, meaning: str) -> str:
@@ -93,16 +84,12 @@ def validate_stack(source: StackSource) -> ValidStack:
     """
     _refuse_misplaced_keys(source)
     secrets = _secret_keys(source.values)
-    raw = fold_flat_image_keys(
-        {key: value for key, value in source.values.items() if key not in secrets})
-    # A secret key servestack does not read: StackConfig reports it as an unknown field.
-    raw.update(dict.fromkeys(source.secret_keys - set(secrets), "[secret]"))
 
     problems: list[tuple[str, str]] = []
     stack: StackConfig | None = None
     planned: StackConfig | None = None  # parsed; `stack` too once the backend's rules hold
     try:
-        planned = parse_stack_config(source.name, raw, backend_rules=False)
+        planned = _parsed(source.name, _stack_fields(source, secrets))
     except StackConfigError as error:
         problems += error.problems
     else:  # the backend's pool rules are reported beside the plan's, which is still checked
@@ -132,6 +119,81 @@ def validate_stack(source: StackSource) -> ValidStack:
         raise StackConfigError(source.name, [("apps", str(error))]) from None
     return ValidStack(stack, plan, serve_config,
                       (*plan.warnings, *warnings, *front_door_warnings(stack)), tuple(absent))
+
+
+def required_secret_keys(source: StackSource) -> frozenset[str]:
+    """The secret keys the program will ask for (`StackConfig.required_secrets`), from the
+    stack as validate_stack parses it; none for a stack it refuses at parsing, which
+    validate_stack reports."""
+    try:
+        _refuse_misplaced_keys(source)
+        stack = _parsed(source.name, _stack_fields(source, _secret_keys(source.values)))
+        return frozenset(stack.required_secrets())
+    except ValueError:
+        return frozenset()
+
+
+def _stack_fields(source: StackSource, secrets: Mapping[str, str]) -> dict[str, Any]:
+    """What StackConfig parses: the values without the secrets, `image.<field>` keys folded."""
+    raw = fold_flat_image_keys(
+        {key: value for key, value in source.values.items() if key not in secrets})
+    # A secret key servestack does not read: StackConfig reports it as an unknown field.
+    raw.update(dict.fromkeys(source.secret_keys - set(secrets), "[secret]"))
+    return raw
+
+
+# --- one parse per stack in a scope ---------------------------------------------------------
+
+_PARSES: ContextVar[dict[Hashable, StackConfig | list[tuple[str, str]]] | None] = ContextVar(
+    "stack_parses", default=None)
+
+
+@contextmanager
+def parsing_once() -> Iterator[None]:
+    """Inside, the same fields of a stack are parsed into a StackConfig once, however often
+    they are validated: an offline run reads its stack for the placeholders, in the program
+    and for the absent secrets' report. Outside, every validation parses afresh (a registered
+    app, a changed catalog, is seen at once)."""
+    if _PARSES.get() is not None:
+        yield
+        return
+    token = _PARSES.set({})
+    try:
+        yield
+    finally:
+        _PARSES.reset(token)
+
+
+def _parsed(name: str, raw: dict[str, Any]) -> StackConfig:
+    """`parse_stack_config(name, raw, backend_rules=False)`, remembered inside parsing_once."""
+    parses = _PARSES.get()
+    try:
+        key = (name, _frozen(raw)) if parses is not None else None
+    except TypeError:  # a value no stack file holds: parse it every time
+        key = None
+    if parses is None or key is None:
+        return parse_stack_config(name, raw, backend_rules=False)
+    if key not in parses:
+        try:
+            parses[key] = parse_stack_config(name, raw, backend_rules=False)
+        except StackConfigError as error:
+            parses[key] = list(error.problems)
+    found = parses[key]
+    if isinstance(found, list):
+        raise StackConfigError(name, list(found))
+    return found
+
+
+def _frozen(value: Any) -> Hashable:
+    """An exact, hashable copy of a stack's values: key order and each value's type count
+    (`1`, `1.0`, `True` and `"1"` parse differently)."""
+    if isinstance(value, Mapping):
+        return ("mapping", tuple((_frozen(key), _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_frozen(item) for item in value))
+    if value is None or isinstance(value, str | int | float):
+        return (type(value).__name__, value)
+    raise TypeError(f"not a stack value: {type(value).__name__}")
 
 
 def _refuse_misplaced_keys(source: StackSource) -> None:

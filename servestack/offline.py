@@ -26,8 +26,9 @@ from pulumi.runtime.proto import resource_pb2
 from infra.clusters.spec import cluster_specs
 from infra.config import PROJECT, REPO_ROOT, STACKS_DIR, StackConfigError
 from infra.program import StackRefused
-from infra.stack_file import source_from_stack_file, stack_file, stack_name
-from infra.validation import StackSource, validate_stack
+from infra.stack_file import source_from_stack_file, stack_file, stack_name, with_placeholders
+from infra.stack_reading import read_config_value
+from infra.validation import StackSource, parsing_once, required_secret_keys, validate_stack
 from servestack.pulumi_internals import (
     RESOURCE_SIG,
     SECRET_SIG,
@@ -135,12 +136,23 @@ def offline_source(
     fill_secrets: bool = True,
 ) -> StackSource:
     """The stack file as an offline run hands it to the program: `secrets` (short or fully
-    qualified keys) count as set, and are no placeholders. Raises StackFileError for a file
-    that is not YAML."""
-    source = source_from_stack_file(path, stack, fill_secrets=fill_secrets)
+    qualified keys) count as set, and are no placeholders; with `fill_secrets`, the secrets
+    the stack requires (as the program will read it) but lacks are placeholders. Raises
+    StackFileError for a file that is not YAML."""
+    source = source_from_stack_file(path, stack, fill_secrets=False)
     given = {key.removeprefix(f"{PROJECT}:") for key in secrets or {}}
-    return replace(source, secret_keys=source.secret_keys | given,
-                   placeholder_keys=source.placeholder_keys - given)
+    source = replace(source, secret_keys=source.secret_keys | given)
+    if not fill_secrets:
+        return source
+    return with_placeholders(source, required_secret_keys(as_the_program_reads(source)))
+
+
+def as_the_program_reads(source: StackSource) -> StackSource:
+    """`source` with its values as the program reads them from an offline run's config (the
+    CLI's encoding, then the program's decoding; keys sorted, objects' too), so what the
+    run validates is what the program validates, parsed once in parsing_once."""
+    return replace(source, values={key: read_config_value(key, encode_config_value(value))
+                                   for key, value in sorted(source.values.items())})
 
 
 def absent_secrets(source: StackSource) -> tuple[str, ...]:
@@ -149,7 +161,7 @@ def absent_secrets(source: StackSource) -> tuple[str, ...]:
     if not source.placeholder_keys:
         return ()
     try:
-        return validate_stack(source).absent_secrets
+        return validate_stack(as_the_program_reads(source)).absent_secrets
     except StackConfigError:
         return ()
 
@@ -397,6 +409,8 @@ def run_stack_file(
     the file's (`stack_name`). A file that is not YAML raises StackFileError: the Pulumi CLI
     would refuse it before the program starts."""
     name = stack or stack_name(path)
-    source = offline_source(path, name, secrets, fill_secrets)
-    config, secret_keys = _config_of(source, secrets)
-    return replace(run_program(name, config, secret_keys), absent_secrets=absent_secrets(source))
+    with parsing_once():  # the placeholders, the program and the absent secrets: one parse
+        source = offline_source(path, name, secrets, fill_secrets)
+        config, secret_keys = _config_of(source, secrets)
+        run = run_program(name, config, secret_keys)
+        return replace(run, absent_secrets=absent_secrets(source))

@@ -30,6 +30,7 @@ POLICY_HELPERS = {
                   "file); stack-within-budget compares it with the budget",
     "infra.pod_preview": "reads the pods out of registered RayService props, pure",
     "infra.names": "labels, port names and taint effects, spelled once",
+    "infra.ray_defaults": "Ray's defaults the schema adopts, literals importing nothing",
     "infra.field_types": "the stack's shared field types and their rules (pydantic), pure",
     "infra.field_paths": "pool and deployment field paths, spelled once (apps.field_path)",
     "infra.quantities": "Kubernetes quantities parsed and written one way, pure",

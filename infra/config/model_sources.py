@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import ByteSize, Field, model_validator
 
 from apps.quantity import Memory
 from apps.spec import SpecModel
+from infra.config.secret_keys import NamesSecret
 from infra.field_types import Cidr, DnsSubdomain, HttpUrl
 
 MLFLOW_TOKEN_MEANING = "the MLflow tracking token"
@@ -59,7 +60,7 @@ class ModelSourcesConfig(SpecModel):
         None, description="MLflow tracking/registry server that mlflow:// URIs resolve against.")
     mlflow_cidrs: tuple[Cidr, ...] = Field(
         (), description="Addresses of the MLflow server (its artifacts are proxied by it).")
-    mlflow_token_secret_key: str | None = Field(
+    mlflow_token_secret_key: Annotated[str | None, NamesSecret(MLFLOW_TOKEN_MEANING)] = Field(
         None, description="Name of the secret Pulumi config key holding MLflow's token.")
     cache: ModelCacheVolume = Field(ModelCacheVolume(), description="The per-node model cache.")
 

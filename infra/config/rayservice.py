@@ -6,13 +6,14 @@ The worker groups are derived from the apps and pools (infra/capacity.py), never
 from __future__ import annotations
 
 import ipaddress
-from typing import Final, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
 
 from apps import kubernetes_rules as k8s
 from apps.spec import SpecModel
 from infra.config.resources import PodResources
+from infra.config.secret_keys import NamesSecret, named_secrets
 from infra.field_types import Cidr
 from infra.quantities import gib
 from infra.ray_internals import OBJECT_STORE_MINIMUM_BYTES
@@ -30,7 +31,7 @@ class GcsFaultTolerance(SpecModel):
     redis_address: str | None = Field(
         None, pattern=r"^[^\s:/]+:\d{1,5}$", description="host:port of an external Redis."
     )
-    password_secret_key: str = Field(
+    password_secret_key: Annotated[str, NamesSecret(REDIS_PASSWORD_MEANING)] = Field(
         "redisPassword", description="Name of the secret Pulumi config key holding the password."
     )
     redis_cidrs: tuple[Cidr, ...] = Field(
@@ -218,7 +219,7 @@ class RayServiceConfig(SpecModel):
     def required_secrets(self) -> dict[str, str]:
         """Secret config keys the RayService reads → what they hold."""
         ft = self.gcs_fault_tolerance
-        return {ft.password_secret_key: REDIS_PASSWORD_MEANING} if ft.enabled else {}
+        return named_secrets(GcsFaultTolerance, ft) if ft.enabled else {}
 
 
 def _object_store_bytes(configured: int | None, overhead: PodResources) -> int:

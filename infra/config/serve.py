@@ -7,6 +7,7 @@ from pydantic import Field
 from apps.ingress_settings import IngressSettings
 from apps.spec import ProxyLocation, SpecModel
 from infra.field_types import Port
+from infra.ray_defaults import SERVE_HTTP_PORT
 
 
 class HttpOptions(SpecModel):
@@ -14,7 +15,7 @@ class HttpOptions(SpecModel):
 
     host: str = Field("0.0.0.0", description="Address the proxies bind.")
     port: Port = Field(
-        8000,
+        SERVE_HTTP_PORT,
         description="Serve HTTP port (container port `serve`, the Service's port).",
     )
     request_timeout_s: float | None = Field(

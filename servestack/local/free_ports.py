@@ -16,8 +16,10 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-RAY_DEFAULT_PORTS = frozenset({6379, 8000, 8076, 8080, 8265, 8404, 8500, 9101, 9500, 10001,
-                               52365, 52366})
+from infra.ray_defaults import SERVE_HTTP_PORT
+
+RAY_DEFAULT_PORTS = frozenset({6379, SERVE_HTTP_PORT, 8076, 8080, 8265, 8404, 8500, 9101, 9500,
+                               10001, 52365, 52366})
 """Ports a Ray head (or its HAProxy and fallback proxy) takes by default, e.g. the dashboard
 agent's 52365."""
 RAY_PORT_RANGES = (range(10002, 20000), range(30000, 31001), range(40000, 41001))

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra.config import HttpOptions
 from servestack.local.head import LOOPBACK
 
 LOAD_STEP_UPSCALE_DELAY_S = 5.0
@@ -36,8 +37,9 @@ def rehearsal_serve_config(serve_config: Mapping[str, Any], http_port: int, ingr
                            f"(cluster: {on_cluster}, proxy_location {location}): fake nodes "
                            "share this machine's ports, so per-node proxies would collide")
     http = dict(document.get("http_options") or {})
+    default = HttpOptions()  # Serve's, as the stack's
     differences.append(f"Serve HTTP on {LOOPBACK}:{http_port} (cluster: "
-                       f"{http.get('host', '0.0.0.0')}:{http.get('port', 8000)})")
+                       f"{http.get('host', default.host)}:{http.get('port', default.port)})")
     http.update(host=LOOPBACK, port=http_port)
     document["http_options"] = http
     if short_delays:

@@ -153,13 +153,11 @@ class ServedApps:
     def deploy(self, specs: Sequence[Any]) -> None:
         """Apply the Serve config of exactly these apps and wait until all are RUNNING."""
         from ray import serve
-        from ray.serve.context import _get_global_client
-        from ray.serve.schema import ServeDeploySchema
 
+        from infra.ray_internals import serve_deploy
         from infra.serve_config import build_serve_config
 
-        document = build_serve_config(specs, self.serve)
-        _get_global_client().deploy_apps(ServeDeploySchema.model_validate(document))
+        serve_deploy(build_serve_config(specs, self.serve))
         deadline = time.monotonic() + DEPLOY_TIMEOUT_S
         names = {spec.name for spec in specs}
         while time.monotonic() < deadline:

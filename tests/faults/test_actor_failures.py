@@ -90,8 +90,10 @@ def test_serving_continues_while_the_controller_is_down_and_it_comes_back(
 ) -> None:
     import ray
 
+    from infra.ray_internals import actor_id
+
     controller = ray.get_actor("SERVE_CONTROLLER_ACTOR", namespace="serve")
-    before = controller._actor_id.hex()
+    before = actor_id(controller)
     # The state API lags the controller: wait until it lists every replica.
     wait_until(lambda: len(served.replica_actors(APP.name)) == REPLICAS, 30)
     replicas = served.replica_actors(APP.name)
@@ -119,4 +121,4 @@ def test_serving_continues_while_the_controller_is_down_and_it_comes_back(
     assert not load.failures()
     assert served.replica_actors(APP.name) == replicas, "replicas were restarted"
     # Ray restarts a detached actor under the same id; what matters is that it answers.
-    assert ray.get_actor("SERVE_CONTROLLER_ACTOR", namespace="serve")._actor_id.hex() == before
+    assert actor_id(ray.get_actor("SERVE_CONTROLLER_ACTOR", namespace="serve")) == before

@@ -163,11 +163,12 @@ def test_serve_builds_the_gpu_app_anywhere_and_the_cpu_apps_on_the_cpu_group(
     """Serve runs an app's build task on its deployments' common label selector (Ray's own
     rule, called here): a selector on the classifier would launch a GPU node on every deploy,
     in dev from zero, before any request."""
-    from ray.serve._private.application_state import _get_shared_build_app_label_selector
     from ray.serve.schema import ServeDeploySchema
 
+    from infra.ray_internals import serve_build_app_label_selector
+
     document = ServeDeploySchema.model_validate(serve_config_for(load_stack_config(stack)))
-    pinned = {app.name: _get_shared_build_app_label_selector(app)
+    pinned = {app.name: serve_build_app_label_selector(app)
               for app in document.applications}
     assert pinned == {"classifier": None, "embeddings": worker_group_selector("cpu"),
                       "search": worker_group_selector("cpu")}

@@ -25,7 +25,10 @@ from infra.config import REPO_ROOT
 from tests.internals import assert_pinned_as_documented, assert_takes, internal
 
 DOOR = Path("infra/ray_internals.py")
-ROOMS = ("apps", "infra", "servestack", "policies", "benchmarks")
+DOOR_TEST = Path("tests/infra/test_ray_internals.py")
+DOORS = (DOOR, DOOR_TEST)
+"""The door, and this test, which names Ray's internals to check that each still exists."""
+ROOMS = ("apps", "infra", "servestack", "policies", "benchmarks", "tests")
 FAKE_PROVIDER = "ray.autoscaler._private.fake_multi_node.node_provider"
 FACTORY = "ray.dashboard.modules.metrics.grafana_dashboard_factory"
 
@@ -40,6 +43,14 @@ CALLABLES = [
     ("ray.dashboard.modules.metrics.default_impl", "get_serve_dashboard_config", []),
     ("ray._private.node", "Node", ["ray_params", "head", "shutdown_at_exit", "spawn_reaper"]),
     ("ray.serve._private.build_app", "build_app", ["app", "name"]),
+    ("ray.serve.context", "_get_global_client", []),
+    ("ray.serve._private.application_state", "_get_shared_build_app_label_selector",
+     ["config"]),
+    ("ray.serve._private.haproxy", "get_haproxy_binary", []),
+]
+# (module, class, method, the parameters the door passes, in order) for every method.
+METHODS = [
+    ("ray.serve._private.client", "ServeControllerClient", "deploy_apps", ["self", "config"]),
 ]
 RAY_PARAMS = ["min_worker_port", "max_worker_port", "dashboard_port",
               "dashboard_agent_listen_port", "num_cpus", "num_gpus", "memory",
@@ -62,6 +73,8 @@ READ_CONSTANTS = [
     ("ray._private.ray_constants", "LABELS_ENVIRONMENT_VARIABLE", str),
     ("ray.serve._private.constants", "RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S", int | float),
     ("ray.serve._private.constants", "NO_ROUTES_MESSAGE", str),
+    ("ray.serve._private.constants", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S",
+     int | float),
 ]
 FAKE_NODE_ENV = ["FAKE_CLUSTER_ENV", "CLOUD_INSTANCE_ID_ENV", "NODE_TYPE_NAME_ENV",
                  "OVERRIDE_NODE_ID_ENV"]
@@ -81,6 +94,25 @@ def test_each_internal_callable_takes_what_we_pass(
     internal_callable: tuple[str, str, list[str]],
 ) -> None:
     assert_takes("ray", *internal_callable)
+
+
+@pytest.mark.parametrize(("module", "owner", "name", "parameters"), METHODS,
+                         ids=[f"{o}.{n}" for _, o, n, _ in METHODS])
+def test_each_internal_method_takes_what_we_pass(
+    module: str, owner: str, name: str, parameters: list[str],
+) -> None:
+    method = getattr(attribute(module, owner), name, None)
+    assert callable(method), f"{module}.{owner}.{name} is gone"
+    names = list(inspect.signature(method).parameters)
+    assert names[: len(parameters)] == parameters, (
+        f"{module}.{owner}.{name}{inspect.signature(method)}")
+
+
+def test_an_actor_handle_still_tells_its_id() -> None:
+    handle = attribute("ray.actor", "ActorHandle")
+    assert isinstance(inspect.getattr_static(handle, "_actor_id", None), property), (
+        "ray.actor.ActorHandle._actor_id is no longer a property")
+    assert callable(getattr(attribute("ray", "ActorID"), "hex", None)), "ray.ActorID.hex"
 
 
 def test_the_installed_ray_is_the_one_the_door_was_tested_on() -> None:
@@ -205,7 +237,8 @@ def _root(node: ast.expr) -> str | None:
 
 
 def _ray_names(tree: ast.AST) -> set[str]:
-    """Every name the file binds to something of Ray's (a module, a class, a function)."""
+    """Every name the file binds to something of Ray's (a module, a class, a function), or
+    to what one of them gives (`handle = ray.get_actor(...)`)."""
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -213,6 +246,15 @@ def _ray_names(tree: ast.AST) -> set[str]:
                          if alias.name.split(".")[0] == "ray")
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ray":
             names.update(alias.asname or alias.name for alias in node.names)
+    assignments = [(target.id, node.value) for node in ast.walk(tree)
+                   if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+                   for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                   if isinstance(target, ast.Name)]
+    grown = True
+    while grown:  # `a = ray.x(); b = a.y()`: b is Ray's too
+        found = {name for name, value in assignments if _root(value) in names}
+        grown = not found <= names
+        names |= found
     return names
 
 
@@ -260,14 +302,15 @@ def private_uses_outside_the_door(repo: Path) -> list[str]:
     return sorted(
         use
         for room in ROOMS for path in sorted((repo / room).rglob("*.py"))
-        if path.relative_to(repo) != DOOR
+        if path.relative_to(repo) not in DOORS
         for use in private_ray_uses(path, path.relative_to(repo))
     )
 
 
 def test_no_private_ray_api_is_used_outside_the_door() -> None:
     assert private_uses_outside_the_door(REPO_ROOT) == [], (
-        "reach Ray's privates through infra/ray_internals.py (and add the name to this test)")
+        "reach Ray's privates through infra/ray_internals.py, tests too (and add the name to "
+        "this test)")
 
 
 def test_the_door_is_where_the_private_uses_are() -> None:
@@ -287,13 +330,23 @@ def test_the_door_is_where_the_private_uses_are() -> None:
     "import importlib\nimportlib.import_module('ray._private.services')",
     "from ray.autoscaler.node_provider import NodeProvider\n"
     "class P(NodeProvider):\n    def f(self):\n        return self._nodes",
+    "import ray\nhandle = ray.get_actor('x')\nhandle._actor_id.hex()",
 ])
-def test_a_private_use_is_caught_wherever_it_hides(tmp_path: Path, source: str) -> None:
-    planted = tmp_path / "servestack" / "x.py"
+@pytest.mark.parametrize("room", ["servestack", "tests/apps"])
+def test_a_private_use_is_caught_wherever_it_hides(tmp_path: Path, source: str,
+                                                   room: str) -> None:
+    planted = tmp_path / room / "x.py"
     planted.parent.mkdir(parents=True)
     planted.write_text(source + "\n")
     found = private_uses_outside_the_door(tmp_path)
-    assert found and all(use.startswith("servestack/x.py:") for use in found), (source, found)
+    assert found and all(use.startswith(f"{room}/x.py:") for use in found), (source, found)
+
+
+def test_only_the_door_and_its_test_may_name_rays_privates(tmp_path: Path) -> None:
+    for allowed in DOORS:
+        (tmp_path / allowed).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / allowed).write_text("import ray._private.services\n")
+    assert private_uses_outside_the_door(tmp_path) == []
 
 
 @pytest.mark.parametrize("source", [
@@ -302,6 +355,7 @@ def test_a_private_use_is_caught_wherever_it_hides(tmp_path: Path, source: str) 
     "from ray.serve.schema import ServeDeploySchema\nServeDeploySchema.model_validate({})",
     "from infra.ray_internals import FAKE_HEAD_NODE_ID",
     "class C:\n    def _mine(self):\n        return self._state",
+    "import ray\nversion = ray.__version__\nrun = object()\nrun._mine",
 ])
 def test_public_ray_and_our_own_privates_pass(tmp_path: Path, source: str) -> None:
     planted = tmp_path / "infra" / "x.py"

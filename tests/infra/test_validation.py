@@ -142,10 +142,9 @@ def test_a_negative_ingress_drain_is_refused_at_its_field_path() -> None:
 def test_cluster_stacks_keep_rays_ingress_drain_and_the_local_one_is_shorter(name: str) -> None:
     """A cluster's HAProxies each need the controller's broadcast before a replica stops;
     one local node needs only its own reload, and a short drain keeps `stop` under 30 s."""
-    from ray.serve._private.constants import RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
-
+    from infra.ray_internals import serve_direct_ingress_min_draining_period_s
     from infra.stack_file import load_stack
 
     cluster = load_stack(name).stack.serve.ingress_drain_s
-    assert cluster == RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
+    assert cluster == serve_direct_ingress_min_draining_period_s()
     assert load_stack("local").stack.serve.ingress_drain_s < cluster

@@ -138,7 +138,7 @@ def test_serve_prints_endpoints_dashboard_and_metrics_that_answer(
 def test_serve_http_listens_on_loopback_only(
     local_ray: PrivateCli, serve_run: subprocess.CompletedProcess[str]
 ) -> None:
-    from ray._private.services import get_node_ip_address
+    from ray.util import get_node_ip_address
 
     node_ip = get_node_ip_address()
     if node_ip.startswith("127."):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from ray.serve._private.haproxy import get_haproxy_binary  # the binary Ray's HAProxyManager runs
 
 from apps.haproxy_config import BINARY_ENV
 from infra.config import ServeOptions
 from infra.ingress_environment import HAPROXY_ENABLE_ENV, HAPROXY_METRICS_PORT, ingress_environment
+from infra.ray_internals import serve_haproxy_binary  # the binary Ray's HAProxyManager runs
 from servestack.local.haproxy import local_wrapper
 from servestack.local.head import LocalPorts
 from servestack.local.serve_status import ServeSnapshot
@@ -110,7 +110,7 @@ backend http-embeddings
     server {REPLICA} 127.0.0.1:{replica.server_address[1]}
     server {FALLBACK} 127.0.0.1:{_free_port()} backup
 """)
-    haproxy = subprocess.Popen([get_haproxy_binary(), "-db", "-f", str(node_dir / "haproxy.cfg")],
+    haproxy = subprocess.Popen([serve_haproxy_binary(), "-db", "-f", str(node_dir / "haproxy.cfg")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
