@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from pydantic import ByteSize, Field
 
+from apps.quantity import Size
 from apps.spec import IDEMPOTENT_PATHS_ENV, SpecModel
 
 INGRESS_ENV = "SERVESTACK_INGRESS"
@@ -34,7 +35,7 @@ class IngressSettings(SpecModel):
         description="Seconds a client has to send its whole request body; slower ones get "
         "408 and never reach a replica.",
     )
-    max_body_bytes: ByteSize = Field(
+    max_body_bytes: Size = Field(
         ByteSize(16 * 1024**2), ge=1024,
         description="Bodies above this get 413 at the proxy; each app's max_request_bytes "
         "applies after it, so keep this at least as large.",

@@ -7,13 +7,12 @@ from typing import Literal
 
 from pydantic import ByteSize, Field
 
-from apps.spec import SpecModel
 from infra.config.project import KUBERAY_VERSION
-from infra.config.resources import PodResources
+from infra.config.resources import KeepsPodDefaults, PodResources
 from infra.field_types import DNS_LABEL
 
 
-class KubeRayConfig(SpecModel):
+class KubeRayConfig(KeepsPodDefaults):
     install: bool = Field(
         True,
         description="Install the kuberay-operator chart in the stack's namespace (and its CRDs "

@@ -11,8 +11,9 @@ from typing import Annotated, Final, Literal, Self
 from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
 
 from apps import kubernetes_rules as k8s
+from apps.quantity import Memory
 from apps.spec import SpecModel
-from infra.config.resources import PodResources
+from infra.config.resources import KeepsPodDefaults, PodResources
 from infra.config.secret_keys import NamesSecret, named_secrets
 from infra.field_types import Cidr
 from infra.quantities import gib
@@ -76,7 +77,7 @@ class GcsFaultTolerance(SpecModel):
         return int(self.redis_address.rsplit(":", 1)[1]) if self.redis_address else None
 
 
-class AutoscalerConfig(SpecModel):
+class AutoscalerConfig(KeepsPodDefaults):
     idle_timeout_s: int = Field(
         60, ge=0, description="Seconds an idle worker pod lives before removal."
     )
@@ -108,7 +109,7 @@ class ClusterUpgradeOptions(SpecModel):
     )
 
 
-class RayServiceConfig(SpecModel):
+class RayServiceConfig(KeepsPodDefaults):
     """Cluster-level knobs of the one RayService; the worker groups are derived, not declared."""
 
     name: str = Field(
@@ -125,7 +126,7 @@ class RayServiceConfig(SpecModel):
         PodResources(cpu=0.5, memory=ByteSize(1024**3)),
         description="Per worker pod on top of its replicas: raylet, agents and object store.",
     )
-    object_store_memory: ByteSize | None = Field(
+    object_store_memory: Memory | None = Field(
         None, validate_default=True,
         description="Ray's object store per worker pod (rayStartParams object-store-memory), "
         "out of worker_overhead.memory; default: half of it.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ByteSize, Field
 
+from apps.quantity import Size
 from apps.spec import ApplicationSpec, Autoscaling, DeploymentSpec, Resources, UserConfig
 
 
@@ -12,7 +13,7 @@ class GreeterSettings(UserConfig):
 
     greeting: str = Field("hello", min_length=1, max_length=40, description="Word before a name.")
     max_names: int = Field(16, ge=1, le=1000, description="More names in one request get 413.")
-    max_request_bytes: ByteSize = Field(
+    max_request_bytes: Size = Field(
         ByteSize(64 * 1024), ge=1024, description="Larger HTTP bodies get 413 before parsing."
     )
 
