@@ -54,7 +54,7 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP) $(TOOLS_STAMP)
 	# Exit code 5 means "no tests collected": treat it as a failure, never as success.
-	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	$(BIN)/python -m pytest -n 2 --dist loadgroup; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## Lint, type-check and run the whole test suite (what CI runs).
 test: lint typecheck pytest
