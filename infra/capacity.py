@@ -850,7 +850,7 @@ images and logs (kubelet evicts pods at 10-15% free by default)."""
 def cache_ephemeral_storage(stack: StackConfig) -> int:
     """Node disk one worker pod's model cache takes: an emptyDir cache's size, else 0."""
     cache = stack.model_sources.cache
-    return int(cache.size) if stack.model_uris and cache.volume == "emptyDir" else 0
+    return int(cache.size) if stack.declares_model_sources and cache.volume == "emptyDir" else 0
 
 
 def _model_cache_problems(stack: StackConfig, pool: NodePool,

@@ -1,8 +1,11 @@
 """What Ray pods need to read the stack's models: cache volume, environment, egress, identity.
 
 Everything is derived from two places: the apps' model URIs (which buckets, which schemes;
-`StackConfig.model_uris`) and `model_sources` (endpoints, addresses, the cache volume). A
-stack whose apps load no remote model gets none of it: its pods stay exactly as before.
+`StackConfig.model_uris`) and `model_sources` (endpoints, addresses, the cache volume). What
+sits in the pod templates (cache volume, environment, service account) follows from
+`model_sources` alone, so apps that load remote models come and go in place; the buckets
+and egress, which the URIs decide, are objects of their own. A stack without `model_sources`
+gets none of it.
 Secrets are referenced, never copied: the MLflow token lives in a Secret made from a Pulumi
 secret (infra/model_access_resources.py), S3 keys in a Secret the stack names. Pure: the
 worker groups and the policy pack use it.
@@ -31,7 +34,7 @@ EPHEMERAL_STORAGE = "ephemeral-storage"
 
 
 def uses_model_sources(stack: StackConfig) -> bool:
-    return bool(stack.model_uris)
+    return stack.declares_model_sources
 
 
 def model_buckets(stack: StackConfig, scheme: str) -> tuple[ObjectStoreUri, ...]:
@@ -89,7 +92,7 @@ def cache_volume(stack: StackConfig) -> dict[str, Any]:
 
 
 def worker_pod_additions(stack: StackConfig) -> dict[str, Any]:
-    """Pod-spec fields a worker pod gains when the stack loads remote models."""
+    """Pod-spec fields a worker pod gains when the stack declares model_sources."""
     if not uses_model_sources(stack):
         return {}
     return {"serviceAccountName": ray_service_account(stack), "volumes": [cache_volume(stack)]}

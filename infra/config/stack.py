@@ -184,6 +184,11 @@ class StackConfig(SpecModel):
         schemes = {urlsplit(uri).scheme for uri in uris}
         sources, backend = self.model_sources, self.cluster.backend
         problems = []
+        if uris and not self.declares_model_sources:
+            problems.append(("model_sources", (
+                f"an app loads {uris[0]}: declare servestack:model_sources (at least `{{}}`), "
+                "which gives every Ray pod the model cache, identity and environment; the "
+                "pods then stay the same while apps that load remote models come and go")))
         if "mlflow" in schemes and not sources.mlflow_tracking_uri:
             problems.append(("model_sources.mlflow_tracking_uri",
                              "an app loads an mlflow:// model: give the MLflow server's URL"))
@@ -213,11 +218,19 @@ class StackConfig(SpecModel):
         return self
 
     @property
+    def declares_model_sources(self) -> bool:
+        """The stack writes `model_sources`: its Ray pods carry the model cache, identity and
+        environment whichever apps run, so adding the first app that loads a remote model
+        (or removing the last) never changes a pod template."""
+        return "model_sources" in self.model_fields_set
+
+    @property
     def mlflow_token_key(self) -> str | None:
-        """The secret config key of MLflow's token, when an app loads from MLflow at all."""
-        key = self.model_sources.mlflow_token_secret_key
-        uses_mlflow = any(urlsplit(uri).scheme == "mlflow" for uri in self.model_uris)
-        return key if key and uses_mlflow else None
+        """The secret config key of MLflow's token, when the stack names an MLflow server:
+        the pods read it whichever apps load from MLflow."""
+        sources = self.model_sources
+        key = sources.mlflow_token_secret_key
+        return key if key and self.declares_model_sources and sources.mlflow_tracking_uri else None
 
     @property
     def model_uris(self) -> tuple[str, ...]:

@@ -191,12 +191,12 @@ _REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\.env\[(SERVESTACK_INGRESS|RAY_SERVE_[A-Z_]+)\]",
          "stack-wide ingress settings (serve.ingress, serve.haproxy), which every proxy reads "
          "from its pod's environment"),
-        (r"\.env\[", "the pods' environment: model sources (model_sources, or the first/last "
-         "app loading a remote model) or Ray's own settings"),
+        (r"\.env\[", "the pods' environment: model sources (model_sources) or Ray's own "
+         "settings"),
         (r"serviceAccountName", "the pods' service account: the cloud identity model buckets "
-         "need (the first/last app loading a remote model)"),
+         "need (model_sources added or removed)"),
         (r"\.volumes|\.volumeMounts", "the pods' volumes: the model cache (model_sources.cache, "
-         "or the first/last app loading a remote model)"),
+         "or model_sources added or removed)"),
         (r"\.resources\.|\.resources$|rayStartParams",
          "the pods' size or Ray's start parameters (the node shape of the pool a group "
          "lands on, rayservice.worker_overhead, rayservice.head, or a replica too large to fit "

@@ -159,3 +159,37 @@ def test_broken_model_sources_fail_before_anything_registers(
     assert problems, run.error
     assert any(p == path and message in m for p, m in problems), problems
     assert run.resources == ()
+
+
+def test_a_remote_model_without_model_sources_is_refused_naming_the_section(
+    tmp_path: Path,
+) -> None:
+    document = yaml.safe_load(STACKS["models-gke"].read_text())
+    del document["config"]["servestack:model_sources"]
+    path = tmp_path / "Pulumi.bare.yaml"
+    path.write_text(yaml.safe_dump(document))
+    run = run_stack_file(path, "bare")
+    problems = getattr(run.error, "problems", None)
+    assert problems, run.error
+    assert any(p == "model_sources" and "declare servestack:model_sources" in m
+               for p, m in problems), problems
+    assert run.resources == ()
+
+
+def test_the_pods_stay_the_same_when_the_last_app_loading_a_remote_model_leaves(
+    tmp_path: Path,
+) -> None:
+    """The cache, identity and environment follow from model_sources, not from which apps
+    load remote models: a pod template that changed would replace the Ray cluster."""
+    document = yaml.safe_load(STACKS["models-gke"].read_text())
+    apps = document["config"]["servestack:apps"]
+    apps["embeddings"] = {}
+    apps["classifier"]["deployments"]["TileClassifier"].pop("user_config")
+    path = tmp_path / "Pulumi.models-gke.yaml"
+    path.write_text(yaml.safe_dump(document))
+    local = run_stack_file(path, "models-gke").check()
+    assert "mlflow://" not in path.read_text() and "gs://" not in path.read_text()
+    remote = _run("models-gke")
+    assert {g["groupName"]: g["template"] for g in _workers(local)} == {
+        g["groupName"]: g["template"] for g in _workers(remote)}
+    assert _head(local)["template"] == _head(remote)["template"]
