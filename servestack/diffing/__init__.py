@@ -22,6 +22,7 @@ import yaml
 
 from infra.pod_preview import RAYSERVICE_TYPE
 from infra.stack_file import available_stacks, stack_file
+from infra.validation import parsing_once
 from servestack.diffing.capacity_delta import CapacityDelta, capacity_delta
 from servestack.diffing.cost_delta import CostDelta, cost_delta
 from servestack.diffing.fields import FieldChange, field_changes
@@ -224,7 +225,8 @@ def diff_against(base_ref: str, stacks: Sequence[str] = (), cwd: Path | None = N
                 base_failed.get(stack), head_failed.get(stack),
             )
             if stack in head_stacks and stack not in head_failed:  # this process's code
-                source = offline_source(stack_file(stack, repo / "stacks"), stack)
-                compared = replace(compared, absent_secrets=absent_secrets(source))
+                with parsing_once():
+                    source = offline_source(stack_file(stack, repo / "stacks"), stack)
+                    compared = replace(compared, absent_secrets=absent_secrets(source))
             results.append(compared)
     return DiffResult(base_ref, commit, tuple(results))

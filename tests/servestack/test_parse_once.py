@@ -41,3 +41,14 @@ def test_outside_a_run_each_validation_parses_afresh(parses: list[str]) -> None:
     validate_stack(source)
     validate_stack(source)
     assert parses == ["dev", "dev", "dev"]
+
+
+def test_an_offline_source_and_its_absent_secrets_parse_once_in_a_scope(
+    parses: list[str],
+) -> None:
+    from servestack.diffing import absent_secrets, offline_source, parsing_once
+
+    with parsing_once():  # the scope diff_against reads the working tree's stacks in
+        absent = absent_secrets(offline_source(stack_file("prod"), "prod"))
+    assert absent
+    assert parses == ["prod"]
