@@ -52,9 +52,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two pytest runs side by side: the `serial` tests (Ray, servers, timings; tests/conftest.py)
+# at normal priority with their output live, the rest at nice 15 into $(REST_LOG), shown
+# when both are done. Exit code 5 ("no tests collected") fails either run.
+REST_LOG := .pytest-rest.log
 pytest: $(STAMP) $(TOOLS_STAMP)
-	# Exit code 5 means "no tests collected": treat it as a failure, never as success.
-	$(BIN)/python -m pytest -n 2 --dist loadgroup; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	@nice -n 15 $(BIN)/python -m pytest -m "not serial" > $(REST_LOG) 2>&1 & rest=$$!; \
+	$(BIN)/python -m pytest -m serial; serial=$$?; \
+	wait $$rest; other=$$?; \
+	echo "--- the other tests (nice 15, beside the serial ones):"; cat $(REST_LOG); \
+	for rc in $$serial $$other; do \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	done
 
 ## Lint, type-check and run the whole test suite (what CI runs).
 test: lint typecheck pytest
@@ -65,4 +75,4 @@ bench: model
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache $(REST_LOG)

@@ -11,21 +11,21 @@ import pytest
 
 from servestack.offline import ProgramRun, run_stack
 
-SERIAL = "serial"
-"""The xdist group (`make test` runs `-n 2 --dist loadgroup`) whose tests run one after the
-other in one worker, in collection order: every test marked `ray` and every test of a
-directory that starts clusters, HAProxy or servers, or times what it measures. The rest,
-which run programs under Pulumi mocks, render and check, run beside them on the other core."""
 SERIAL_DIRS = ("apps", "autoscaling", "benchmarks", "faults", "model_sources",
                "servestack/local", "servestack/rehearse")
+"""Directories whose tests start clusters, HAProxy or servers, or time what they measure."""
 TESTS = Path(__file__).parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `serial` every test marked `ray` and every test of SERIAL_DIRS: `make test`
+    runs them in one process, in order, at normal priority, and the rest (programs under
+    mocks, renders, checks) beside them at low priority, so they take only spare CPU."""
     serial = [TESTS / name for name in SERIAL_DIRS]
     for item in items:
         if item.get_closest_marker("ray") or any(item.path.is_relative_to(d) for d in serial):
-            item.add_marker(pytest.mark.xdist_group(SERIAL))
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session")
