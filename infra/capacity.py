@@ -246,7 +246,8 @@ class DeploymentPlacement:
 
 @dataclass(frozen=True)
 class WorkerGroupPlan:
-    """One KubeRay worker group: a resource shape on one pool, sized for its deployments."""
+    """One KubeRay worker group: a resource shape on one pool; one pod per node of it, as many
+    pods as its deployments need."""
 
     name: str
     pool: str
