@@ -105,14 +105,6 @@ class ResourceVector:
         """Whole CPUs and devices: what `ray start --num-cpus/--num-gpus` can express."""
         return cls(cpus * UNIT, memory, devices * UNIT)
 
-    @classmethod
-    def covering(cls, vectors: Iterable[ResourceVector]) -> ResourceVector:
-        """The smallest vector at least as large as each of `vectors`, dimension by dimension."""
-        vectors = list(vectors)
-        return cls(max((v.cpu for v in vectors), default=0),
-                   max((v.memory for v in vectors), default=0),
-                   max((v.gpu for v in vectors), default=0))
-
     @property
     def cpus(self) -> float:
         return self.cpu / UNIT
